@@ -1,0 +1,158 @@
+"""The MLM data collator: pads token blocks to a batch and lets a Masker choose the targets.
+
+Masks are drawn at collate time, so every epoch sees a fresh masking of the same text
+(RoBERTa's dynamic masking). With ``seed`` set the sequence of masks is reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import torch
+
+from sec_cybert.errors import DataError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from sec_cybert.components import Masker
+
+__all__ = ["MaskingCollator"]
+
+
+def _optional_positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be a positive integer or None, got {value!r}")
+
+
+def _optional_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"{attribute.name} must be an integer or None, got {value!r}")
+
+
+def _row(values: Any, what: str, index: int) -> torch.Tensor:
+    try:
+        row = torch.as_tensor(values, dtype=torch.long)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise DataError(f"feature {index}: {what} must be a list of integers ({exc})") from exc
+    if row.dim() != 1:
+        raise DataError(f"feature {index}: {what} must be a flat list of integers, got shape {tuple(row.shape)}")
+    return row
+
+
+@attrs.define
+class MaskingCollator:
+    """Collate ``{"input_ids": [...], "word_ids": [...]?, ...}`` features into an MLM batch.
+
+    Returns ``input_ids`` (corrupted), ``attention_mask`` and ``labels`` (-100 where no loss is
+    taken). Rows are padded to the longest in the batch (rounded up to ``pad_to_multiple_of``),
+    ``input_ids`` with the tokenizer's pad token and ``word_ids`` with -1. Special tokens (any
+    id in ``tokenizer.all_special_ids``, ``[UNK]`` included, as in transformers) and padding
+    are never targets. Other keys in a feature (``id``, ``n_tokens`` ...) are ignored.
+
+    ``word_ids`` are passed to the masker when every feature has them, and are required when
+    the masker's ``needs_word_ids`` is true.
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    masker: Masker
+    pad_to_multiple_of: int | None = attrs.field(default=None, validator=_optional_positive_int)
+    seed: int | None = attrs.field(default=None, validator=_optional_int)
+    _special_ids: torch.Tensor = attrs.field(init=False, repr=False)
+    _generator: torch.Generator | None = attrs.field(init=False, default=None, repr=False)
+    _generator_owner: tuple[int, int] | None = attrs.field(init=False, default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        name = type(self.tokenizer).__name__
+        if self.tokenizer.mask_token_id is None:
+            raise DataError(
+                f"the tokenizer ({name}) has no mask token, which masked-language modelling needs: "
+                "use an encoder whose tokenizer defines one, or add it with "
+                "tokenizer.add_special_tokens({'mask_token': '[MASK]'}) and resize the model's embeddings"
+            )
+        if self.tokenizer.pad_token_id is None:
+            raise DataError(
+                f"the tokenizer ({name}) has no pad token, which batching paragraphs of different "
+                "lengths needs: set one, e.g. tokenizer.add_special_tokens({'pad_token': '[PAD]'}) "
+                "(and resize the model's embeddings), or tokenizer.pad_token = tokenizer.eos_token"
+            )
+        special = sorted({int(i) for i in self.tokenizer.all_special_ids if i is not None})
+        self._special_ids = torch.tensor(special, dtype=torch.long)
+
+    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        if len(features) == 0:
+            raise DataError("cannot collate an empty batch")
+        needs_word_ids = bool(getattr(self.masker, "needs_word_ids", False))
+        has_word_ids = [f.get("word_ids") is not None for f in features]
+        if needs_word_ids and not all(has_word_ids):
+            raise DataError(
+                f"the masker {type(self.masker).__name__} needs word ids but "
+                f"{has_word_ids.count(False)} of {len(features)} features have no `word_ids`: use a "
+                "chunker that provides them (e.g. `paragraph`), and keep the column in the dataset "
+                "(a transformers Trainer drops it unless remove_unused_columns=False)"
+            )
+        ids_rows = [_row(f["input_ids"], "input_ids", i) if "input_ids" in f else None for i, f in enumerate(features)]
+        missing = [i for i, r in enumerate(ids_rows) if r is None]
+        if missing:
+            raise DataError(f"features {missing[:10]} have no `input_ids`; a chunker must produce that column")
+        lengths = [len(r) for r in ids_rows]
+        if min(lengths) == 0:
+            raise DataError(f"feature {lengths.index(0)} has no tokens; chunkers must drop empty texts")
+        width = max(lengths)
+        if self.pad_to_multiple_of is not None:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+
+        input_ids = torch.full((len(features), width), int(self.tokenizer.pad_token_id), dtype=torch.long)
+        attention_mask = torch.zeros((len(features), width), dtype=torch.long)
+        for i, row in enumerate(ids_rows):
+            input_ids[i, : len(row)] = row
+            attention_mask[i, : len(row)] = 1
+        special_tokens_mask = torch.isin(input_ids, self._special_ids) | (attention_mask == 0)
+
+        word_ids = None
+        if all(has_word_ids):
+            word_ids = torch.full((len(features), width), -1, dtype=torch.long)
+            for i, f in enumerate(features):
+                row = _row(f["word_ids"], "word_ids", i)
+                if len(row) != lengths[i]:
+                    raise DataError(
+                        f"feature {i}: word_ids has {len(row)} entries but input_ids has {lengths[i]}; "
+                        "the chunker must write one word id per token"
+                    )
+                word_ids[i, : len(row)] = row
+
+        corrupted, labels = self.masker.mask(
+            input_ids,
+            special_tokens_mask,
+            mask_token_id=int(self.tokenizer.mask_token_id),
+            vocab_size=len(self.tokenizer),
+            word_ids=word_ids,
+            generator=self._process_generator(),
+        )
+        return {"input_ids": corrupted, "attention_mask": attention_mask, "labels": labels}
+
+    def _process_generator(self) -> torch.Generator | None:
+        """The generator for this process, seeded on first use.
+
+        A DataLoader worker gets a pickled copy of the collator, and (without persistent
+        workers) a fresh copy every epoch. Seeding from ``seed`` alone would give every worker,
+        and every epoch, the same masks; mixing in the worker's own seed (which the DataLoader
+        draws from the main process's RNG, so it is reproducible too) keeps them distinct.
+        """
+        if self.seed is None:
+            return None
+        info = torch.utils.data.get_worker_info()
+        owner = (info.id, info.seed) if info is not None else (-1, 0)
+        if self._generator is None or self._generator_owner != owner:
+            seed = self.seed
+            if info is not None:
+                digest = hashlib.blake2b(f"{self.seed}:{info.seed}".encode(), digest_size=8).digest()
+                seed = int.from_bytes(digest, "little") & ((1 << 63) - 1)
+            self._generator = torch.Generator().manual_seed(seed)
+            self._generator_owner = owner
+        return self._generator
