@@ -23,7 +23,13 @@ TEXTS = [
     "Our cybersecurity team monitors vendors' security practices.",
     "The Audit Committee receives briefings at least quarterly.",
 ]
-SPECIALS = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "mask_token": "[MASK]", "unk_token": "[UNK]"}
+SPECIALS = {
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "pad_token": "[PAD]",
+    "mask_token": "[MASK]",
+    "unk_token": "[UNK]",
+}
 
 
 def make_tokenizer(**specials: str) -> PreTrainedTokenizerFast:
@@ -32,7 +38,8 @@ def make_tokenizer(**specials: str) -> PreTrainedTokenizerFast:
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.train_from_iterator(TEXTS, trainers.WordLevelTrainer(special_tokens=list(SPECIALS.values())))
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))]
+        single="[CLS] $A [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
     )
     return PreTrainedTokenizerFast(tokenizer_object=tok, **specials)
 
@@ -61,7 +68,9 @@ class SpyMasker:
         self.needs_word_ids = needs_word_ids
         self.calls: list[dict] = []
 
-    def mask(self, input_ids, special_tokens_mask, *, mask_token_id, vocab_size, word_ids=None, generator=None):
+    def mask(
+        self, input_ids, special_tokens_mask, *, mask_token_id, vocab_size, word_ids=None, generator=None
+    ):
         self.calls.append(
             {
                 "input_ids": input_ids.clone(),
@@ -79,7 +88,9 @@ class SpyMasker:
 
 
 def test_pads_mixed_lengths_and_hands_the_masker_everything(tokenizer):
-    features = features_for(tokenizer, ["Management assesses risks.", TEXTS[2], "The CISO"], id="x", n_tokens=0)
+    features = features_for(
+        tokenizer, ["Management assesses risks.", TEXTS[2], "The CISO"], id="x", n_tokens=0
+    )
     spy = SpyMasker(needs_word_ids=True)
     batch = MaskingCollator(tokenizer=tokenizer, masker=spy, seed=0)(features)
 
@@ -155,8 +166,16 @@ def test_token_masker_split_through_the_collator(tokenizer):
 def test_accepts_arrays_tensors_and_ignores_extra_keys(tokenizer):
     lists = features_for(tokenizer, TEXTS[:3])
     mixed = [
-        {"input_ids": np.asarray(lists[0]["input_ids"]), "word_ids": np.asarray(lists[0]["word_ids"]), "id": "a"},
-        {"input_ids": torch.tensor(lists[1]["input_ids"]), "word_ids": torch.tensor(lists[1]["word_ids"]), "n_tokens": 9},
+        {
+            "input_ids": np.asarray(lists[0]["input_ids"]),
+            "word_ids": np.asarray(lists[0]["word_ids"]),
+            "id": "a",
+        },
+        {
+            "input_ids": torch.tensor(lists[1]["input_ids"]),
+            "word_ids": torch.tensor(lists[1]["word_ids"]),
+            "n_tokens": 9,
+        },
         {**lists[2], "text": TEXTS[2], "metadata": {"cik": 1}},
     ]
     a = MaskingCollator(tokenizer=tokenizer, masker=WholeWordMasker(), seed=3)(lists)
@@ -204,7 +223,9 @@ def test_whole_word_masker_without_word_ids_is_rejected(tokenizer):
     collate = MaskingCollator(tokenizer=tokenizer, masker=WholeWordMasker())
     features = features_for(tokenizer, TEXTS[:3])
     del features[1]["word_ids"]
-    with pytest.raises(DataError, match="needs word ids but 1 of 3 features.*paragraph.*remove_unused_columns"):
+    with pytest.raises(
+        DataError, match="needs word ids but 1 of 3 features.*paragraph.*remove_unused_columns"
+    ):
         collate(features)
 
 
@@ -227,7 +248,11 @@ def test_malformed_features_are_rejected(tokenizer, features, message):
 
 @pytest.mark.parametrize(
     ("kwargs", "error"),
-    [({"pad_to_multiple_of": 0}, ValueError), ({"pad_to_multiple_of": 8.0}, ValueError), ({"seed": "1"}, TypeError)],
+    [
+        ({"pad_to_multiple_of": 0}, ValueError),
+        ({"pad_to_multiple_of": 8.0}, ValueError),
+        ({"seed": "1"}, TypeError),
+    ],
 )
 def test_bad_settings_are_rejected(tokenizer, kwargs, error):
     with pytest.raises(error):
@@ -241,7 +266,9 @@ def _labels(collate, features, n):
     return [collate(features)["labels"] for _ in range(n)]
 
 
-@pytest.mark.parametrize("masker", [TokenMasker(probability=0.3), WholeWordMasker(probability=0.3)], ids=["token", "whole-word"])
+@pytest.mark.parametrize(
+    "masker", [TokenMasker(probability=0.3), WholeWordMasker(probability=0.3)], ids=["token", "whole-word"]
+)
 def test_seed_makes_the_mask_sequence_reproducible(tokenizer, masker):
     features = features_for(tokenizer, TEXTS)
     first = _labels(MaskingCollator(tokenizer=tokenizer, masker=masker, seed=11), features, 5)
@@ -277,4 +304,6 @@ def test_dataloader_workers_draw_distinct_masks_every_epoch(tokenizer):
     # Batches 0 and 1 come from different workers; epochs re-create the workers.
     assert len(set(labels)) == len(labels)
     again = epochs()
-    assert all(torch.equal(a, b) for ea, eb in zip(run, again, strict=True) for a, b in zip(ea, eb, strict=True))
+    assert all(
+        torch.equal(a, b) for ea, eb in zip(run, again, strict=True) for a, b in zip(ea, eb, strict=True)
+    )

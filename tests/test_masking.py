@@ -110,7 +110,11 @@ def test_builtin_plugin_registers_both():
 
 @pytest.mark.parametrize(
     "masker",
-    [TokenMasker(), WholeWordMasker(), WholeWordMasker(probability=0.5, mask_replace_prob=0.5, random_replace_prob=0.3)],
+    [
+        TokenMasker(),
+        WholeWordMasker(),
+        WholeWordMasker(probability=0.5, mask_replace_prob=0.5, random_replace_prob=0.3),
+    ],
     ids=["token", "whole-word", "whole-word-mixed"],
 )
 def test_contract(masker, batch):
@@ -197,7 +201,9 @@ def test_shape_mismatch_is_rejected(batch):
     with pytest.raises(ValueError, match="special_tokens_mask"):
         TokenMasker().mask(input_ids, special[:, :-1], mask_token_id=MASK_ID, vocab_size=VOCAB)
     with pytest.raises(ValueError, match="word_ids"):
-        WholeWordMasker().mask(input_ids, special, mask_token_id=MASK_ID, vocab_size=VOCAB, word_ids=word_ids[:1])
+        WholeWordMasker().mask(
+            input_ids, special, mask_token_id=MASK_ID, vocab_size=VOCAB, word_ids=word_ids[:1]
+        )
     with pytest.raises(ValueError, match=r"\[B, T\]"):
         TokenMasker().mask(input_ids[0], special[0], mask_token_id=MASK_ID, vocab_size=VOCAB)
 

@@ -21,11 +21,11 @@ from sec_cybert.wordsplit import word_ids_for_batch, word_ids_from_offsets
 # ---------------------------------------------------------------- hand-checked offsets
 
 
-def spans(text: str, pieces: list[str | None]) -> tuple[list[tuple[int, int]], list[int]]:
-    """Offsets of ``pieces`` found left to right in ``text``; ``None`` is a special token (0, 0)."""
+def spans(text: str, pieces: str) -> tuple[list[tuple[int, int]], list[int]]:
+    """Offsets of ``|``-separated ``pieces`` found left to right in ``text``; ``<S>`` is a special token."""
     offsets, special, pos = [], [], 0
-    for piece in pieces:
-        if piece is None:
+    for piece in pieces.split("|"):
+        if piece == "<S>":
             offsets.append((0, 0))
             special.append(1)
             continue
@@ -44,55 +44,55 @@ SENTENCE = "The CISO reports to the Board's audit committee."
     [
         pytest.param(  # BERT: punctuation split off by the pre-tokenizer, ## continuations
             SENTENCE,
-            [None, "The", "CISO", "reports", "to", "the", "Board", "'", "s", "audit", "commit", "tee", ".", None],
+            "<S>|The|CISO|reports|to|the|Board|'|s|audit|commit|tee|.|<S>",
             [-1, 0, 1, 2, 3, 4, 5, 5, 5, 6, 7, 7, 7, -1],
             id="wordpiece",
         ),
         pytest.param(  # byte-level BPE, untrimmed offsets: the leading space is in the token
             SENTENCE,
-            [None, "The", " C", "ISO", " reports", " to", " the", " Board", "'s", " audit", " commit", "tee", ".", None],
+            "<S>|The| C|ISO| reports| to| the| Board|'s| audit| commit|tee|.|<S>",
             [-1, 0, 1, 1, 2, 3, 4, 5, 5, 6, 7, 7, 7, -1],
             id="byte-level",
         ),
         pytest.param(  # byte-level BPE, trimmed offsets: the space is in the gap
             SENTENCE,
-            [None, "The", "C", "ISO", "reports", "to", "the", "Board", "'s", "audit", "commit", "tee", ".", None],
+            "<S>|The|C|ISO|reports|to|the|Board|'s|audit|commit|tee|.|<S>",
             [-1, 0, 1, 1, 2, 3, 4, 5, 5, 6, 7, 7, 7, -1],
             id="byte-level-trimmed",
         ),
         pytest.param(  # hyphens and trailing commas do not split words
             "cyber-security, incident-response.",
-            ["cyber", "-", "security", ",", " incident", "-", "response", "."],
+            "cyber|-|security|,| incident|-|response|.",
             [0, 0, 0, 0, 1, 1, 1, 1],
             id="punctuation",
         ),
         pytest.param(  # a blank token leads the word after it: "  oversight", "\n\nThe", "\tmeets."
             "Risk  oversight\n\nThe Board\tmeets.",
-            ["Risk", " ", " oversight", "\n\n", "The", " Board", "\t", "meets", "."],
+            "Risk| | oversight|\n\n|The| Board|\t|meets|.",
             [0, 1, 1, 2, 2, 3, 4, 4, 4],
             id="spaces-and-newlines",
         ),
         pytest.param(  # SentencePiece: a lone "▁" is the space in front of the next word
             "The CISO  reports",
-            ["The", " C", "ISO", " ", " re", "ports"],
+            "The| C|ISO| | re|ports",
             [0, 1, 1, 2, 2, 2],
             id="metaspace",
         ),
         pytest.param(  # a token that ends in whitespace ends its word ("é\t" in Unigram)
             "é\tend",
-            ["é\t", "end"],
+            "é\t|end",
             [0, 1],
             id="token-ends-in-whitespace",
         ),
         pytest.param(  # trailing whitespace is a unit of its own, so it can still be masked
             "Board \n",
-            [None, "Board", " \n", None],
+            "<S>|Board| \n|<S>",
             [-1, 0, 1, -1],
             id="trailing-whitespace",
         ),
         pytest.param(  # a special token in the middle separates words even without whitespace
             "alphabeta",
-            [None, "alpha", None, "beta", None],
+            "<S>|alpha|<S>|beta|<S>",
             [-1, 0, -1, 1, -1],
             id="special-in-the-middle",
         ),
@@ -119,30 +119,56 @@ def test_hand_checked_awkward_offsets():
 # ---------------------------------------------------------------- tiny tokenizers
 
 SUBJECTS = [
-    "The CISO", "Our Board of Directors", "The Audit Committee", "Management", "The Company",
-    "Our cybersecurity team", "Third-party assessors", "The Chief Information Officer",
-    "Our internal audit function", "The Risk Committee",
+    "The CISO",
+    "Our Board of Directors",
+    "The Audit Committee",
+    "Management",
+    "The Company",
+    "Our cybersecurity team",
+    "Third-party assessors",
+    "The Chief Information Officer",
+    "Our internal audit function",
+    "The Risk Committee",
 ]
 VERBS = [
-    "reports to", "oversees", "reviews", "assesses", "monitors", "is informed of", "evaluates",
-    "is responsible for", "periodically discusses", "receives briefings on",
+    "reports to",
+    "oversees",
+    "reviews",
+    "assesses",
+    "monitors",
+    "is informed of",
+    "evaluates",
+    "is responsible for",
+    "periodically discusses",
+    "receives briefings on",
 ]
 OBJECTS = [
-    "the Board's audit committee", "material cybersecurity incidents", "risks from cybersecurity threats",
-    "ransomware attacks", "our incident-response plan", "vendors' security practices",
-    "phishing and social-engineering campaigns", "unauthorized access to our systems",
-    "the NIST Cybersecurity Framework", "penetration tests and tabletop exercises",
+    "the Board's audit committee",
+    "material cybersecurity incidents",
+    "risks from cybersecurity threats",
+    "ransomware attacks",
+    "our incident-response plan",
+    "vendors' security practices",
+    "phishing and social-engineering campaigns",
+    "unauthorized access to our systems",
+    "the NIST Cybersecurity Framework",
+    "penetration tests and tabletop exercises",
 ]
 TAILS = [
-    ".", " annually.", " at least quarterly.", ", as described in Item 1C.",
-    ", including those at third-party service providers.", " and reports findings to management.",
+    ".",
+    " annually.",
+    " at least quarterly.",
+    ", as described in Item 1C.",
+    ", including those at third-party service providers.",
+    " and reports findings to management.",
 ]
 
 
 def make_corpus(n: int = 400, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     return [
-        f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}{rng.choice(TAILS)}" for _ in range(n)
+        f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}{rng.choice(TAILS)}"
+        for _ in range(n)
     ]
 
 
@@ -154,8 +180,22 @@ TRICKY = [
     "Vendors’ café-style résumés: 10-K, Item 1C.",
 ]
 
-BERT_SPECIALS = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "mask_token": "[MASK]", "unk_token": "[UNK]"}
-ROBERTA_SPECIALS = {"bos_token": "<s>", "eos_token": "</s>", "cls_token": "<s>", "sep_token": "</s>", "pad_token": "<pad>", "mask_token": "<mask>", "unk_token": "<unk>"}
+BERT_SPECIALS = {
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "pad_token": "[PAD]",
+    "mask_token": "[MASK]",
+    "unk_token": "[UNK]",
+}
+ROBERTA_SPECIALS = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "cls_token": "<s>",
+    "sep_token": "</s>",
+    "pad_token": "<pad>",
+    "mask_token": "<mask>",
+    "unk_token": "<unk>",
+}
 
 
 def _wrap(tok: Tokenizer, specials: dict[str, str]) -> PreTrainedTokenizerFast:
@@ -194,7 +234,8 @@ def wordpiece() -> PreTrainedTokenizerFast:
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
     tok.train_from_iterator(
-        CORPUS + TRICKY, trainers.WordPieceTrainer(vocab_size=400, special_tokens=list(BERT_SPECIALS.values()))
+        CORPUS + TRICKY,
+        trainers.WordPieceTrainer(vocab_size=400, special_tokens=list(BERT_SPECIALS.values())),
     )
     return _wrap(tok, BERT_SPECIALS)
 
@@ -275,7 +316,9 @@ def test_batch_helper_accepts_encodings_and_overflow(tokenizer):
     enc, from_mapping = encode(tokenizer, texts)
     from_encodings = word_ids_for_batch(texts, enc.encodings)
     assert from_mapping == from_encodings
-    assert from_mapping[0] == word_ids_from_offsets(texts[0], enc["offset_mapping"][0], enc["special_tokens_mask"][0])
+    assert from_mapping[0] == word_ids_from_offsets(
+        texts[0], enc["offset_mapping"][0], enc["special_tokens_mask"][0]
+    )
 
     over = tokenizer(
         texts,
@@ -302,7 +345,10 @@ def test_batch_helper_accepts_encodings_and_overflow(tokenizer):
 )
 def test_whole_word_masking_end_to_end(tokenizer, masker):
     enc, all_ids = encode(tokenizer, CORPUS)
-    features = [{"input_ids": x, "word_ids": w, "id": i} for i, (x, w) in enumerate(zip(enc["input_ids"], all_ids, strict=True))]
+    features = [
+        {"input_ids": x, "word_ids": w, "id": i}
+        for i, (x, w) in enumerate(zip(enc["input_ids"], all_ids, strict=True))
+    ]
     collate = MaskingCollator(tokenizer=tokenizer, masker=masker, seed=0)
     special_ids = torch.tensor(tokenizer.all_special_ids)
     mask_id = tokenizer.mask_token_id

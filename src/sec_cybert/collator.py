@@ -41,7 +41,9 @@ def _row(values: Any, what: str, index: int) -> torch.Tensor:
     except (TypeError, ValueError, RuntimeError) as exc:
         raise DataError(f"feature {index}: {what} must be a list of integers ({exc})") from exc
     if row.dim() != 1:
-        raise DataError(f"feature {index}: {what} must be a flat list of integers, got shape {tuple(row.shape)}")
+        raise DataError(
+            f"feature {index}: {what} must be a flat list of integers, got shape {tuple(row.shape)}"
+        )
     return row
 
 
@@ -96,10 +98,14 @@ class MaskingCollator:
                 "chunker that provides them (e.g. `paragraph`), and keep the column in the dataset "
                 "(a transformers Trainer drops it unless remove_unused_columns=False)"
             )
-        ids_rows = [_row(f["input_ids"], "input_ids", i) if "input_ids" in f else None for i, f in enumerate(features)]
+        ids_rows = [
+            _row(f["input_ids"], "input_ids", i) if "input_ids" in f else None for i, f in enumerate(features)
+        ]
         missing = [i for i, r in enumerate(ids_rows) if r is None]
         if missing:
-            raise DataError(f"features {missing[:10]} have no `input_ids`; a chunker must produce that column")
+            raise DataError(
+                f"features {missing[:10]} have no `input_ids`; a chunker must produce that column"
+            )
         lengths = [len(r) for r in ids_rows]
         if min(lengths) == 0:
             raise DataError(f"feature {lengths.index(0)} has no tokens; chunkers must drop empty texts")

@@ -176,7 +176,9 @@ class WholeWordMasker:
             )
         _check_batch(input_ids, special_tokens_mask, vocab_size)
         if word_ids.shape != input_ids.shape:
-            raise ValueError(f"word_ids has shape {tuple(word_ids.shape)}, input_ids {tuple(input_ids.shape)}")
+            raise ValueError(
+                f"word_ids has shape {tuple(word_ids.shape)}, input_ids {tuple(input_ids.shape)}"
+            )
         device = input_ids.device
         special = special_tokens_mask.to(device=device, dtype=torch.bool)
         word_ids = word_ids.to(device=device, dtype=torch.long)

@@ -67,10 +67,7 @@ def word_ids_from_offsets(
             pending.append(i)
             continue
         boundary = (
-            last_end is None
-            or last_ends_with_space
-            or span[0].isspace()
-            or _has_space(text[last_end:start])
+            last_end is None or last_ends_with_space or span[0].isspace() or _has_space(text[last_end:start])
         )
         if boundary:
             word += 1
@@ -119,7 +116,9 @@ def word_ids_for_batch(texts: Sequence[str], encodings: Any) -> list[list[int]]:
         all_special = [e.special_tokens_mask for e in encodings]
         sample_of_row = list(range(len(all_offsets)))
     if len(sample_of_row) != len(all_offsets) or len(all_special) != len(all_offsets):
-        raise ValueError("offset_mapping, special_tokens_mask and overflow_to_sample_mapping disagree in length")
+        raise ValueError(
+            "offset_mapping, special_tokens_mask and overflow_to_sample_mapping disagree in length"
+        )
     if sample_of_row and max(sample_of_row) >= len(texts):
         raise ValueError(f"{len(texts)} texts but the encodings refer to text {max(sample_of_row)}")
     return [
