@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 import torch
 
@@ -81,6 +82,15 @@ def batch():
 def test_validators_reject_bad_probabilities(cls, kwargs, error):
     with pytest.raises(error):
         cls(**kwargs)
+
+
+@pytest.mark.parametrize("cls", [TokenMasker, WholeWordMasker])
+def test_field_validators_work_without_an_instance(cls):
+    # The config layer validates each field on its own (instance=None) to report every problem.
+    fields = attrs.fields(cls)
+    fields.random_replace_prob.validator(None, fields.random_replace_prob, 0.9)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        fields.probability.validator(None, fields.probability, 1.5)
 
 
 def test_defaults_and_protocol():

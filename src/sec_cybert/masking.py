@@ -45,6 +45,9 @@ def _closed_unit(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 
 def _shares_sum(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     # attrs runs validators after every field is set, so the sibling field is available here.
+    # The config layer checks fields one at a time with no instance; the constructor checks the sum.
+    if instance is None:
+        return
     total = instance.mask_replace_prob + value
     if total > 1.0 + 1e-9:
         raise ValueError(
