@@ -81,7 +81,9 @@ class DemoSize:
     dapt_documents: int = attrs.field(default=60, validator=[attrs.validators.instance_of(int), _positive])
     dapt_min_words: int = attrs.field(default=1500, validator=[attrs.validators.instance_of(int), _positive])
     dapt_max_words: int = attrs.field(default=4000, validator=[attrs.validators.instance_of(int), _positive])
-    documents_per_shard: int = attrs.field(default=20, validator=[attrs.validators.instance_of(int), _positive])
+    documents_per_shard: int = attrs.field(
+        default=20, validator=[attrs.validators.instance_of(int), _positive]
+    )
     tapt_paragraphs: int = attrs.field(default=600, validator=[attrs.validators.instance_of(int), _positive])
     train_per_cell: int = attrs.field(default=20, validator=[attrs.validators.instance_of(int), _positive])
     eval_per_cell: int = attrs.field(default=5, validator=[attrs.validators.instance_of(int), _positive])
@@ -92,11 +94,14 @@ class DemoSize:
         # A margin lets the filler paragraphs (up to ~150 words) land inside the range.
         if value < self.dapt_min_words + 300:
             raise ValueError(
-                f"dapt_max_words ({value}) must be at least dapt_min_words + 300 ({self.dapt_min_words + 300})"
+                f"dapt_max_words ({value}) must be at least dapt_min_words + 300 "
+                f"({self.dapt_min_words + 300})"
             )
 
     def per_cell(self, split: str) -> int:
-        return {"train": self.train_per_cell, "eval": self.eval_per_cell, "holdout": self.holdout_per_cell}[split]
+        return {"train": self.train_per_cell, "eval": self.eval_per_cell, "holdout": self.holdout_per_cell}[
+            split
+        ]
 
 
 def _existing_path(instance: Any, attribute: attrs.Attribute, value: Path) -> None:
@@ -148,7 +153,9 @@ def _read_yaml(name: str) -> Any:
     try:
         text = resource.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise DataError(f"demo template {name} is missing from the installed package; reinstall sec-cybert") from None
+        raise DataError(
+            f"demo template {name} is missing from the installed package; reinstall sec-cybert"
+        ) from None
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
@@ -310,7 +317,9 @@ def _company(rng: Random, index: int, used_names: set[str], used_ciks: set[str])
     used_ciks.add(cik)
     city, state = rng.choice(fillers["cities"])
     letters = "".join(ch for ch in stem.upper() if ch.isalpha())
-    ticker = letters[:3] + sector["name_nouns"][0][0] if index < len(stems) else letters[:2] + f"{index:02d}"[-2:]
+    ticker = (
+        letters[:3] + sector["name_nouns"][0][0] if index < len(stems) else letters[:2] + f"{index:02d}"[-2:]
+    )
     context = {
         "company": name,
         "company_short": short,
@@ -411,9 +420,7 @@ def _filings(rng: Random, count: int) -> list[_Filing]:
 # Item 1C paragraphs
 
 
-def _paragraph(
-    rng: Random, slots: _Slots, category: str, level: int, avoid: set[str] | None = None
-) -> str:
+def _paragraph(rng: Random, slots: _Slots, category: str, level: int, avoid: set[str] | None = None) -> str:
     """One paragraph of ``category`` whose most specific sentence is at ``level``.
 
     One sentence comes from the paragraph's own cell; the rest from the same category at or below
@@ -458,7 +465,7 @@ def _item1c_sections(
         section = []
         for category in _item1c_plan(rng, max(count, 1)):
             level = min(3, max(0, style + rng.choice((-1, 0, 0, 1))))
-            text = _unique(lambda: _paragraph(rng, slots, category, level, avoid), seen)
+            text = _unique(functools.partial(_paragraph, rng, slots, category, level, avoid), seen)
             section.append((category, text))
         sections.append(section)
     return sections
@@ -480,7 +487,7 @@ def _labeled(rng: Random, split: str, per_cell: int, seen: set[str]) -> list[dic
         for level, specificity in enumerate(SPECIFICITY_LEVELS):
             for _ in range(per_cell):
                 slots = _Slots(rng, rng.choice(issuers).context)
-                text = _unique(lambda: _paragraph(rng, slots, category, level), seen)
+                text = _unique(functools.partial(_paragraph, rng, slots, category, level), seen)
                 rows.append({"text": text, "category": category, "specificity": specificity})
     rng.shuffle(rows)
     return [{"id": f"demo-{split}-{i:05d}", **row} for i, row in enumerate(rows)]
@@ -494,9 +501,7 @@ def _render_all(templates: Iterable[str], rng: Random, slots: _Slots) -> list[st
     return [_render(t, rng, slots) for t in templates]
 
 
-def _document(
-    rng: Random, filing: _Filing, item1c: Sequence[tuple[str, str]], size: DemoSize
-) -> str:
+def _document(rng: Random, filing: _Filing, item1c: Sequence[tuple[str, str]], size: DemoSize) -> str:
     spec = _templates().filing
     slots = _Slots(rng, filing.context)
     head = [*_render_all(spec["cover"], rng, slots), "PART I", spec["item1"]["heading"]]
@@ -513,7 +518,8 @@ def _document(
     tail = [spec["item7a"]["heading"], *_render_all(spec["item7a"]["paragraphs"], rng, slots)]
 
     risk_factors = [
-        f"{_render(rf['heading'], rng, slots)}\n{_render(rf['body'], rng, slots)}" for rf in spec["item1a"]["risk_factors"]
+        f"{_render(rf['heading'], rng, slots)}\n{_render(rf['body'], rng, slots)}"
+        for rf in spec["item1a"]["risk_factors"]
     ]
     extras = _render_all(spec["item7"]["extra"], rng, slots)
     used = sum(_word_count(b) for b in (*head, *risk_intro, *cyber, *middle, *mdna, *tail))
@@ -613,7 +619,9 @@ def write_demo_corpus(out_dir: Path, *, seed: int = 0, size: DemoSize = DemoSize
             paragraphs.append({"id": f"{doc_id}-p{index:02d}", "text": paragraph, "metadata": metadata})
     paragraphs = paragraphs[: size.tapt_paragraphs]  # filings with no share still got one paragraph
 
-    labeled = {split: _labeled(Random(f"demo:{seed}:{split}"), split, size.per_cell(split), seen) for split in SPLITS}
+    labeled = {
+        split: _labeled(Random(f"demo:{seed}:{split}"), split, size.per_cell(split), seen) for split in SPLITS
+    }
 
     dapt_dir = out_dir / "dapt"
     _write_shards(dapt_dir, documents, size.documents_per_shard)

@@ -77,4 +77,6 @@ def specificity_rank(level: str) -> int:
     try:
         return SPECIFICITY_LEVELS.index(level)
     except ValueError:
-        raise ValueError(f"unknown specificity level {level!r}; known: {', '.join(SPECIFICITY_LEVELS)}") from None
+        raise ValueError(
+            f"unknown specificity level {level!r}; known: {', '.join(SPECIFICITY_LEVELS)}"
+        ) from None
