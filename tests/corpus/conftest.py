@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (fixture lines are long on purpose: they mirror real filing text)
 """Shared helpers for the corpus tests: fixture paths, bad-input files, a tiny tokenizer."""
 
 from __future__ import annotations
@@ -52,8 +53,12 @@ def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     texts = [(FIXTURES / "acme_10k_ixbrl.htm").read_text(encoding="ascii")] * 2
     tok = Tokenizer(models.BPE(unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]", "[CLS]", "[SEP]"]))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]")
+    tok.train_from_iterator(
+        texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]", "[CLS]", "[SEP]"])
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]"
+    )
     out = tmp_path_factory.mktemp("tok")
     fast.save_pretrained(out)
     return out

@@ -14,7 +14,11 @@ ACME = "123456_10K_2024_0000123456-25-000007.htm"
 
 
 def _records(out: Path) -> list[dict]:
-    return [json.loads(line) for shard in sorted(out.glob("shard-*.jsonl")) for line in shard.read_text().splitlines()]
+    return [
+        json.loads(line)
+        for shard in sorted(out.glob("shard-*.jsonl"))
+        for line in shard.read_text().splitlines()
+    ]
 
 
 def test_every_file_is_kept_or_skipped_with_reason(html_dir, tmp_path):
@@ -28,22 +32,44 @@ def test_every_file_is_kept_or_skipped_with_reason(html_dir, tmp_path):
         "exhibit-only wrapper (no 10-K body)": 1,
         "shorter than min_chars (200)": 1,  # the cp1252 one-paragraph file
     }
-    assert summary.warnings == {"not valid UTF-8 (decoded as cp1252)": 1, "truncated HTML (no closing </html>)": 1}
+    assert summary.warnings == {
+        "not valid UTF-8 (decoded as cp1252)": 1,
+        "truncated HTML (no closing </html>)": 1,
+    }
     skipped = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
-    assert {s["file"] for s in skipped if "reason" in s} == {"empty.htm", "scan.htm", "exhibits.htm", "cp1252.htm"}
+    assert {s["file"] for s in skipped if "reason" in s} == {
+        "empty.htm",
+        "scan.htm",
+        "exhibits.htm",
+        "cp1252.htm",
+    }
     assert json.loads((out / "report.json").read_text())["kept"] == 3
     # Reference layout: shard-*.jsonl, one {id, text, metadata} document per line, in file order.
-    assert [p.name for p in sorted(out.glob("shard-*.jsonl"))] == ["shard-00000.jsonl", "shard-00001.jsonl", "shard-00002.jsonl"]
+    assert [p.name for p in sorted(out.glob("shard-*.jsonl"))] == [
+        "shard-00000.jsonl",
+        "shard-00001.jsonl",
+        "shard-00002.jsonl",
+    ]
     records = _records(out)
     acme = next(r for r in records if r["metadata"]["source_file"] == ACME)
     assert acme["id"] == "0000123456-25-000007"
     assert acme["metadata"] | {"n_chars": 0} == {
-        "cik": "123456", "company": "ACME WIDGETS, INC.", "form": "10-K", "fiscal_year": 2024,
-        "filing_date": None, "period_end": "2024-12-31", "accession": "0000123456-25-000007",
-        "source_file": ACME, "n_chars": 0,
+        "cik": "123456",
+        "company": "ACME WIDGETS, INC.",
+        "form": "10-K",
+        "fiscal_year": 2024,
+        "filing_date": None,
+        "period_end": "2024-12-31",
+        "accession": "0000123456-25-000007",
+        "source_file": ACME,
+        "n_chars": 0,
     }
     legacy = next(r for r in records if r["metadata"]["source_file"] == "legacy_10k.htm")
-    assert legacy["id"] == "legacy_10k" and legacy["metadata"]["cik"] is None and legacy["metadata"]["fiscal_year"] is None
+    assert (
+        legacy["id"] == "legacy_10k"
+        and legacy["metadata"]["cik"] is None
+        and legacy["metadata"]["fiscal_year"] is None
+    )
 
 
 def test_default_min_chars_filters_short_documents(html_dir, tmp_path):
@@ -52,14 +78,26 @@ def test_default_min_chars_filters_short_documents(html_dir, tmp_path):
 
 
 def test_sidecar_metadata_wins_and_overwrite_is_required(html_dir, tmp_path):
-    sidecar_path(html_dir / ACME).write_text(json.dumps({
-        "cik": "123456", "company": "Acme Widgets, Inc.", "form": "10-K", "accession": "0000123456-25-000007",
-        "filing_date": "2025-02-14", "report_date": "2024-12-31", "fiscal_year": None,
-    }))
+    sidecar_path(html_dir / ACME).write_text(
+        json.dumps(
+            {
+                "cik": "123456",
+                "company": "Acme Widgets, Inc.",
+                "form": "10-K",
+                "accession": "0000123456-25-000007",
+                "filing_date": "2025-02-14",
+                "report_date": "2024-12-31",
+                "fiscal_year": None,
+            }
+        )
+    )
     out = tmp_path / "shards"
     build_shards(html_dir, out, min_chars=200, workers=1)
     acme = next(r for r in _records(out) if r["metadata"]["source_file"] == ACME)
-    assert acme["metadata"]["filing_date"] == "2025-02-14" and acme["metadata"]["company"] == "Acme Widgets, Inc."
+    assert (
+        acme["metadata"]["filing_date"] == "2025-02-14"
+        and acme["metadata"]["company"] == "Acme Widgets, Inc."
+    )
     assert acme["metadata"]["fiscal_year"] == 2024  # null in the sidecar, read from dei
     with pytest.raises(DataError, match="--overwrite"):
         build_shards(html_dir, out, min_chars=200, workers=1)
@@ -76,7 +114,9 @@ def test_item1c_paragraphs_and_missing_report(html_dir, tmp_path):
     acme = [r for r in rows if r["metadata"]["source_file"] == ACME]
     assert [r["id"] for r in acme] == [f"0000123456-25-000007-{i:03d}" for i in range(6)]
     assert acme[0]["metadata"]["fiscal_year"] == 2024 and acme[0]["metadata"]["form"] == "10-K"
-    missing = [json.loads(line) for line in (tmp_path / "para" / "item1c.missing.jsonl").read_text().splitlines()]
+    missing = [
+        json.loads(line) for line in (tmp_path / "para" / "item1c.missing.jsonl").read_text().splitlines()
+    ]
     assert len(missing) == summary.filings - 2 == 5
     assert {m["file"]: m["reason"] for m in missing}["empty.htm"] == "empty file"
     report = json.loads((tmp_path / "para" / "item1c.report.json").read_text())

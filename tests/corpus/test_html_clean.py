@@ -49,7 +49,10 @@ def test_legacy_wingdings_check_boxes_are_not_text():
 
     cleaned = clean_html((FIXTURES / "legacy_10k.htm").read_bytes())
     assert "Indicate by check mark if the registrant is a well-known seasoned issuer. YES NO" in cleaned.lines
-    assert "ANNUAL REPORT PURSUANT TO SECTION 13 OR 15(d) OF THE SECURITIES EXCHANGE ACT OF 1934" in cleaned.lines
+    assert (
+        "ANNUAL REPORT PURSUANT TO SECTION 13 OR 15(d) OF THE SECURITIES EXCHANGE ACT OF 1934"
+        in cleaned.lines
+    )
     assert "F-7" not in cleaned.lines
     assert cleaned.dei == {}
 
@@ -69,7 +72,15 @@ def test_truncated_and_empty_html_do_not_crash(acme_html):
 
 
 def test_line_classifiers():
-    for line in ("12", "- 12 -", "F-12", "Page 12 of 90", "Table of Contents", "iv", "Acme Corp | 2024 Form 10-K | 27"):
+    for line in (
+        "12",
+        "- 12 -",
+        "F-12",
+        "Page 12 of 90",
+        "Table of Contents",
+        "iv",
+        "Acme Corp | 2024 Form 10-K | 27",
+    ):
         assert is_page_furniture(line), line
     for line in ("Item 1C. Cybersecurity 25", "Item 7. Management’s Discussion ........ 31", "PART II 17"):
         assert is_toc_line(line), line

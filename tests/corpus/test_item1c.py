@@ -1,9 +1,16 @@
+# ruff: noqa: E501  (fixture lines are long on purpose: they mirror real filing text)
 from __future__ import annotations
 
 import pytest
 
 from sec_cybert.corpus.html_clean import clean_html
-from sec_cybert.corpus.item1c import Item1CSection, NoItem1C, SegmentOptions, find_item_1c, paragraph_documents
+from sec_cybert.corpus.item1c import (
+    Item1CSection,
+    NoItem1C,
+    SegmentOptions,
+    find_item_1c,
+    paragraph_documents,
+)
 
 BODY = [
     "Risk Management and Strategy",
@@ -26,7 +33,16 @@ BODY = [
     ],
 )
 def test_heading_variants(heading):
-    section = find_item_1c(["Item 1B. Unresolved Staff Comments", "None.", heading, *BODY, "Item 2. Properties", "We own it all."])
+    section = find_item_1c(
+        [
+            "Item 1B. Unresolved Staff Comments",
+            "None.",
+            heading,
+            *BODY,
+            "Item 2. Properties",
+            "We own it all.",
+        ]
+    )
     assert isinstance(section, Item1CSection)
     assert section.paragraphs == tuple(BODY[1:])
     assert section.headings_dropped == 1 and section.terminated
@@ -49,10 +65,12 @@ def test_toc_line_is_not_the_section_and_cross_reference_index_neither():
 
 
 def test_missing_and_toc_only_are_reported_not_guessed():
-    assert find_item_1c(["Item 1. Business", "We make widgets for many customers around the world today."]) == NoItem1C(
-        "no Item 1C heading"
+    assert find_item_1c(
+        ["Item 1. Business", "We make widgets for many customers around the world today."]
+    ) == NoItem1C("no Item 1C heading")
+    result = find_item_1c(
+        ["Item 1C. Cybersecurity", "Item 2. Properties", "We own all of our plants in Ohio and Indiana."]
     )
-    result = find_item_1c(["Item 1C. Cybersecurity", "Item 2. Properties", "We own all of our plants in Ohio and Indiana."])
     assert isinstance(result, NoItem1C) and "table of contents" in result.reason
 
 
@@ -97,7 +115,10 @@ def test_fixture_filing_paragraphs_have_ids_and_metadata(acme_html):
         "• security awareness training for employees; and"
     )
     # The paragraph interrupted by a page footer and "Table of Contents" link is whole again.
-    assert any(p.endswith("who reviews them with the executive leadership team each quarter.") for p in section.paragraphs)
+    assert any(
+        p.endswith("who reviews them with the executive leadership team each quarter.")
+        for p in section.paragraphs
+    )
     assert not any("Risk Management and Strategy" in p or p == "Governance" for p in section.paragraphs)
     meta = {"cik": "123456", "company": "ACME WIDGETS, INC.", "accession": "0000123456-25-000007"}
     docs = paragraph_documents(section, meta, id_prefix="0000123456-25-000007")

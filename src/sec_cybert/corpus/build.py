@@ -20,7 +20,13 @@ import attrs
 import structlog
 
 from sec_cybert.corpus.edgar_source import document_skip_reason, iter_filing_paths, load_filing, to_document
-from sec_cybert.corpus.item1c import NoItem1C, SegmentOptions, find_item_1c, paragraph_documents
+from sec_cybert.corpus.item1c import (
+    DEFAULT_SEGMENT_OPTIONS,
+    NoItem1C,
+    SegmentOptions,
+    find_item_1c,
+    paragraph_documents,
+)
 from sec_cybert.errors import ConfigError, DataError
 
 log = structlog.get_logger(__name__)
@@ -31,7 +37,9 @@ R = TypeVar("R")
 SHARD_GLOB = "shard-*.jsonl"
 
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, window: int | None = None) -> Iterator[R]:
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], *, workers: int, window: int | None = None
+) -> Iterator[R]:
     """``map`` over a process pool that keeps at most ``window`` tasks in flight, in input order.
 
     ``Executor.map`` submits every task up front and holds finished results until they are
@@ -67,7 +75,7 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
 
 @attrs.define
 class ShardWriter:
-    """Writes ``shard-00000.jsonl`` ... with ``per_shard`` documents each, renaming a shard into place when full."""
+    """Writes ``shard-00000.jsonl`` ... with ``per_shard`` documents each; a shard is renamed in when full."""
 
     out_dir: Path
     per_shard: int
@@ -109,21 +117,30 @@ class BuildSummary:
         return attrs.asdict(self)
 
 
-def _build_worker(task: tuple[Path, Path, int]) -> tuple[str, dict[str, Any] | None, str | None, tuple[str, ...]]:
+def _build_worker(
+    task: tuple[Path, Path, int],
+) -> tuple[str, dict[str, Any] | None, str | None, tuple[str, ...]]:
     path, root, min_chars = task
     filing = load_filing(path, root)
     reason = document_skip_reason(filing, min_chars)
     if reason is not None:
         return filing.source_file, None, reason, filing.warnings
     doc = to_document(filing)
-    return filing.source_file, {"id": doc.id, "text": doc.text, "metadata": dict(doc.metadata)}, None, filing.warnings
+    return (
+        filing.source_file,
+        {"id": doc.id, "text": doc.text, "metadata": dict(doc.metadata)},
+        None,
+        filing.warnings,
+    )
 
 
 def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     old = sorted(out_dir.glob(SHARD_GLOB))
     if old and not overwrite:
-        raise DataError(f"{out_dir} already holds {len(old)} shards; pass --overwrite or choose another --out")
+        raise DataError(
+            f"{out_dir} already holds {len(old)} shards; pass --overwrite or choose another --out"
+        )
     for path in old:
         path.unlink()
 
@@ -222,7 +239,7 @@ def build_item1c(
     html_dir: Path,
     out_file: Path,
     *,
-    options: SegmentOptions = SegmentOptions(),
+    options: SegmentOptions = DEFAULT_SEGMENT_OPTIONS,
     workers: int | None = None,
     progress: bool = False,
 ) -> Item1CSummary:

@@ -25,7 +25,16 @@ from sec_cybert.errors import DataError
 log = structlog.get_logger(__name__)
 
 SIDECAR_SUFFIX = ".meta.json"
-METADATA_KEYS = ("cik", "company", "form", "fiscal_year", "filing_date", "period_end", "accession", "source_file")
+METADATA_KEYS = (
+    "cik",
+    "company",
+    "form",
+    "fiscal_year",
+    "filing_date",
+    "period_end",
+    "accession",
+    "source_file",
+)
 HTML_SUFFIXES = (".htm", ".html", ".xhtml")
 
 _ACCESSION = re.compile(r"(\d{10})-?(\d{2})-?(\d{6})")
@@ -44,7 +53,9 @@ def iter_filing_paths(root: Path) -> list[Path]:
     if not root.is_dir():
         raise DataError(f"{root}: no such directory; pass the --cache directory `corpus fetch` wrote")
     return sorted(
-        p for p in root.rglob("*") if p.suffix.lower() in HTML_SUFFIXES and p.is_file() and not p.name.startswith(".")
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in HTML_SUFFIXES and p.is_file() and not p.name.startswith(".")
     )
 
 
@@ -90,7 +101,9 @@ def read_sidecar(html_path: Path) -> tuple[dict[str, Any], str | None]:
     return (data if isinstance(data, dict) else {}), None
 
 
-def filing_metadata(html_path: Path, root: Path, dei: dict[str, str], sidecar: dict[str, Any]) -> dict[str, Any]:
+def filing_metadata(
+    html_path: Path, root: Path, dei: dict[str, str], sidecar: dict[str, Any]
+) -> dict[str, Any]:
     """Merge sidecar, dei facts and file name; missing fields are ``None``."""
     name_cik = _LEADING_CIK.match(html_path.name)
     try:
@@ -98,11 +111,13 @@ def filing_metadata(html_path: Path, root: Path, dei: dict[str, str], sidecar: d
     except ValueError:
         source = html_path.name
     return {
-        "cik": _cik(sidecar.get("cik")) or _cik(dei.get("EntityCentralIndexKey"))
+        "cik": _cik(sidecar.get("cik"))
+        or _cik(dei.get("EntityCentralIndexKey"))
         or (_cik(name_cik.group(1)) if name_cik else None),
         "company": sidecar.get("company") or dei.get("EntityRegistrantName"),
         "form": sidecar.get("form") or dei.get("DocumentType"),
-        "fiscal_year": _int_or_none(sidecar.get("fiscal_year")) or _int_or_none(dei.get("DocumentFiscalYearFocus")),
+        "fiscal_year": _int_or_none(sidecar.get("fiscal_year"))
+        or _int_or_none(dei.get("DocumentFiscalYearFocus")),
         "filing_date": iso_date(sidecar.get("filing_date")),
         "period_end": iso_date(sidecar.get("report_date")) or iso_date(dei.get("DocumentPeriodEndDate")),
         "accession": _accession(sidecar.get("accession")) or _accession(html_path.name),
@@ -190,7 +205,9 @@ class EdgarHtmlFilings:
     @path.validator
     def _check_path(self, _attribute: attrs.Attribute, value: Path) -> None:
         if not value.exists():
-            raise DataError(f"{value}: no such file or directory; point `path` at the HTML cache of `corpus fetch`")
+            raise DataError(
+                f"{value}: no such file or directory; point `path` at the HTML cache of `corpus fetch`"
+            )
 
     def iter_documents(self, report: ReadReport) -> Iterator[Document]:
         root = self.path

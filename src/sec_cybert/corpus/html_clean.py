@@ -58,7 +58,10 @@ _PAGE_FURNITURE = re.compile(
     re.I | re.X,
 )
 _TOC_LINE = re.compile(r"(?:\.{4,}|\u2026{2,}|\s)\s*(?:[A-Z]-)?\d{1,3}$")
-_EXHIBIT_NUMBER = re.compile(r"^(?:exhibit\s+)?(?:\d{1,3}\.\d{1,3}(?:\.\d{1,3})?[a-z]?|10[14](?:\.[a-z]{2,3})?)[*\u2020\u2021#+]*$", re.I)
+_EXHIBIT_NUMBER = re.compile(
+    r"^(?:exhibit\s+)?(?:\d{1,3}\.\d{1,3}(?:\.\d{1,3})?[a-z]?|10[14](?:\.[a-z]{2,3})?)[*\u2020\u2021#+]*$",
+    re.I,
+)
 _EXHIBIT_LINE = re.compile(
     r"^(?:\d{1,3}\.\d{1,3}(?:\.\d{1,3})?[a-z]?|101\.[a-z]{2,3}|104)[*\u2020\u2021#+]*\s+.*"
     r"(?:incorporated\ by\ reference|form\ (?:8-k|10-k|10-q|s-\d)|certification|agreement|indenture|"

@@ -25,12 +25,34 @@ ITEM_1C = re.compile(
     r"^item\s*1\s*c(?![a-z0-9])\s*[.:\-\u2013\u2014)]*\s*(?:\(?\s*cyber\s*-?\s*security\s*\)?\s*[.:\-\u2013\u2014]*)?\s*",
     re.I,
 )
-_TERMINAL = ("." , "!", "?", ":", ";", "\u201d", '"', ")", "\u2019")
+_TERMINAL = (".", "!", "?", ":", ";", "\u201d", '"', ")", "\u2019")
 _BULLET = re.compile(r"^[\u2022\u25cf\u25aa\u25a0\u2023\u2043\u2219\u00b7\u25e6o\-\u2013*]$")
 _RUNNING_HEADER = re.compile(r"form\s+10-?k|annual\s+report", re.I)
 _CONNECTORS = {
-    "a", "an", "and", "as", "at", "by", "for", "from", "in", "including", "of", "on", "or", "our",
-    "such", "that", "the", "to", "with", "which", "who", "whose", "its", "their",
+    "a",
+    "an",
+    "and",
+    "as",
+    "at",
+    "by",
+    "for",
+    "from",
+    "in",
+    "including",
+    "of",
+    "on",
+    "or",
+    "our",
+    "such",
+    "that",
+    "the",
+    "to",
+    "with",
+    "which",
+    "who",
+    "whose",
+    "its",
+    "their",
 }
 
 
@@ -41,6 +63,9 @@ class SegmentOptions:
     min_words: int = attrs.field(default=8, validator=attrs.validators.ge(1))
     max_section_chars: int = attrs.field(default=60_000, validator=attrs.validators.ge(1000))
     min_section_chars: int = attrs.field(default=200, validator=attrs.validators.ge(1))
+
+
+DEFAULT_SEGMENT_OPTIONS = SegmentOptions()
 
 
 @attrs.frozen
@@ -76,7 +101,9 @@ def _prose_chars(lines: Sequence[str]) -> int:
     return sum(len(line) for line in lines if len(line.split()) >= 8)
 
 
-def find_item_1c(lines: Sequence[str], options: SegmentOptions = SegmentOptions()) -> Item1CSection | NoItem1C:
+def find_item_1c(
+    lines: Sequence[str], options: SegmentOptions = DEFAULT_SEGMENT_OPTIONS
+) -> Item1CSection | NoItem1C:
     """Locate the body Item 1C section in cleaned lines (one block per line)."""
     candidates = [i for i, line in enumerate(lines) if _starts_item_1c(line)]
     if not candidates:

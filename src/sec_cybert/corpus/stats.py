@@ -1,0 +1,160 @@
+"""The corpus table: documents, tokens, chars/token, median document length, long-document share.
+
+Shards are read line by line (a broken line is counted, never fatal) and tokenized in batches
+with the tokenizer's Rust backend, so a 1B-token corpus needs memory for one batch plus one
+integer per document.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import structlog
+
+from sec_cybert.components import ReadReport
+from sec_cybert.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+log = structlog.get_logger(__name__)
+
+
+def shard_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    files = sorted(path.glob("shard-*.jsonl")) if path.is_dir() else []
+    if not files:
+        raise DataError(f"{path}: no shard-*.jsonl files; build them with `sec-cybert corpus build`")
+    return files
+
+
+def read_shards(path: Path, report: ReadReport) -> Iterator[dict[str, Any]]:
+    """Records ``{"id", "text", "metadata"}`` from JSONL shards; bad lines are counted in ``report``."""
+    for file in shard_files(path):
+        with file.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                where = f"{file.name}:{number}"
+                if not raw.strip():
+                    continue
+                try:
+                    record = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    report.skip("broken JSON line", where)
+                    continue
+                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                    report.skip("record without a text field", where)
+                    continue
+                if not isinstance(record.get("metadata"), dict):
+                    record["metadata"] = {}
+                report.kept += 1
+                yield record
+
+
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"--tokenizer {name_or_path!r} could not be loaded ({exc.__class__.__name__}); "
+            "pass a local tokenizer directory or a hub name available offline"
+        ) from exc
+
+
+def token_counts(texts: list[str], tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Tokens per text, without special tokens. Uses the Rust batch encoder when there is one."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        # A saved tokenizer.json may carry truncation/padding settings; counts must not be cut.
+        if backend.truncation is not None:
+            backend.no_truncation()
+        if backend.padding is not None:
+            backend.no_padding()
+        encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+        return [len(e.ids) for e in encode(texts, add_special_tokens=False)]
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def iter_token_counts(
+    records: Iterable[dict[str, Any]], tokenizer: PreTrainedTokenizerBase, batch_size: int = 64
+) -> Iterator[tuple[dict[str, Any], int]]:
+    batch: list[dict[str, Any]] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= batch_size:
+            yield from zip(batch, token_counts([r["text"] for r in batch], tokenizer), strict=True)
+            batch = []
+    if batch:
+        yield from zip(batch, token_counts([r["text"] for r in batch], tokenizer), strict=True)
+
+
+@attrs.frozen
+class CorpusStats:
+    """The reference's corpus table, plus what could not be read."""
+
+    documents: int
+    tokens: int
+    chars: int
+    chars_per_token: float
+    median_document_tokens: float
+    seq_len: int
+    share_longer_than_seq_len: float
+    sequences_at_seq_len: int
+    tokenizer: str
+    read_report: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    def table(self) -> str:
+        rows = [
+            ("documents", f"{self.documents:,}"),
+            ("tokens", f"{self.tokens:,}"),
+            ("chars/token", f"{self.chars_per_token:.2f}"),
+            ("median document tokens", f"{self.median_document_tokens:,.0f}"),
+            (f"documents > {self.seq_len} tokens", f"{self.share_longer_than_seq_len:.1%}"),
+            (f"sequences at {self.seq_len}", f"{self.sequences_at_seq_len:,}"),
+        ]
+        skipped = self.read_report.get("skipped") or {}
+        if skipped:
+            rows.append(("lines skipped", ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items()))))
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def corpus_stats(
+    path: Path, tokenizer: PreTrainedTokenizerBase, *, seq_len: int = 8192, tokenizer_name: str = ""
+) -> CorpusStats:
+    """Tokenize every document in the shards at ``path`` and summarise."""
+    if seq_len < 1:
+        raise ConfigError("--seq-len must be at least 1")
+    report = ReadReport()
+    counts: list[int] = []
+    chars = 0
+    for record, n in iter_token_counts(read_shards(path, report), tokenizer):
+        counts.append(n)
+        chars += len(record["text"])
+    if not counts:
+        raise DataError(f"{path}: no readable documents ({report.as_dict()})")
+    tokens = sum(counts)
+    return CorpusStats(
+        documents=len(counts),
+        tokens=tokens,
+        chars=chars,
+        chars_per_token=chars / tokens if tokens else 0.0,
+        median_document_tokens=float(statistics.median(counts)),
+        seq_len=seq_len,
+        share_longer_than_seq_len=sum(1 for n in counts if n > seq_len) / len(counts),
+        # Documents are concatenated and cut into blocks (the DAPT chunker), so the count is the
+        # corpus total over seq_len, not a per-document sum.
+        sequences_at_seq_len=tokens // seq_len,
+        tokenizer=tokenizer_name,
+        read_report=report.as_dict(),
+    )
