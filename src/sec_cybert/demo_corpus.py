@@ -59,6 +59,9 @@ _ITEM1C_PLAN: tuple[str, ...] = (
 _GOVERNANCE = frozenset({"Board Governance", "Management Role"})
 _MAX_ATTEMPTS = 200
 _LABELED_ISSUERS = 60
+# Chance, per own sentence beyond the first, of borrowing one off-topic sentence; without it a bag of words
+# separates the categories perfectly and the demo's fine-tuning has nothing to learn.
+_BORROW_PROBABILITY = 0.5
 
 _ALTERNATION = re.compile(r"\[([^\[\]]*)\]")
 _SLOT = re.compile(r"\{(\w+)\}")
@@ -424,24 +427,33 @@ def _paragraph(rng: Random, slots: _Slots, category: str, level: int, avoid: set
     """One paragraph of ``category`` whose most specific sentence is at ``level``.
 
     One sentence comes from the paragraph's own cell; the rest from the same category at or below
-    that level, which keeps specificity a matter of the *most* specific fact present.
+    that level, which keeps specificity a matter of the *most* specific fact present. Sometimes one
+    sentence is borrowed from another category (never above ``level``), as real paragraphs drift
+    between topics; the paragraph's own category always keeps the majority of its sentences.
     """
-    cells = _templates().item1c[category]
-    own = list(cells[SPECIFICITY_LEVELS[level]])
-    pool = [t for lower in SPECIFICITY_LEVELS[: level + 1] for t in cells[lower]]
+    item1c = _templates().item1c
+    own = list(item1c[category][SPECIFICITY_LEVELS[level]])
+    pool = _up_to(item1c[category], level)
     avoid = set() if avoid is None else avoid
     for _ in range(_MAX_ATTEMPTS):
         fresh_own = [t for t in own if t not in avoid] or own
         anchor = rng.choice(fresh_own)
         others = [t for t in pool if t != anchor and t not in avoid] or [t for t in pool if t != anchor]
-        extra = rng.sample(others, min(len(others), rng.choice((1, 2, 2, 3))))
-        chosen = list(extra)
-        chosen.insert(rng.randint(0, len(extra)), anchor)
+        chosen = rng.sample(others, min(len(others), rng.choice((1, 2, 2, 3))))
+        chosen.insert(rng.randint(0, len(chosen)), anchor)
+        # Borrow fewer sentences than the paragraph has of its own, so its category stays the majority.
+        borrowed = sum(rng.random() < _BORROW_PROBABILITY for _ in range(len(chosen) - 1))
+        for donor in rng.sample([c for c in CATEGORIES if c != category], borrowed):
+            chosen.insert(rng.randint(0, len(chosen)), rng.choice(_up_to(item1c[donor], level)))
         text = " ".join(_render(template, rng, slots) for template in chosen)
         if PARAGRAPH_WORDS[0] <= _word_count(text) <= PARAGRAPH_WORDS[1]:
             avoid.update(chosen)
             return text
     raise DataError(f"demo templates cannot make a {PARAGRAPH_WORDS}-word paragraph for {category} / {level}")
+
+
+def _up_to(cells: Mapping[str, Sequence[str]], level: int) -> list[str]:
+    return [t for lower in SPECIFICITY_LEVELS[: level + 1] for t in cells[lower]]
 
 
 def _item1c_plan(rng: Random, count: int) -> list[str]:
