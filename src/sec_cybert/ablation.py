@@ -1,0 +1,167 @@
+"""The ablation table: each pretraining variant fine-tuned alike, side by side.
+
+Written as ``ablation.json`` (every number), ``ablation.md`` (the table for a paper or a PR)
+and, when matplotlib is installed, ``ablation.png`` (a bar chart of the headline metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+
+from sec_cybert.stages.training import perplexity
+
+log = structlog.get_logger(__name__)
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "values": values,
+    }
+
+
+@attrs.frozen
+class AblationTable:
+    """Rows of (variant, fine-tune stage) with headline metrics as mean/std over seeds."""
+
+    columns: tuple[str, ...]
+    rows: tuple[dict[str, Any], ...]
+    seeds: tuple[int, ...]
+
+    @classmethod
+    def from_results(
+        cls,
+        pipeline: Any,
+        variants: Sequence[Any],
+        results: Mapping[tuple[str, str, int], Any],
+        seeds: Sequence[int],
+    ) -> AblationTable:
+        columns: list[str] = []
+        for stage in pipeline.finetune_stages:
+            for head in stage.heads:
+                for suffix in ("macro_f1", "qwk") if head.is_ordinal else ("macro_f1",):
+                    if f"{head.name}_{suffix}" not in columns:
+                        columns.append(f"{head.name}_{suffix}")
+        rows = []
+        for stage in pipeline.finetune_stages:
+            for variant in variants:
+                runs = [results[(stage.name, variant.name, seed)] for seed in seeds]
+                metrics = {
+                    name: _summary([float(r.metrics[name]) for r in runs])
+                    for name in columns
+                    if all(name in r.metrics for r in runs)
+                }
+                per_class = {}
+                for head in stage.heads:
+                    key = f"{head.name}_per_class_f1"
+                    if all(key in r.metrics for r in runs):
+                        per_class[head.name] = {
+                            label: statistics.fmean(r.metrics[key][label] for r in runs)
+                            for label in head.labels
+                        }
+                mlm = variant.mlm_result.metrics if variant.mlm_result else {}
+                eval_loss = mlm.get("eval_loss")
+                rows.append(
+                    {
+                        "variant": variant.name,
+                        "task": stage.name,
+                        "checkpoint": variant.checkpoint,
+                        "finetuned": [str(r.output_dir) for r in runs],
+                        "evaluated_on": runs[0].metrics.get("evaluated_on"),
+                        "metrics": metrics,
+                        "per_class_f1": per_class,
+                        "mlm_stage": variant.mlm_result.stage if variant.mlm_result else None,
+                        "mlm_eval_loss": eval_loss,
+                        "mlm_perplexity": perplexity(eval_loss) if eval_loss is not None else None,
+                    }
+                )
+        return cls(columns=tuple(columns), rows=tuple(rows), seeds=tuple(seeds))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seeds": list(self.seeds),
+            "columns": list(self.columns),
+            "perplexity_definition": "exp(eval_loss); the MLM loss is a mean cross-entropy in nats",
+            "rows": list(self.rows),
+        }
+
+    def to_markdown(self) -> str:
+        multi_task = len({row["task"] for row in self.rows}) > 1
+        header = (["Task"] if multi_task else []) + [
+            "Variant",
+            *self.columns,
+            "MLM eval loss",
+            "Perplexity (e^loss)",
+        ]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in self.rows:
+            cells = [row["task"]] if multi_task else []
+            cells.append(row["variant"])
+            for column in self.columns:
+                metric = row["metrics"].get(column)
+                if metric is None:
+                    cells.append("n/a")
+                elif len(self.seeds) > 1:
+                    cells.append(f"{metric['mean']:.4f} ± {metric['std']:.4f}")
+                else:
+                    cells.append(f"{metric['mean']:.4f}")
+            cells.append(f"{row['mlm_eval_loss']:.4f}" if row["mlm_eval_loss"] is not None else "n/a")
+            cells.append(f"{row['mlm_perplexity']:.2f}" if row["mlm_perplexity"] is not None else "n/a")
+            lines.append("| " + " | ".join(cells) + " |")
+        seeds = ", ".join(str(s) for s in self.seeds)
+        evaluated = self.rows[0]["evaluated_on"] if self.rows else None
+        lines += [
+            "",
+            f"Seeds: {seeds}"
+            + (" (mean ± sample std)" if len(self.seeds) > 1 else "")
+            + f". Metrics on the {evaluated} split.",
+            "MLM eval loss is each pretraining stage's own validation split; perplexity = e^loss.",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def write(self, run_dir: Path) -> None:
+        run_dir = Path(run_dir)
+        (run_dir / "ablation.json").write_text(json.dumps(self.as_dict(), indent=2) + "\n")
+        (run_dir / "ablation.md").write_text(self.to_markdown())
+        self.plot(run_dir / "ablation.png")
+
+    def plot(self, path: Path) -> bool:
+        """A grouped bar chart of the headline metrics; skipped (False) without matplotlib."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            log.info("matplotlib not installed; ablation.png skipped (pip install 'sec-cybert[plot]')")
+            return False
+        figure, axis = plt.subplots(figsize=(2 + 1.6 * len(self.columns), 4))
+        width = 0.8 / max(1, len(self.rows))
+        for i, row in enumerate(self.rows):
+            means = [row["metrics"].get(c, {}).get("mean", 0.0) for c in self.columns]
+            stds = [row["metrics"].get(c, {}).get("std", 0.0) for c in self.columns]
+            positions = [c + i * width for c in range(len(self.columns))]
+            label = (
+                row["variant"]
+                if len({r["task"] for r in self.rows}) == 1
+                else f"{row['task']} {row['variant']}"
+            )
+            axis.bar(positions, means, width, yerr=stds if len(self.seeds) > 1 else None, label=label)
+        axis.set_xticks(
+            [c + width * (len(self.rows) - 1) / 2 for c in range(len(self.columns))], self.columns
+        )
+        axis.set_ylim(0, 1)
+        axis.set_ylabel("score")
+        axis.legend()
+        figure.tight_layout()
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+        return True

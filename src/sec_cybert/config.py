@@ -1,0 +1,280 @@
+"""YAML configs to typed components, reporting every problem at once.
+
+Only this module touches raw YAML. It walks the attrs classes the plugins registered: a field
+typed as a component Protocol (``corpus``, ``chunker``, ``masker``) is a mapping whose ``kind``
+names a registered component; any other attrs class is a nested mapping; leaves are converted
+by cattrs. Every problem is collected -- wrong type, value outside the allowed range, unknown
+key, missing key, unknown component name -- each with its key path, the bad value and what is
+allowed, and raised together as one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+import yaml
+
+from sec_cybert.components import Chunker, CorpusSource, Masker
+from sec_cybert.errors import ConfigError, SecCybertError
+
+#: Fields typed with one of these Protocols are built from ``{kind: NAME, ...}`` via the registry.
+COMPONENT_FIELD_KINDS: dict[Any, str] = {CorpusSource: "corpus", Chunker: "chunker", Masker: "masker"}
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+_converter.register_structure_hook(Path, lambda value, _: Path(value))
+
+
+def load_yaml(path: Path | str) -> dict[str, Any]:
+    """Read a YAML mapping; a missing or unparsable file is a ConfigError, not a traceback."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", source=str(path)
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError("the top level must be a mapping of keys to values", source=str(path))
+    return data
+
+
+@attrs.frozen
+class PipelineSettings:
+    """The top-level keys of a pipeline config, beside ``stages``."""
+
+    encoder: str
+    hardware: str = "auto"
+    seed: int = 42
+    tracking: typing.Literal["none", "wandb"] = attrs.field(
+        default="none", validator=attrs.validators.in_(("none", "wandb"))
+    )
+    encoder_options: dict[str, Any] = attrs.field(factory=dict)
+    output_dir: Path | None = None
+    ablation_seeds: list[int] | None = None
+
+
+@attrs.define
+class Problems:
+    """Collects problems while a config is walked."""
+
+    lines: list[str] = attrs.field(factory=list)
+
+    def add(self, path: str, message: str) -> None:
+        self.lines.append(f"{path or '<top level>'}: {message}")
+
+
+def describe_type(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        parts = [describe_type(a) for a in args if a is not type(None)]
+        suffix = " or null" if type(None) in args else ""
+        return " or ".join(parts) + suffix
+    if origin in (list, tuple) and args:
+        return f"a list of {describe_type(args[0])}"
+    if origin in (dict, Mapping):
+        return "a mapping"
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", Path: "a path"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _leaf(value: Any, tp: Any, path: str, problems: Problems) -> Any:
+    # YAML reads 5e-5 as a string (YAML 1.1); accept numeric strings for float fields, as users expect.
+    if tp in (float, float | None) and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if tp is int and isinstance(value, bool) or tp is float and isinstance(value, bool):
+        problems.add(path, f"got {value!r}; expected {describe_type(tp)}")
+        return attrs.NOTHING
+    if tp is int and isinstance(value, float) and not value.is_integer():
+        problems.add(path, f"got {value!r}; expected {describe_type(tp)}")
+        return attrs.NOTHING
+    if tp is str and not isinstance(value, str):
+        problems.add(path, f"got {value!r}; expected {describe_type(tp)}")
+        return attrs.NOTHING
+    if tp is bool and not isinstance(value, bool):
+        problems.add(path, f"got {value!r}; expected {describe_type(tp)}")
+        return attrs.NOTHING
+    try:
+        return _converter.structure(value, tp)
+    except Exception:
+        problems.add(path, f"got {value!r}; expected {describe_type(tp)}")
+        return attrs.NOTHING
+
+
+def _component_kind(tp: Any) -> str | None:
+    for proto, kind in COMPONENT_FIELD_KINDS.items():
+        if tp is proto:
+            return kind
+    return None
+
+
+def build_component(kind: str, data: Any, path: str, registry: Any, problems: Problems) -> Any:
+    """Build a registered component from ``{kind: NAME, ...params}``."""
+    if not isinstance(data, Mapping) or "kind" not in data:
+        known = ", ".join(registry.names(kind))
+        problems.add(path, f"got {data!r}; expected a mapping with 'kind' naming a {kind} ({known})")
+        return attrs.NOTHING
+    name = data["kind"]
+    if name not in registry.entries[kind]:
+        known = ", ".join(registry.names(kind))
+        close = difflib.get_close_matches(str(name), registry.names(kind), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.add(f"{path}.kind", f"unknown {kind} {name!r}{hint}; known: {known}")
+        return attrs.NOTHING
+    params = {k: val for k, val in data.items() if k != "kind"}
+    return build(registry.factory(kind, name), params, path, registry, problems)
+
+
+def build(cls: type, data: Any, path: str, registry: Any, problems: Problems) -> Any:
+    """Build attrs class ``cls`` from ``data``, recording every problem instead of stopping."""
+    if not isinstance(data, Mapping):
+        problems.add(path, f"got {data!r}; expected a mapping of {cls.__name__} settings")
+        return attrs.NOTHING
+    fields = attrs.fields(attrs.resolve_types(cls))
+    allowed = [f.alias for f in fields if f.init]
+    before = len(problems.lines)
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.add(_join(path, key), f"unknown key; {hint}allowed: {', '.join(allowed)}")
+    kwargs: dict[str, Any] = {}
+    for field in fields:
+        if not field.init:
+            continue
+        key_path = _join(path, field.alias)
+        if field.alias not in data:
+            if field.default is attrs.NOTHING:
+                problems.add(key_path, f"missing; expected {describe_type(field.type)}")
+            continue
+        value = build_value(field.type, data[field.alias], key_path, registry, problems)
+        if value is attrs.NOTHING:
+            continue
+        if field.converter is not None:
+            try:
+                value = field.converter(value)
+            except Exception as exc:
+                problems.add(key_path, f"got {data[field.alias]!r}; {exc}")
+                continue
+        if field.validator is not None:
+            try:
+                field.validator(None, field, value)
+            except (ValueError, TypeError, SecCybertError) as exc:
+                problems.add(key_path, f"got {data[field.alias]!r}; {_validator_message(exc)}")
+                continue
+        kwargs[field.alias] = value
+    if len(problems.lines) > before:
+        return attrs.NOTHING
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError, SecCybertError) as exc:
+        problems.add(path, _validator_message(exc))
+        return attrs.NOTHING
+
+
+def build_value(tp: Any, value: Any, path: str, registry: Any, problems: Problems) -> Any:
+    component_kind = _component_kind(tp)
+    if component_kind:
+        return build_component(component_kind, value, path, registry, problems)
+    if attrs.has(tp):
+        return build(tp, value, path, registry, problems)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (list, tuple) and args and (attrs.has(args[0]) or _component_kind(args[0])):
+        if not isinstance(value, list):
+            problems.add(path, f"got {value!r}; expected a list")
+            return attrs.NOTHING
+        items = [
+            build_value(args[0], item, f"{path}[{i}]", registry, problems) for i, item in enumerate(value)
+        ]
+        return attrs.NOTHING if attrs.NOTHING in items else (tuple(items) if origin is tuple else items)
+    if origin is typing.Union and value is not None:
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1 and attrs.has(inner[0]):
+            return build(inner[0], value, path, registry, problems)
+    return _leaf(value, tp, path, problems)
+
+
+def _validator_message(exc: BaseException) -> str:
+    """attrs' validator messages are long tuples of internals; keep the readable part."""
+    message = str(exc.args[0]) if exc.args else str(exc)
+    if message.startswith("'") and " must be " in message:
+        message = message.split(" ", 1)[1]
+    return message
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def check(problems: Problems, source: str | None = None) -> None:
+    if problems.lines:
+        raise ConfigError(problems.lines, source=source)
+
+
+def unstructure(obj: Any, registry: Any = None) -> Any:
+    """The inverse of :func:`build`: plain data that ``build`` accepts again.
+
+    Registered components get their ``kind`` back, so a stage's resolved config in
+    ``lineage.json`` can be pasted into a YAML file.
+    """
+    if attrs.has(type(obj)):
+        data: dict[str, Any] = {}
+        kind = _registered_name(type(obj), registry)
+        if kind is not None:
+            data["kind"] = kind
+        for field in attrs.fields(type(obj)):
+            if field.init:
+                data[field.alias] = unstructure(getattr(obj, field.name), registry)
+        return data
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (list, tuple)):
+        return [unstructure(item, registry) for item in obj]
+    if isinstance(obj, Mapping):
+        return {str(k): unstructure(val, registry) for k, val in obj.items()}
+    return obj
+
+
+def _registered_name(cls: type, registry: Any) -> str | None:
+    if registry is None:
+        from sec_cybert.plugins import get_registry
+
+        registry = get_registry()
+    for registration in registry:
+        if registration.factory is cls and registration.kind in ("corpus", "chunker", "masker", "stage"):
+            return registration.name
+    return None
+
+
+def resolve_config_path(path: Path | str) -> Path:
+    """``path`` itself when it exists, else the config of that name shipped in the package.
+
+    So ``--config configs/dapt/modernbert.yaml`` works in a checkout and in a plain install.
+    """
+    path = Path(path)
+    if path.exists():
+        return path
+    from importlib import resources
+
+    relative = path.as_posix().removeprefix("configs/")
+    shipped = resources.files("sec_cybert.configs").joinpath(relative)
+    if shipped.is_file():
+        return Path(str(shipped))
+    raise ConfigError(
+        f"config file {str(path)!r} does not exist (nor is it a shipped config such as configs/dapt/modernbert.yaml)"
+    )

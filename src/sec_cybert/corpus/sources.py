@@ -1,0 +1,143 @@
+"""Built-in corpus sources: JSONL shards (DAPT) and a JSONL file of paragraphs (TAPT).
+
+Both read the reference's layout, one JSON object per line::
+
+    {"id": "...", "text": "...", "metadata": {"filing_date": "2024-02-01", ...}}
+
+Top-level keys other than the id and text fields are merged into the metadata. A record that
+cannot be used (broken JSON, no text, text of the wrong type) either stops the run with a
+:class:`DataError` naming file and line (``on_bad_record="raise"``, the default), or is skipped
+and counted in the :class:`ReadReport` (``on_bad_record="skip"``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import attrs
+from attrs import validators as v
+
+from sec_cybert.components import Document, ReadReport
+from sec_cybert.errors import DataError
+
+OnBadRecord = Literal["raise", "skip"]
+
+
+def _existing_path(instance, attribute, value: Path) -> None:
+    if not Path(value).exists():
+        raise DataError(
+            f"{attribute.name} {str(value)!r} does not exist; check the path (relative paths start from the working directory)"
+        )
+
+
+def read_jsonl_documents(
+    files: list[Path],
+    report: ReadReport,
+    *,
+    text_field: str,
+    id_field: str,
+    min_chars: int,
+    on_bad_record: OnBadRecord,
+) -> Iterator[Document]:
+    """Yield a Document per usable line of ``files``; count or raise on the rest."""
+    for file in files:
+        with file.open("r", encoding="utf-8", errors="replace") as handle:
+            for line_number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                where = f"{file}:{line_number}"
+                try:
+                    record = json.loads(line)
+                    if not isinstance(record, dict):
+                        raise ValueError("the line is JSON but not an object")
+                    text = record.get(text_field)
+                    if not isinstance(text, str):
+                        raise ValueError(f"no string field {text_field!r}")
+                except ValueError as exc:
+                    reason = "malformed JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
+                    if on_bad_record == "raise":
+                        raise DataError(
+                            f"{where}: {reason}. Fix the line, or set on_bad_record: skip to skip "
+                            "and count such records"
+                        ) from None
+                    report.skip(reason, where)
+                    continue
+                if len(text) < min_chars:
+                    report.skip(f"shorter than min_chars={min_chars}", where)
+                    continue
+                metadata = dict(record.get("metadata") or {})
+                metadata.update(
+                    {k: val for k, val in record.items() if k not in (text_field, id_field, "metadata")}
+                )
+                report.kept += 1
+                yield Document(
+                    id=str(record.get(id_field) or f"{file.stem}:{line_number}"), text=text, metadata=metadata
+                )
+
+
+@attrs.frozen
+class JsonlShards:
+    """A directory of ``*.jsonl`` shards (or one JSONL file): the DAPT corpus.
+
+    ``min_chars`` filters short documents (the reference dropped cover-page-only filings under
+    10,000 characters); each one filtered is counted in the report.
+    """
+
+    path: Path = attrs.field(converter=Path, validator=_existing_path)
+    pattern: str = "*.jsonl"
+    text_field: str = "text"
+    id_field: str = "id"
+    min_chars: int = attrs.field(default=0, validator=v.ge(0))
+    on_bad_record: OnBadRecord = attrs.field(default="raise", validator=v.in_(("raise", "skip")))
+
+    def files(self) -> list[Path]:
+        if self.path.is_file():
+            return [self.path]
+        files = sorted(self.path.glob(self.pattern))
+        if not files:
+            raise DataError(
+                f"no files matching {self.pattern!r} in {self.path}; is this the corpus directory?"
+            )
+        return files
+
+    def iter_documents(self, report: ReadReport) -> Iterator[Document]:
+        return read_jsonl_documents(
+            self.files(),
+            report,
+            text_field=self.text_field,
+            id_field=self.id_field,
+            min_chars=self.min_chars,
+            on_bad_record=self.on_bad_record,
+        )
+
+    def describe(self) -> str:
+        return f"JSONL shards {self.path} ({self.pattern}, min_chars={self.min_chars})"
+
+
+@attrs.frozen
+class Paragraphs:
+    """One JSONL file of paragraphs (the TAPT corpus); labels, if present, land in metadata."""
+
+    path: Path = attrs.field(converter=Path, validator=_existing_path)
+    text_field: str = "text"
+    id_field: str = "id"
+    min_chars: int = attrs.field(default=1, validator=v.ge(0))
+    on_bad_record: OnBadRecord = attrs.field(default="raise", validator=v.in_(("raise", "skip")))
+
+    def iter_documents(self, report: ReadReport) -> Iterator[Document]:
+        if not self.path.is_file():
+            raise DataError(f"paragraphs path {self.path} is not a file; give the JSONL file of paragraphs")
+        return read_jsonl_documents(
+            [self.path],
+            report,
+            text_field=self.text_field,
+            id_field=self.id_field,
+            min_chars=self.min_chars,
+            on_bad_record=self.on_bad_record,
+        )
+
+    def describe(self) -> str:
+        return f"paragraphs {self.path}"

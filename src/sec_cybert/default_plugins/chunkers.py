@@ -1,0 +1,12 @@
+"""Built-in chunkers."""
+
+from __future__ import annotations
+
+from sec_cybert.chunking import ConcatChunker, ParagraphChunker
+from sec_cybert.hookspecs import hookimpl
+
+
+@hookimpl
+def register_chunkers(register):
+    register("concat", ConcatChunker)
+    register("paragraph", ParagraphChunker)

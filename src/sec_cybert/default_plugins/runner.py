@@ -1,0 +1,10 @@
+"""The built-in ``stage_run``: run the stage. Plugins wrap this to observe or track stages."""
+
+from __future__ import annotations
+
+from sec_cybert.hookspecs import hookimpl
+
+
+@hookimpl(trylast=True)
+def stage_run(stage, context):
+    return stage.run(context)

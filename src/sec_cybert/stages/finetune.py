@@ -1,0 +1,290 @@
+"""The fine-tuning stage: paragraph classifiers with one or more heads on the pretrained encoder."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import numpy as np
+import structlog
+from attrs import validators as v
+
+from sec_cybert.components import ReadReport
+from sec_cybert.corpus.sources import OnBadRecord, _existing_path, read_jsonl_documents
+from sec_cybert.errors import ConfigError, DataError
+from sec_cybert.stages.checkpoints import prepare_output_dir
+from sec_cybert.stages.context import StageContext, StageResult
+from sec_cybert.stages.heads import Head, MultiHeadClassifier
+from sec_cybert.stages.metrics import all_head_metrics
+from sec_cybert.stages.mlm import _stage_name
+from sec_cybert.stages.training import EventCallback, Training, quiet_trainer
+
+log = structlog.get_logger(__name__)
+
+
+def _optional_existing(instance, attribute, value):
+    if value is not None:
+        _existing_path(instance, attribute, value)
+
+
+def _finetune_training() -> Training:
+    return Training(
+        per_device_train_batch_size=16,
+        gradient_accumulation_steps=1,
+        num_train_epochs=5,
+        learning_rate=3e-5,
+        weight_decay=0.01,
+        warmup_ratio=0.1,
+        save_strategy="epoch",
+        save_total_limit=1,
+    )
+
+
+@attrs.frozen
+class FineTuneStage:
+    """Fine-tune the incoming encoder with ``heads`` on labeled JSONL; evaluate on a holdout.
+
+    Each record is ``{"text": ..., "<head field>": <label>, ...}``. The best checkpoint (by
+    ``metric_for_best_model`` on ``eval_file``) is kept; final metrics come from
+    ``holdout_file`` when given, else from ``eval_file``.
+    """
+
+    train_file: Path = attrs.field(converter=Path, validator=_existing_path)
+    heads: tuple[Head, ...] = attrs.field(converter=tuple, validator=v.min_len(1))
+    eval_file: Path | None = attrs.field(
+        default=None, converter=attrs.converters.optional(Path), validator=_optional_existing
+    )
+    holdout_file: Path | None = attrs.field(
+        default=None, converter=attrs.converters.optional(Path), validator=_optional_existing
+    )
+    name: str = attrs.field(default="finetune", validator=_stage_name)
+    text_field: str = "text"
+    pooling: Literal["cls", "mean", "attention"] = attrs.field(
+        default="cls", validator=v.in_(("cls", "mean", "attention"))
+    )
+    max_length: int = attrs.field(default=512, validator=[v.instance_of(int), v.ge(8)])
+    dropout: float = attrs.field(default=0.1, validator=[v.ge(0), v.lt(1)])
+    metric_for_best_model: str | None = None
+    training: Training = attrs.field(factory=_finetune_training)
+    on_bad_record: OnBadRecord = attrs.field(default="raise", validator=v.in_(("raise", "skip")))
+
+    kind = "finetune"
+
+    def __attrs_post_init__(self) -> None:
+        names = [h.name for h in self.heads]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"head names must be unique, got {names}")
+        if self.metric_for_best_model and self.metric_for_best_model not in self.scalar_metric_names():
+            raise ConfigError(
+                f"metric_for_best_model {self.metric_for_best_model!r} is not a metric of these heads; "
+                f"choose one of {', '.join(self.scalar_metric_names())}"
+            )
+
+    @classmethod
+    def sec_cybert(cls, train_file: Path | str, **overrides: Any) -> FineTuneStage:
+        """The SEC-cyBERT task: 7-class content category (softmax) + 4-level specificity (CORAL)."""
+        from sec_cybert.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
+
+        heads = (
+            Head(name="category", labels=CATEGORIES, kind="softmax"),
+            Head(name="specificity", labels=SPECIFICITY_LEVELS, kind="coral"),
+        )
+        return cls(train_file=train_file, **{"heads": heads, **overrides})
+
+    def scalar_metric_names(self) -> list[str]:
+        names = []
+        for head in self.heads:
+            if head.kind == "multilabel":
+                names += [f"{head.name}_macro_f1", f"{head.name}_micro_f1", f"{head.name}_subset_accuracy"]
+            else:
+                names += [f"{head.name}_accuracy", f"{head.name}_macro_f1"]
+                names += [f"{head.name}_qwk", f"{head.name}_mae"] if head.is_ordinal else []
+        return names
+
+    def output_dir(self, context: StageContext) -> Path:
+        return Path(context.run_dir) / f"{self.name}-{context.tag}"
+
+    # --- data -----------------------------------------------------------------------------
+    def read_labeled(self, path: Path, report: ReadReport) -> dict[str, list[Any]]:
+        columns: dict[str, list[Any]] = {"text": [], **{f"labels_{h.name}": [] for h in self.heads}}
+        indices = {h.name: {label: i for i, label in enumerate(h.labels)} for h in self.heads}
+        documents = read_jsonl_documents(
+            [path],
+            report,
+            text_field=self.text_field,
+            id_field="id",
+            min_chars=1,
+            on_bad_record=self.on_bad_record,
+        )
+        for document in documents:
+            encoded = {}
+            for head in self.heads:
+                problem, value = _encode_label(
+                    head, document.metadata.get(head.source_field), indices[head.name]
+                )
+                if problem:
+                    where = f"{path} record {document.id}"
+                    if self.on_bad_record == "raise":
+                        raise DataError(
+                            f"{where}: {head.source_field} {problem}; allowed: {', '.join(head.labels)}. "
+                            "Fix the label, add it to the head's labels, or set on_bad_record: skip"
+                        )
+                    report.kept -= 1
+                    report.skip(f"{head.source_field} {problem}", where)
+                    break
+                encoded[head.name] = value
+            else:
+                columns["text"].append(document.text)
+                for name, value in encoded.items():
+                    columns[f"labels_{name}"].append(value)
+        if not columns["text"]:
+            raise DataError(f"{path} holds no usable labeled records ({dict(report.skipped)} skipped)")
+        return columns
+
+    def _dataset(self, path: Path, tokenizer: Any, report: ReadReport) -> Any:
+        import datasets
+
+        columns = self.read_labeled(path, report)
+        dataset = datasets.Dataset.from_dict(columns)
+        return dataset.map(
+            lambda batch: tokenizer(batch["text"], truncation=True, max_length=self.max_length),
+            batched=True,
+            remove_columns=["text"],
+            desc=f"tokenizing {path.name}",
+        )
+
+    def class_weights(self, train: Any) -> dict[str, list[float]]:
+        """Balanced weights n / (k * n_c); a class absent from training gets weight 1 and a warning."""
+        weights = {}
+        for head in self.heads:
+            if head.kind != "softmax" or head.class_weights != "balanced":
+                continue
+            counts = Counter(train[f"labels_{head.name}"])
+            total, k = sum(counts.values()), len(head.labels)
+            missing = [head.labels[i] for i in range(k) if counts[i] == 0]
+            if missing:
+                log.warning("classes absent from training data", head=head.name, classes=missing)
+            weights[head.name] = [total / (k * counts[i]) if counts[i] else 1.0 for i in range(k)]
+        return weights
+
+    # --- run --------------------------------------------------------------------------------
+    def run(self, context: StageContext) -> StageResult:
+        from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding, Trainer
+
+        from sec_cybert.config import unstructure
+
+        config = unstructure(self)
+        out, fingerprint, done = prepare_output_dir(self.output_dir(context), config, context)
+        if done is not None:
+            log.info("stage already complete; reusing it", stage=self.name, output_dir=str(out))
+            return done
+
+        tokenizer = AutoTokenizer.from_pretrained(context.init_from)
+        reports = {"train": ReadReport(), "eval": ReadReport(), "holdout": ReadReport()}
+        train = self._dataset(self.train_file, tokenizer, reports["train"])
+        evaluation = self._dataset(self.eval_file, tokenizer, reports["eval"]) if self.eval_file else None
+        holdout = (
+            self._dataset(self.holdout_file, tokenizer, reports["holdout"]) if self.holdout_file else None
+        )
+
+        runtime = self.training.runtime(context.hardware)
+        encoder = AutoModel.from_pretrained(
+            context.init_from, attn_implementation=runtime.attn_implementation
+        )
+        model = MultiHeadClassifier(
+            encoder,
+            self.heads,
+            pooling=self.pooling,
+            dropout=self.dropout,
+            class_weights=self.class_weights(train),
+        )
+        best_metric = self.metric_for_best_model or f"{self.heads[0].name}_macro_f1"
+        select_best = evaluation is not None and self.training.save_strategy != "no"
+        args = self.training.trainer_arguments(
+            out / "checkpoints",
+            runtime,
+            seed=context.seed,
+            has_eval=evaluation is not None,
+            report_to="wandb" if context.tracking == "wandb" else "none",
+            run_name=f"{context.run_dir.name}-{self.name}-{context.tag}",
+            label_names=[f"labels_{h.name}" for h in self.heads],
+            load_best_model_at_end=select_best,
+            metric_for_best_model=f"eval_{best_metric}" if select_best else None,
+            greater_is_better=None if not select_best else not best_metric.endswith("_mae"),
+        )
+        trainer = quiet_trainer(
+            Trainer(
+                model=model,
+                args=args,
+                train_dataset=train,
+                eval_dataset=evaluation,
+                data_collator=DataCollatorWithPadding(tokenizer),
+                compute_metrics=self._trainer_metrics,
+                callbacks=[EventCallback(context.plugin_manager, self.name)],
+            )
+        )
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
+        train_output = trainer.train(resume_from_checkpoint=last)
+        final_split, final_set = ("holdout", holdout) if holdout is not None else ("eval", evaluation)
+        metrics: dict[str, Any] = {
+            "train_loss": train_output.training_loss,
+            "global_step": train_output.global_step,
+        }
+        if final_set is not None:
+            prediction = trainer.predict(final_set)
+            metrics.update(evaluated_on=final_split, examples=len(final_set))
+            metrics.update(self._metrics(prediction.predictions, prediction.label_ids, detailed=True))
+        model.save(out, tokenizer)
+        result = StageResult(
+            stage=self.name,
+            kind=self.kind,
+            output_dir=out,
+            init_from=context.init_from,
+            metrics=metrics,
+            config=config,
+            report={name: r.as_dict() for name, r in reports.items()} | {"runtime": attrs.asdict(runtime)},
+            fingerprint=fingerprint,
+        )
+        result.save()
+        log.info(
+            "stage complete",
+            stage=self.name,
+            variant=context.variant,
+            **{k: v for k, v in metrics.items() if isinstance(v, float)},
+        )
+        return result
+
+    def _metrics(self, predictions: Any, label_ids: Any, *, detailed: bool) -> dict[str, Any]:
+        logits = predictions if isinstance(predictions, tuple) else (predictions,)
+        truths = label_ids if isinstance(label_ids, tuple) else (label_ids,)
+        return all_head_metrics(
+            self.heads,
+            tuple(np.asarray(x) for x in logits),
+            tuple(np.asarray(t) for t in truths),
+            detailed=detailed,
+        )
+
+    def _trainer_metrics(self, prediction: Any) -> dict[str, float]:
+        return self._metrics(prediction.predictions, prediction.label_ids, detailed=False)
+
+
+def _encode_label(head: Head, value: Any, index: dict[str, int]) -> tuple[str | None, Any]:
+    """(problem, encoded): a label index, or a 0/1 vector for multilabel heads."""
+    if value is None:
+        return "is missing", None
+    if head.kind == "multilabel":
+        values = value if isinstance(value, list) else [value]
+        unknown = [x for x in values if str(x) not in index]
+        if unknown:
+            return f"has labels {unknown} outside the label set", None
+        vector = [0.0] * len(head.labels)
+        for x in values:
+            vector[index[str(x)]] = 1.0
+        return None, vector
+    if str(value) not in index:
+        return f"{value!r} is not in the label set", None
+    return None, index[str(value)]

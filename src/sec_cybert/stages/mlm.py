@@ -1,0 +1,206 @@
+"""The masked-language-modelling stage: DAPT and TAPT are two configurations of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+from attrs import validators as v
+
+from sec_cybert.components import Chunker, CorpusSource, Masker, ReadReport
+from sec_cybert.errors import ConfigError, DataError
+from sec_cybert.stages.checkpoints import prepare_output_dir
+from sec_cybert.stages.context import StageContext, StageResult
+from sec_cybert.stages.training import EventCallback, Training, perplexity, quiet_trainer
+
+log = structlog.get_logger(__name__)
+
+
+def _stage_name(instance, attribute, value: str) -> None:
+    if not value or not value.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(
+            f"must be a short name of letters, digits, '-' or '_' (it names the output directory), not {value!r}"
+        )
+
+
+@attrs.frozen
+class MLMStage:
+    """Continue masked-language-model pretraining of the incoming checkpoint on a corpus.
+
+    The stage reads ``corpus``, tokenizes with ``chunker``, keeps the newest documents up to
+    ``max_tokens``, groups into blocks, holds out ``validation_split`` of them, and trains with
+    ``masker`` deciding the targets. It writes the final model and tokenizer to
+    ``<run_dir>/<name>/`` and Trainer checkpoints under ``<run_dir>/<name>/checkpoints/``.
+    """
+
+    corpus: CorpusSource
+    chunker: Chunker
+    masker: Masker
+    name: str = attrs.field(default="mlm", validator=_stage_name)
+    training: Training = attrs.field(factory=Training)
+    max_tokens: int | None = attrs.field(default=None, validator=v.optional([v.instance_of(int), v.ge(1)]))
+    validation_split: float = attrs.field(default=0.02, validator=[v.ge(0), v.lt(1)])
+    deduplicate: bool = False
+
+    kind = "mlm"
+
+    def __attrs_post_init__(self) -> None:
+        if self.masker.needs_word_ids and not self.chunker.provides_word_ids:
+            raise ConfigError(
+                "masker needs word ids but the chunker does not provide them: use the 'paragraph' "
+                "chunker, or 'concat' with word_ids: true"
+            )
+
+    # The reference procedure's two configurations, as named constructors.
+    @classmethod
+    def dapt(cls, corpus: CorpusSource, **overrides: Any) -> MLMStage:
+        """DAPT: concatenate-and-chunk at 8192, 30 % token masking, 500M newest tokens, 1 epoch."""
+        from sec_cybert.chunking import ConcatChunker
+        from sec_cybert.masking import TokenMasker
+
+        defaults: dict[str, Any] = {
+            "name": "dapt",
+            "chunker": ConcatChunker(seq_len=8192),
+            "masker": TokenMasker(probability=0.30),
+            "max_tokens": 500_000_000,
+            "validation_split": 0.02,
+            "training": Training(gradient_checkpointing=True),
+        }
+        return cls(corpus=corpus, **{**defaults, **overrides})
+
+    @classmethod
+    def tapt(cls, corpus: CorpusSource, **overrides: Any) -> MLMStage:
+        """TAPT: one paragraph per block at 512, 30 % whole-word masking, 5 epochs, batch 32."""
+        from sec_cybert.chunking import ParagraphChunker
+        from sec_cybert.masking import WholeWordMasker
+
+        defaults: dict[str, Any] = {
+            "name": "tapt",
+            "chunker": ParagraphChunker(max_length=512),
+            "masker": WholeWordMasker(probability=0.30),
+            "validation_split": 0.05,
+            "training": Training(
+                per_device_train_batch_size=32,
+                gradient_accumulation_steps=1,
+                num_train_epochs=5,
+                save_strategy="epoch",
+            ),
+        }
+        return cls(corpus=corpus, **{**defaults, **overrides})
+
+    def output_dir(self, context: StageContext) -> Path:
+        return Path(context.run_dir) / self.name
+
+    def prepare_data(self, tokenizer: Any, seed: int) -> tuple[Any, Any, dict[str, Any]]:
+        """Read, select, chunk and split the corpus: (train blocks, validation blocks or None, report)."""
+        from sec_cybert.corpus.dataset import documents_dataset
+        from sec_cybert.corpus.select import drop_exact_duplicates, newest_first
+
+        read = ReadReport()
+        documents = documents_dataset(self.corpus, read)
+        duplicates = 0
+        if self.deduplicate:
+            documents, duplicates = drop_exact_duplicates(documents)
+        tokenized = self.chunker.tokenize(documents, tokenizer)
+        selected, selection = newest_first(tokenized, self.max_tokens)
+        if selection.documents_kept == 0:
+            raise DataError(
+                f"max_tokens={self.max_tokens} is smaller than the newest document "
+                f"({tokenized[0]['n_tokens']} tokens); raise max_tokens"
+            )
+        blocks = self.chunker.group(
+            selected.remove_columns([c for c in ("text", "id") if c in selected.column_names])
+        )
+        validation = None
+        if self.validation_split > 0 and len(blocks) >= 2:
+            split = blocks.train_test_split(test_size=self.validation_split, seed=seed, shuffle=True)
+            blocks, validation = split["train"], split["test"]
+        report = {
+            "read": read.as_dict(),
+            "duplicates_removed": duplicates,
+            "selection": selection.as_dict(),
+            "train_blocks": len(blocks),
+            "validation_blocks": len(validation) if validation is not None else 0,
+        }
+        log.info(
+            "corpus prepared",
+            stage=self.name,
+            documents=selection.documents_kept,
+            tokens=selection.tokens_kept,
+            skipped=read.total_skipped,
+            train_blocks=report["train_blocks"],
+            validation_blocks=report["validation_blocks"],
+        )
+        return blocks, validation, report
+
+    def run(self, context: StageContext) -> StageResult:
+        from transformers import AutoModelForMaskedLM, AutoTokenizer, Trainer
+
+        from sec_cybert.collator import MaskingCollator
+        from sec_cybert.config import unstructure
+
+        config = unstructure(self)
+        out, fingerprint, done = prepare_output_dir(self.output_dir(context), config, context)
+        if done is not None:
+            log.info("stage already complete; reusing it", stage=self.name, output_dir=str(out))
+            return done
+
+        tokenizer = AutoTokenizer.from_pretrained(context.init_from)
+        train_blocks, validation_blocks, report = self.prepare_data(tokenizer, context.seed)
+        runtime = self.training.runtime(context.hardware)
+        model = AutoModelForMaskedLM.from_pretrained(
+            context.init_from, attn_implementation=runtime.attn_implementation
+        )
+        collator = MaskingCollator(tokenizer=tokenizer, masker=self.masker, seed=context.seed)
+        args = self.training.trainer_arguments(
+            out / "checkpoints",
+            runtime,
+            seed=context.seed,
+            has_eval=validation_blocks is not None,
+            report_to="wandb" if context.tracking == "wandb" else "none",
+            run_name=f"{context.run_dir.name}-{self.name}",
+        )
+        trainer = quiet_trainer(
+            Trainer(
+                model=model,
+                args=args,
+                train_dataset=train_blocks,
+                eval_dataset=validation_blocks,
+                data_collator=collator,
+                callbacks=[EventCallback(context.plugin_manager, self.name)],
+            )
+        )
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
+        if last:
+            log.info("resuming from checkpoint", stage=self.name, checkpoint=last)
+        train_output = trainer.train(resume_from_checkpoint=last)
+        metrics: dict[str, Any] = {
+            "train_loss": train_output.training_loss,
+            "global_step": train_output.global_step,
+        }
+        if validation_blocks is not None:
+            eval_loss = trainer.evaluate()["eval_loss"]
+            metrics.update(eval_loss=eval_loss, eval_perplexity=perplexity(eval_loss))
+        trainer.save_model(str(out))
+        tokenizer.save_pretrained(str(out))
+        result = StageResult(
+            stage=self.name,
+            kind=self.kind,
+            output_dir=out,
+            init_from=context.init_from,
+            metrics=metrics,
+            config=config,
+            report={**report, "runtime": attrs.asdict(runtime)},
+            fingerprint=fingerprint,
+        )
+        result.save()
+        log.info(
+            "stage complete",
+            stage=self.name,
+            **{k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()},
+        )
+        return result

@@ -1,0 +1,190 @@
+"""Training settings shared by every stage, and their translation to the HF Trainer.
+
+We drive ``transformers.Trainer`` rather than a loop of our own: it already does mixed
+precision, gradient accumulation, checkpoint/resume, and DDP/FSDP under ``torchrun`` or
+``accelerate launch``. Settings left ``None`` come from the hardware profile.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import structlog
+from attrs import validators as v
+from transformers import TrainerCallback, TrainingArguments
+
+from sec_cybert.hardware import ATTN_IMPLEMENTATIONS, RuntimeSettings, resolve_runtime
+
+log = structlog.get_logger(__name__)
+
+_positive_int = [v.instance_of(int), v.ge(1)]
+
+
+@attrs.frozen
+class Training:
+    """Optimisation settings of one stage. Defaults are the reference procedure's DAPT values."""
+
+    per_device_train_batch_size: int = attrs.field(default=4, validator=_positive_int)
+    per_device_eval_batch_size: int | None = attrs.field(default=None, validator=v.optional(_positive_int))
+    gradient_accumulation_steps: int = attrs.field(default=8, validator=_positive_int)
+    num_train_epochs: float = attrs.field(default=1.0, validator=v.gt(0))
+    max_steps: int | None = attrs.field(default=None, validator=v.optional(_positive_int))
+    learning_rate: float = attrs.field(default=5e-5, validator=[v.gt(0), v.lt(1)])
+    weight_decay: float = attrs.field(default=1e-5, validator=v.ge(0))
+    warmup_ratio: float = attrs.field(default=0.05, validator=[v.ge(0), v.lt(1)])
+    lr_scheduler_type: str = "linear"
+    max_grad_norm: float = attrs.field(default=1.0, validator=v.gt(0))
+    gradient_checkpointing: bool = False
+    bf16: bool | None = None
+    tf32: bool | None = None
+    torch_compile: bool | None = None
+    optim: str | None = None
+    attn_implementation: str | None = attrs.field(
+        default=None, validator=v.optional(v.in_(ATTN_IMPLEMENTATIONS))
+    )
+    logging_steps: int = attrs.field(default=50, validator=_positive_int)
+    save_strategy: Literal["steps", "epoch", "no"] = attrs.field(
+        default="steps", validator=v.in_(("steps", "epoch", "no"))
+    )
+    save_steps: int = attrs.field(default=1000, validator=_positive_int)
+    eval_steps: int | None = attrs.field(default=None, validator=v.optional(_positive_int))
+    save_total_limit: int | None = attrs.field(default=3, validator=v.optional(_positive_int))
+    dataloader_num_workers: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps
+
+    def runtime(self, profile: Any) -> RuntimeSettings:
+        return resolve_runtime(
+            profile,
+            bf16=self.bf16,
+            tf32=self.tf32,
+            torch_compile=self.torch_compile,
+            attn_implementation=self.attn_implementation,
+            optim=self.optim,
+        )
+
+    def optimizer_steps(self, train_sequences: int, world_size: int = 1) -> int:
+        """Optimizer steps the Trainer will take (what ``plan`` reports)."""
+        if self.max_steps:
+            return self.max_steps
+        batches_per_epoch = math.ceil(train_sequences / (self.per_device_train_batch_size * world_size))
+        steps_per_epoch = max(1, math.ceil(batches_per_epoch / self.gradient_accumulation_steps))
+        return math.ceil(steps_per_epoch * self.num_train_epochs)
+
+    def trainer_arguments(
+        self,
+        output_dir: Path,
+        runtime: RuntimeSettings,
+        *,
+        seed: int,
+        has_eval: bool,
+        report_to: str = "none",
+        **extra: Any,
+    ) -> TrainingArguments:
+        eval_strategy = self.save_strategy if has_eval else "no"
+        return TrainingArguments(
+            output_dir=str(output_dir),
+            per_device_train_batch_size=self.per_device_train_batch_size,
+            per_device_eval_batch_size=self.per_device_eval_batch_size or self.per_device_train_batch_size,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            num_train_epochs=self.num_train_epochs,
+            max_steps=self.max_steps or -1,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            # transformers v5: a float in [0, 1) here is a ratio of the total steps.
+            warmup_steps=self.warmup_ratio,
+            lr_scheduler_type=self.lr_scheduler_type,
+            max_grad_norm=self.max_grad_norm,
+            # transformers v5 renamed gradient_checkpointing; non-reentrant is what torch.compile needs.
+            activation_checkpointing=self.gradient_checkpointing,
+            activation_checkpointing_kwargs={"use_reentrant": False} if self.gradient_checkpointing else None,
+            bf16=runtime.bf16,
+            tf32=runtime.tf32 if runtime.device == "cuda" else None,
+            torch_compile=runtime.torch_compile,
+            optim=runtime.optim,
+            use_cpu=runtime.device == "cpu",
+            logging_steps=self.logging_steps,
+            logging_first_step=True,
+            save_strategy=self.save_strategy,
+            save_steps=self.save_steps,
+            eval_strategy=eval_strategy,
+            eval_steps=(self.eval_steps or self.save_steps) if eval_strategy == "steps" else None,
+            save_total_limit=self.save_total_limit,
+            dataloader_num_workers=(
+                runtime.dataloader_num_workers
+                if self.dataloader_num_workers is None
+                else self.dataloader_num_workers
+            ),
+            dataloader_pin_memory=runtime.device == "cuda",
+            include_num_input_tokens_seen="non_padding",
+            remove_unused_columns=False,
+            report_to=report_to,
+            seed=seed,
+            disable_tqdm=True,
+            **extra,
+        )
+
+
+def quiet_trainer(trainer: Any) -> Any:
+    """Drop the Trainer's print-to-stdout logger: EventCallback logs the same through structlog."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+class EventCallback(TrainerCallback):
+    """Forwards Trainer events to the ``on_train_event`` hook and logs progress through structlog.
+
+    Adds ``tokens_per_second`` (from the Trainer's count of non-padding input tokens) and
+    ``perplexity`` (= e^eval_loss, the loss being a mean cross-entropy in nats).
+    """
+
+    def __init__(self, plugin_manager: Any, stage_name: str) -> None:
+        self.pm = plugin_manager
+        self.stage_name = stage_name
+        self._last: tuple[float, int] | None = None
+
+    def _emit(self, event: str, state: Any, metrics: dict[str, float]) -> None:
+        if state.is_world_process_zero:
+            self.pm.hook.on_train_event(
+                event=event, stage_name=self.stage_name, step=state.global_step, metrics=metrics
+            )
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        metrics = dict(logs or {})
+        tokens = int(state.num_input_tokens_seen or 0)
+        now = time.perf_counter()
+        if self._last is not None and now > self._last[0] and tokens > self._last[1]:
+            metrics["tokens_per_second"] = (tokens - self._last[1]) / (now - self._last[0])
+        self._last = (now, tokens)
+        metrics["tokens_seen"] = tokens
+        if "eval_loss" in metrics:
+            metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
+        if state.is_world_process_zero:
+            log.info("train", stage=self.stage_name, step=state.global_step, **_rounded(metrics))
+        self._emit("log", state, metrics)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self._emit("evaluate", state, dict(metrics or {}))
+
+    def on_save(self, args, state, control, **kwargs):
+        self._emit("checkpoint", state, {"step": float(state.global_step)})
+
+
+def perplexity(loss: float) -> float:
+    """e^loss: the Trainer's MLM loss is a mean cross-entropy in nats (the reference's 2^loss is wrong)."""
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return math.inf
+
+
+def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: (round(val, 6) if isinstance(val, float) else val) for k, val in metrics.items()}
