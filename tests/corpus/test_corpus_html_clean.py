@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from sec_cybert.corpus.html_clean import clean_html, decode_html, is_page_furniture, is_toc_line
 
 
@@ -45,9 +47,7 @@ def test_item_headings_kept_and_entities_normalised(acme_html):
 
 
 def test_legacy_wingdings_check_boxes_are_not_text():
-    from conftest import FIXTURES
-
-    cleaned = clean_html((FIXTURES / "legacy_10k.htm").read_bytes())
+    cleaned = clean_html((Path(__file__).parent / "fixtures" / "legacy_10k.htm").read_bytes())
     assert "Indicate by check mark if the registrant is a well-known seasoned issuer. YES NO" in cleaned.lines
     assert (
         "ANNUAL REPORT PURSUANT TO SECTION 13 OR 15(d) OF THE SECURITIES EXCHANGE ACT OF 1934"
