@@ -43,8 +43,13 @@ def clean_throughput(paths: list[Path], repeat: int) -> dict[str, float]:
         start = time.perf_counter()
         chars = sum(len(clean_html(b).text) for b in blobs)
         best = min(best, time.perf_counter() - start)
-    return {"files": len(blobs), "html_mb": total / 1e6, "text_chars": chars, "seconds": best,
-            "mb_per_s_per_core": total / 1e6 / best}
+    return {
+        "files": len(blobs),
+        "html_mb": total / 1e6,
+        "text_chars": chars,
+        "seconds": best,
+        "mb_per_s_per_core": total / 1e6 / best,
+    }
 
 
 def peak_memory(paths: list[Path], copies: int) -> dict[str, float]:
@@ -54,8 +59,12 @@ def peak_memory(paths: list[Path], copies: int) -> dict[str, float]:
         for c in range(copies):
             for p in paths:
                 (src / f"{c}_{p.name}").symlink_to(p.resolve())
-        out = subprocess.run([sys.executable, "-c", MEASURE, str(src), str(Path(tmp) / "out")],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", MEASURE, str(src), str(Path(tmp) / "out")],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         return json.loads(out.strip().splitlines()[-1])
 
 
@@ -65,8 +74,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     paths = iter_filing_paths(args.html)
-    result = {"input": str(args.html), "clean": clean_throughput(paths, args.repeat),
-              "memory_1x": peak_memory(paths, 1), "memory_4x": peak_memory(paths, 4)}
+    result = {
+        "input": str(args.html),
+        "clean": clean_throughput(paths, args.repeat),
+        "memory_1x": peak_memory(paths, 1),
+        "memory_4x": peak_memory(paths, 4),
+    }
     print(json.dumps(result, indent=2))
 
 

@@ -38,7 +38,9 @@ def best_of(fn, repeat: int = 3) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--html", type=Path, default=REAL if REAL.is_dir() else ROOT / "tests/corpus/fixtures")
+    parser.add_argument(
+        "--html", type=Path, default=REAL if REAL.is_dir() else ROOT / "tests/corpus/fixtures"
+    )
     parser.add_argument("--vocab", type=int, default=16000)
     args = parser.parse_args()
     texts = [clean_html(p.read_bytes()).text for p in iter_filing_paths(args.html)]
@@ -56,11 +58,19 @@ def main() -> None:
         "stats token_counts": best_of(lambda: token_counts(batch, hf)),
         "transformers __call__": best_of(lambda: hf(batch, add_special_tokens=False)),
     }
-    print(json.dumps({
-        "documents": len(texts), "chars": chars, "tokens": n_tokens, "chars_per_token": chars / n_tokens,
-        "tokens_per_s": {k: n_tokens / v for k, v in results.items()},
-        "seconds": results,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "documents": len(texts),
+                "chars": chars,
+                "tokens": n_tokens,
+                "chars_per_token": chars / n_tokens,
+                "tokens_per_s": {k: n_tokens / v for k, v in results.items()},
+                "seconds": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":
