@@ -8,6 +8,7 @@ spans and that whole-word masking through the collator keeps them whole.
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 import torch
@@ -114,6 +115,43 @@ def test_hand_checked_awkward_offsets():
     assert word_ids_from_offsets("", [(0, 0), (0, 0)], [1, 1]) == [-1, -1]
     with pytest.raises(ValueError, match="one entry per token"):
         word_ids_from_offsets(text, offsets, special[:-1])
+
+
+def random_encoding(rng: random.Random):
+    """A random text cut into tokens the ways the tokenizer families cut text.
+
+    Pre-tokens carry their leading whitespace (byte-level BPE, Metaspace) or not (BERT); tokens
+    are random pieces of them, including empty ones, ones with the leading whitespace trimmed
+    off the span, and multi-byte characters split over tokens sharing one span. No token spans
+    whitespace in its middle: no pre-tokenizer produces that.
+    """
+    text = "".join(rng.choice("ab  c\n\t’é-,\u3000") for _ in range(rng.randint(0, 30)))
+    pattern = r"\s*\S+|\s+" if rng.random() < 0.5 else r"\S+|\s+"
+    offsets, pos = [(0, 0)], 0
+    for pre in re.findall(pattern, text):
+        stop = pos + len(pre)
+        while pos < stop:
+            end = min(stop, pos + rng.randint(0, 3))
+            start = pos
+            if rng.random() < 0.3:
+                while start < end and text[start].isspace():
+                    start += 1
+            offsets.append((start, end))
+            if rng.random() < 0.1 and end > pos:
+                offsets.append((end - 1, end))
+            pos = end
+    offsets.append((0, 0))
+    special = [1] + [0] * (len(offsets) - 2) + [1]
+    return text, offsets, special
+
+
+def test_random_encodings_give_whitespace_split_words():
+    rng = random.Random(0)
+    for _ in range(3000):
+        text, offsets, special = random_encoding(rng)
+        ids = word_ids_from_offsets(text, offsets, special)
+        assert words_from_ids(text, offsets, ids) == text.split(), (text, offsets)
+        assert ids[1:-1] == sorted(ids[1:-1])
 
 
 # ---------------------------------------------------------------- tiny tokenizers
