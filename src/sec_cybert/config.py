@@ -91,28 +91,59 @@ def describe_type(tp: Any) -> str:
 
 
 def _leaf(value: Any, tp: Any, path: str, problems: Problems) -> Any:
-    # YAML reads 5e-5 as a string (YAML 1.1); accept numeric strings for float fields, as users expect.
-    if tp in (float, float | None) and isinstance(value, str):
-        try:
+    """Convert a scalar (or list/dict of scalars) strictly: "yes" is not a bool, True is not an int."""
+    converted = _strict(value, tp)
+    if converted is attrs.NOTHING:
+        problems.add(path, f"got {value!r}; expected {describe_type(tp)}")
+    return converted
+
+
+def _strict(value: Any, tp: Any) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is typing.Union or (origin is not None and origin.__name__ == "UnionType"):
+        if value is None:
+            return None if type(None) in args else attrs.NOTHING
+        for option in (a for a in args if a is not type(None)):
+            converted = _strict(value, option)
+            if converted is not attrs.NOTHING:
+                return converted
+        return attrs.NOTHING
+    if origin is typing.Literal:
+        return value if value in args else attrs.NOTHING
+    if tp is bool:
+        return value if isinstance(value, bool) else attrs.NOTHING
+    if tp is int:
+        if isinstance(value, bool):
+            return attrs.NOTHING
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value if isinstance(value, int) else attrs.NOTHING
+    if tp is float:
+        if isinstance(value, bool):
+            return attrs.NOTHING
+        if isinstance(value, (int, float)):
             return float(value)
+        # YAML 1.1 reads 5e-5 (no dot) as a string; users mean the number.
+        try:
+            return float(value) if isinstance(value, str) else attrs.NOTHING
         except ValueError:
-            pass
-    if tp is int and isinstance(value, bool) or tp is float and isinstance(value, bool):
-        problems.add(path, f"got {value!r}; expected {describe_type(tp)}")
-        return attrs.NOTHING
-    if tp is int and isinstance(value, float) and not value.is_integer():
-        problems.add(path, f"got {value!r}; expected {describe_type(tp)}")
-        return attrs.NOTHING
-    if tp is str and not isinstance(value, str):
-        problems.add(path, f"got {value!r}; expected {describe_type(tp)}")
-        return attrs.NOTHING
-    if tp is bool and not isinstance(value, bool):
-        problems.add(path, f"got {value!r}; expected {describe_type(tp)}")
-        return attrs.NOTHING
+            return attrs.NOTHING
+    if tp is str:
+        return value if isinstance(value, str) else attrs.NOTHING
+    if tp is Path:
+        return Path(value) if isinstance(value, (str, Path)) else attrs.NOTHING
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return attrs.NOTHING
+        items = [_strict(item, args[0] if args else Any) for item in value]
+        return attrs.NOTHING if any(item is attrs.NOTHING for item in items) else origin(items)
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
+        return dict(value) if isinstance(value, Mapping) else attrs.NOTHING
     try:
         return _converter.structure(value, tp)
     except Exception:
-        problems.add(path, f"got {value!r}; expected {describe_type(tp)}")
         return attrs.NOTHING
 
 
@@ -150,8 +181,8 @@ def build(cls: type, data: Any, path: str, registry: Any, problems: Problems) ->
     before = len(problems.lines)
     for key in data:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            close = _suggest(str(key), allowed)
+            hint = f"did you mean {close!r}? " if close else ""
             problems.add(_join(path, key), f"unknown key; {hint}allowed: {', '.join(allowed)}")
     kwargs: dict[str, Any] = {}
     for field in fields:
@@ -175,7 +206,7 @@ def build(cls: type, data: Any, path: str, registry: Any, problems: Problems) ->
             try:
                 field.validator(None, field, value)
             except (ValueError, TypeError, SecCybertError) as exc:
-                problems.add(key_path, f"got {data[field.alias]!r}; {_validator_message(exc)}")
+                problems.add(key_path, _bad_value(data[field.alias], _validator_message(exc)))
                 continue
         kwargs[field.alias] = value
     if len(problems.lines) > before:
@@ -207,6 +238,23 @@ def build_value(tp: Any, value: Any, path: str, registry: Any, problems: Problem
         if len(inner) == 1 and attrs.has(inner[0]):
             return build(inner[0], value, path, registry, problems)
     return _leaf(value, tp, path, problems)
+
+
+def _suggest(key: str, allowed: list[str]) -> str | None:
+    """The allowed key a typo most likely meant: a close spelling, or the initials (lr -> learning_rate)."""
+    close = difflib.get_close_matches(key, allowed, n=1)
+    if close:
+        return close[0]
+    initials = [name for name in allowed if "".join(part[0] for part in name.split("_") if part) == key]
+    return initials[0] if len(initials) == 1 else None
+
+
+def _bad_value(value: Any, message: str) -> str:
+    """'got <value>; <why>' unless the message already shows the value."""
+    for shown in (f": {value!r}", f": {value}"):
+        if message.endswith(shown):
+            message = message[: -len(shown)]
+    return message if repr(value) in message or str(value) in message else f"got {value!r}; {message}"
 
 
 def _validator_message(exc: BaseException) -> str:

@@ -220,13 +220,10 @@ def load_run_config(
         built_stages = [
             build_component("stage", s, f"stages[{i}]", registry, problems) for i, s in enumerate(stages_data)
         ]
-    if (
-        settings is not attrs.NOTHING
-        and settings.hardware != "auto"
-        and settings.hardware not in registry.names("hardware")
-    ):
+    hardware = data.get("hardware", "auto")
+    if isinstance(hardware, str) and hardware != "auto" and hardware not in registry.names("hardware"):
         known = ", ".join(["auto", *registry.names("hardware")])
-        problems.add("hardware", f"unknown hardware profile {settings.hardware!r}; known: {known}")
+        problems.add("hardware", f"unknown hardware profile {hardware!r}; known: {known}")
     check(problems, source)
     try:
         pipeline = Pipeline(

@@ -211,7 +211,12 @@ class MultiHeadClassifier(nn.Module):
         spec = json.loads((directory / HEADS_CONFIG).read_text())
         heads = tuple(Head(**h) for h in spec["heads"])
         model = cls(AutoModel.from_pretrained(directory), heads, pooling=spec["pooling"])
-        model.load_state_dict(load_file(directory / HEADS_WEIGHTS), strict=False)
+        missing, unexpected = model.load_state_dict(load_file(directory / HEADS_WEIGHTS), strict=False)
+        missing = [key for key in missing if not key.startswith("encoder.")]
+        if missing or unexpected:
+            from sec_cybert.errors import DataError
+
+            raise DataError(f"{directory / HEADS_WEIGHTS} does not match {HEADS_CONFIG}: missing {missing}, unexpected {unexpected}")
         return model.eval()
 
     def predict(self, logits: dict[str, torch.Tensor]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ mean absolute error in levels; single-label heads add a confusion matrix (rows =
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,9 @@ def quadratic_weighted_kappa(truth: np.ndarray, predicted: np.ndarray, levels: i
     Defined as 0.0 when it is undefined (every example and prediction in one level), instead
     of sklearn's NaN, so tables and best-checkpoint selection stay numeric.
     """
-    kappa = cohen_kappa_score(truth, predicted, labels=list(range(levels)), weights="quadratic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns about exactly the case handled below
+        kappa = cohen_kappa_score(truth, predicted, labels=list(range(levels)), weights="quadratic")
     return 0.0 if np.isnan(kappa) else float(kappa)
 
 

@@ -153,7 +153,8 @@ class MLMStage:
         model = AutoModelForMaskedLM.from_pretrained(
             context.init_from, attn_implementation=runtime.attn_implementation
         )
-        collator = MaskingCollator(tokenizer=tokenizer, masker=self.masker, seed=context.seed)
+        # No seed of its own: masks then come from torch's RNG, which the Trainer seeds and restores on resume.
+        collator = MaskingCollator(tokenizer=tokenizer, masker=self.masker)
         args = self.training.trainer_arguments(
             out / "checkpoints",
             runtime,
