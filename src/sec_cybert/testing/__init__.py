@@ -1,0 +1,183 @@
+"""Helpers our own tests use, public for plugin authors: tiny corpora, tiny models, CPU settings.
+
+    from sec_cybert.testing import write_tiny_corpus, tiny_pipeline_config, requires_gpu
+
+Everything here is offline and CPU-sized: corpora are written from a few sentences, models are
+random-init with a tokenizer trained on the fly.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from sec_cybert.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
+
+
+
+def requires_gpu(test: Any) -> Any:
+    """Mark a test ``requires_gpu`` and skip it where no CUDA device is visible."""
+    import pytest
+    import torch
+
+    skip = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+    return pytest.mark.requires_gpu(skip(test))
+
+
+_TOPIC_SENTENCES = {
+    "Board Governance": "The audit committee of the board oversees cybersecurity risk and receives quarterly briefings.",
+    "Management Role": "Our chief information security officer leads the security team and reports to the chief executive.",
+    "Risk Management Process": "We assess vulnerabilities, monitor systems and test our incident response plan each year.",
+    "Third-Party Risk": "Vendors and service providers are assessed before onboarding and monitored during the contract.",
+    "Incident Disclosure": "We detected unauthorized access to a file server, contained the incident and notified regulators.",
+    "Strategy Integration": "Cybersecurity threats have not materially affected our strategy, results of operations or finances.",
+    "None/Other": "This section contains forward-looking statements that involve risks and uncertainties.",
+}
+_SPECIFICITY_ADDITIONS = (
+    "",
+    " As a regional bank we protect customer account data and payment systems.",
+    " The Cyber Risk Committee and our Security Operations Center run this program.",
+    " In 2024 we trained 1,250 employees and completed 14 tabletop exercises under NIST CSF 2.0.",
+)
+
+
+@attrs.frozen
+class TinyCorpus:
+    """Paths of a tiny corpus: filing shards, paragraphs, and labeled train/eval/holdout files."""
+
+    shards: Path
+    paragraphs: Path
+    train: Path
+    eval: Path
+    holdout: Path
+
+
+def labeled_paragraphs(n_per_cell: int, seed: int) -> list[dict[str, Any]]:
+    """``n_per_cell`` labeled paragraphs per (category, specificity) cell, shuffled."""
+    rng = random.Random(seed)
+    records = []
+    for category in CATEGORIES:
+        for level, specificity in enumerate(SPECIFICITY_LEVELS):
+            for i in range(n_per_cell):
+                text = _TOPIC_SENTENCES[category] + _SPECIFICITY_ADDITIONS[level] + f" Paragraph {seed}-{i}."
+                records.append({"id": f"p{seed}-{category[:4]}-{level}-{i}", "text": text, "category": category, "specificity": specificity})
+    rng.shuffle(records)
+    return records
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    return path
+
+
+def write_tiny_corpus(root: Path, *, documents: int = 12, n_per_cell: int = 2) -> TinyCorpus:
+    """A corpus small enough for a few training steps in seconds."""
+    root = Path(root)
+    sentences = list(_TOPIC_SENTENCES.values()) + list(_SPECIFICITY_ADDITIONS[1:])
+    rng = random.Random(0)
+    filings = [
+        {
+            "id": f"0000000000-2{i % 3 + 3}-{i:06d}",
+            "text": " ".join(rng.choice(sentences) for _ in range(40)),
+            "metadata": {"filing_date": f"202{i % 3 + 3}-0{i % 9 + 1}-15", "cik": str(1000 + i), "form": "10-K"},
+        }
+        for i in range(documents)
+    ]
+    shards = root / "shards"
+    write_jsonl(shards / "shard-00000.jsonl", filings[: documents // 2])
+    write_jsonl(shards / "shard-00001.jsonl", filings[documents // 2 :])
+    paragraphs = write_jsonl(root / "paragraphs.jsonl", [{"id": r["id"], "text": r["text"]} for r in labeled_paragraphs(1, 99)])
+    return TinyCorpus(
+        shards=shards,
+        paragraphs=paragraphs,
+        train=write_jsonl(root / "labels" / "train.jsonl", labeled_paragraphs(n_per_cell, 1)),
+        eval=write_jsonl(root / "labels" / "eval.jsonl", labeled_paragraphs(1, 2)),
+        holdout=write_jsonl(root / "labels" / "holdout.jsonl", labeled_paragraphs(1, 3)),
+    )
+
+
+TINY_ENCODER_OPTIONS = {
+    "vocab_size": 512,
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 256,
+}
+
+TINY_TRAINING = {
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "max_steps": 3,
+    "learning_rate": 1.0e-3,
+    "logging_steps": 1,
+    "save_strategy": "steps",
+    "save_steps": 2,
+    "save_total_limit": 2,
+}
+
+
+def tiny_pipeline_config(corpus: TinyCorpus, *, finetune: bool = True, **overrides: Any) -> dict[str, Any]:
+    """A pipeline config dict (as YAML would give) for DAPT -> TAPT -> fine-tune in seconds on a CPU."""
+    stages: list[dict[str, Any]] = [
+        {
+            "kind": "mlm",
+            "name": "dapt",
+            "corpus": {"kind": "jsonl-shards", "path": str(corpus.shards)},
+            "chunker": {"kind": "concat", "seq_len": 64},
+            "masker": {"kind": "token", "probability": 0.3},
+            "validation_split": 0.1,
+            "training": dict(TINY_TRAINING),
+        },
+        {
+            "kind": "mlm",
+            "name": "tapt",
+            "corpus": {"kind": "paragraphs", "path": str(corpus.paragraphs)},
+            "chunker": {"kind": "paragraph", "max_length": 64},
+            "masker": {"kind": "whole-word", "probability": 0.3},
+            "validation_split": 0.1,
+            "training": dict(TINY_TRAINING),
+        },
+    ]
+    if finetune:
+        stages.append(
+            {
+                "kind": "finetune",
+                "name": "finetune",
+                "train_file": str(corpus.train),
+                "eval_file": str(corpus.eval),
+                "holdout_file": str(corpus.holdout),
+                "max_length": 64,
+                "heads": [
+                    {"name": "category", "kind": "softmax", "labels": list(CATEGORIES)},
+                    {"name": "specificity", "kind": "coral", "labels": list(SPECIFICITY_LEVELS)},
+                ],
+                "training": {**TINY_TRAINING, "save_strategy": "epoch", "max_steps": None, "num_train_epochs": 1},
+            }
+        )
+    config = {
+        "encoder": "tiny-modernbert",
+        "encoder_options": dict(TINY_ENCODER_OPTIONS),
+        "hardware": "cpu",
+        "seed": 7,
+        "stages": stages,
+    }
+    config.update(overrides)
+    return config
+
+
+def builtin_plugin_manager() -> Any:
+    """A fresh plugin manager holding only the built-in plugins (no third-party entry points)."""
+    from sec_cybert.plugins import load_entry_point_plugins, new_plugin_manager
+
+    pm = new_plugin_manager()
+    load_entry_point_plugins(pm, allowed=[])
+    return pm

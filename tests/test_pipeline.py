@@ -1,0 +1,148 @@
+"""The pipeline end to end on a tiny corpus: outputs, lineage, ablation, resume, bad labels."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+from structlog.testing import capture_logs
+from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+from sec_cybert import Pipeline, corpus, stages
+from sec_cybert.errors import ConfigError, DataError
+from sec_cybert.pipeline import load_run_config
+from sec_cybert.stages.heads import MultiHeadClassifier
+from sec_cybert.testing import TINY_ENCODER_OPTIONS, tiny_pipeline_config, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One tiny DAPT -> TAPT -> fine-tune run with its ablation, shared by the tests below."""
+    from sec_cybert.testing import builtin_plugin_manager, write_tiny_corpus
+
+    root = tmp_path_factory.mktemp("pipeline")
+    tiny = write_tiny_corpus(root / "corpus")
+    pm = builtin_plugin_manager()
+    run = load_run_config(tiny_pipeline_config(tiny), plugin_manager=pm)
+    result = run.pipeline.run(root / "run")
+    table = result.ablation()
+    return root / "run", result, table, run, tiny
+
+
+def test_every_stage_writes_a_loadable_checkpoint_with_its_tokenizer(finished_run):
+    run_dir, result, *_ = finished_run
+    for name in ("base", "dapt", "tapt"):
+        AutoModelForMaskedLM.from_pretrained(run_dir / name)
+        AutoTokenizer.from_pretrained(run_dir / name)
+    for name in ("finetune-base", "finetune-dapt", "finetune-dapt-tapt"):
+        AutoModel.from_pretrained(run_dir / name)
+        AutoTokenizer.from_pretrained(run_dir / name)
+        assert MultiHeadClassifier.load(run_dir / name).head_specs[1].kind == "coral"
+    assert [v.name for v in result.variants] == ["base", "+DAPT", "+DAPT+TAPT"]
+
+
+def test_lineage_records_which_checkpoint_fed_which_stage(finished_run):
+    run_dir, *_ = finished_run
+    lineage = json.loads((run_dir / "lineage.json").read_text())
+    by_output = {entry["output"].rsplit("/", 1)[-1]: entry for entry in lineage["stages"]}
+    assert by_output["dapt"]["input"] == str(run_dir / "base")
+    assert by_output["tapt"]["input"] == str(run_dir / "dapt")
+    assert by_output["finetune-dapt-tapt"]["input"] == str(run_dir / "tapt")
+    assert by_output["finetune-base"]["variant"] == "base"
+    assert by_output["tapt"]["config"]["masker"]["kind"] == "whole-word"
+    assert by_output["dapt"]["config"]["training"]["learning_rate"] == 1e-3
+    assert lineage["hardware"] == "cpu" and lineage["encoder"] == "tiny-modernbert"
+
+
+def test_ablation_rows_and_perplexity_is_e_to_the_loss(finished_run):
+    run_dir, _, table, *_ = finished_run
+    data = json.loads((run_dir / "ablation.json").read_text())
+    assert [row["variant"] for row in data["rows"]] == ["base", "+DAPT", "+DAPT+TAPT"]
+    for row in data["rows"]:
+        for column in ("category_macro_f1", "specificity_macro_f1", "specificity_qwk"):
+            assert 0.0 <= row["metrics"][column]["mean"] <= 1.0
+        assert set(row["per_class_f1"]["category"]) >= {"Board Governance", "None/Other"}
+    base, dapt, tapt = data["rows"]
+    assert base["mlm_eval_loss"] is None
+    for row in (dapt, tapt):
+        assert row["mlm_perplexity"] == pytest.approx(math.exp(row["mlm_eval_loss"]))
+    markdown = (run_dir / "ablation.md").read_text()
+    assert "| +DAPT+TAPT |" in markdown and "e^loss" in markdown
+    stage = json.loads((run_dir / "dapt" / "stage.json").read_text())
+    assert stage["metrics"]["eval_perplexity"] == pytest.approx(math.exp(stage["metrics"]["eval_loss"]))
+
+
+def test_rerun_reuses_finished_stages(finished_run):
+    run_dir, _, _, run, _ = finished_run
+    before = {p: p.stat().st_mtime_ns for p in run_dir.glob("*/model.safetensors")}
+    with capture_logs() as logs:
+        run.pipeline.run(run_dir).ablation()
+    assert sum(1 for e in logs if e["event"] == "stage already complete; reusing it") == 5
+    assert before == {p: p.stat().st_mtime_ns for p in run_dir.glob("*/model.safetensors")}
+
+
+def test_interrupted_stage_resumes_from_its_last_checkpoint(tmp_path, tiny_corpus, plugin_manager):
+    config = tiny_pipeline_config(tiny_corpus, finetune=False)
+    config["stages"] = config["stages"][:1]
+    config["stages"][0]["training"].update(max_steps=4, save_steps=2, save_total_limit=None)
+    run = load_run_config(config, plugin_manager=plugin_manager)
+    run.pipeline.run(tmp_path)
+    stage_dir = tmp_path / "dapt"
+    # Simulate a crash after step 2: the final record and the later checkpoint never got written.
+    (stage_dir / "stage.json").unlink()
+    shutil.rmtree(stage_dir / "checkpoints" / "checkpoint-4")
+    with capture_logs() as logs:
+        run.pipeline.run(tmp_path)
+    resumed = [e for e in logs if e["event"] == "resuming from checkpoint"]
+    assert resumed and resumed[0]["checkpoint"].endswith("checkpoint-2")
+    assert json.loads((stage_dir / "stage.json").read_text())["metrics"]["global_step"] == 4
+
+
+def test_a_different_config_in_the_same_directory_is_refused(tmp_path, tiny_corpus, plugin_manager):
+    config = tiny_pipeline_config(tiny_corpus, finetune=False)
+    config["stages"] = config["stages"][:1]
+    load_run_config(config, plugin_manager=plugin_manager).pipeline.run(tmp_path)
+    config["stages"][0]["masker"]["probability"] = 0.2
+    with pytest.raises(ConfigError, match="different config"):
+        load_run_config(config, plugin_manager=plugin_manager).pipeline.run(tmp_path)
+
+
+def test_python_api_assembles_the_same_chain(tmp_path, tiny_corpus, plugin_manager):
+    from sec_cybert.chunking import ConcatChunker, ParagraphChunker
+    from sec_cybert.stages import Training
+
+    tiny = Training(per_device_train_batch_size=8, gradient_accumulation_steps=1, max_steps=1, save_strategy="no", logging_steps=1)
+    pipe = Pipeline(
+        encoder="tiny-modernbert",
+        encoder_options=TINY_ENCODER_OPTIONS,
+        hardware="cpu",
+        stages=[
+            stages.MLM.dapt(corpus.JsonlShards(tiny_corpus.shards), chunker=ConcatChunker(seq_len=64), training=tiny),
+            stages.MLM.tapt(corpus.Paragraphs(tiny_corpus.paragraphs), chunker=ParagraphChunker(max_length=64), training=tiny),
+            stages.FineTune.sec_cybert(tiny_corpus.train, eval_file=tiny_corpus.eval, max_length=64, training=tiny),
+        ],
+        plugin_manager=plugin_manager,
+    )
+    dapt, tapt, finetune = pipe.stages
+    assert (dapt.max_tokens, dapt.masker.probability, type(tapt.masker).__name__) == (500_000_000, 0.30, "WholeWordMasker")
+    reference_tapt = stages.MLM.tapt(corpus.Paragraphs(tiny_corpus.paragraphs)).training
+    assert (reference_tapt.num_train_epochs, reference_tapt.per_device_train_batch_size) == (5, 32)
+    result = pipe.run(tmp_path)
+    assert (tmp_path / "finetune-dapt-tapt" / "heads.json").is_file()
+    assert result.finetuned[("finetune", "+DAPT+TAPT", 42)].metrics["evaluated_on"] == "eval"
+
+
+def test_labels_outside_the_label_set(tmp_path, tiny_corpus, plugin_manager):
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "a paragraph", "category": "Board Governance", "specificity": "Generic Boilerplate"}, {"text": "b", "category": "Weather", "specificity": "Generic Boilerplate"}])
+    stage = stages.FineTune.sec_cybert(bad)
+    from sec_cybert.components import ReadReport
+
+    with pytest.raises(DataError, match="category 'Weather' is not in the label set; allowed: Board Governance"):
+        stage.read_labeled(bad, ReadReport())
+    lenient = stages.FineTune.sec_cybert(bad, on_bad_record="skip")
+    report = ReadReport()
+    columns = lenient.read_labeled(bad, report)
+    assert columns["text"] == ["a paragraph"] and report.kept == 1
+    assert report.skipped == {"category 'Weather' is not in the label set": 1}
