@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sec_cybert.stages.heads import Head, MultiHeadClassifier, decode, ordinal_predictions, ordinal_targets
+from sec_cybert.stages.classifier import MultiHeadClassifier, decode, ordinal_predictions, ordinal_targets
+from sec_cybert.stages.heads import Head
 from sec_cybert.stages.metrics import head_metrics, quadratic_weighted_kappa
 
 LEVELS = ("generic", "sector", "firm", "quantified")

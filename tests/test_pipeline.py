@@ -13,7 +13,7 @@ from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 from sec_cybert import Pipeline, corpus, stages
 from sec_cybert.errors import ConfigError, DataError
 from sec_cybert.pipeline import load_run_config
-from sec_cybert.stages.heads import MultiHeadClassifier
+from sec_cybert.stages.classifier import MultiHeadClassifier
 from sec_cybert.testing import TINY_ENCODER_OPTIONS, tiny_pipeline_config, write_jsonl
 
 

@@ -13,7 +13,13 @@ import pytest
 from sec_cybert import hookimpl
 from sec_cybert.errors import PluginError, UnknownComponentError
 from sec_cybert.pipeline import load_run_config
-from sec_cybert.plugins import KIND_HOOKS, Registry, load_entry_point_plugins, new_plugin_manager, reset_plugin_manager
+from sec_cybert.plugins import (
+    KIND_HOOKS,
+    Registry,
+    load_entry_point_plugins,
+    new_plugin_manager,
+    reset_plugin_manager,
+)
 from sec_cybert.testing import tiny_pipeline_config
 
 BUILTINS = {

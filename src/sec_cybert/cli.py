@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,11 @@ USER_ERROR_EXIT = 2
 
 
 def configure_logging(verbosity: int, fmt: str) -> None:
+    if verbosity <= 0:
+        # Our structlog lines report progress; the libraries' bars (tokenizing, loading and writing
+        # weights, downloads) would interleave with them. -v brings them back.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
     renderer = (
         structlog.processors.JSONRenderer()
@@ -42,7 +48,9 @@ def configure_logging(verbosity: int, fmt: str) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More log output (-v: debug).")
+@click.option(
+    "-v", "--verbose", count=True, help="More output: -v debug logs and the libraries' progress bars."
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True)
 @click.version_option(package_name="sec-cybert")
@@ -164,6 +172,21 @@ def validate(config: Path) -> None:
     run_config = _load(config, None)
     stages = ", ".join(f"{s.name} ({s.kind})" for s in run_config.pipeline.stages)
     click.echo(f"{config}: valid; stages: {stages}")
+
+
+@cli.command()
+@_config_argument
+@_hardware_option
+@click.option(
+    "--world-size", type=click.IntRange(min=1), default=1, show_default=True, help="Data-parallel processes."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plan(config: Path, hardware: str | None, world_size: int, as_json: bool) -> None:
+    """Print what a run of CONFIG will do: data kept, sequences, steps, warmup, estimated time."""
+    from sec_cybert.plan import plan_pipeline
+
+    result = plan_pipeline(_load(config, hardware).pipeline, world_size=world_size)
+    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else result.to_text())
 
 
 @cli.command()

@@ -12,12 +12,14 @@ nothing measurable. See ``docs/masking.md``.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import torch
 
 from sec_cybert.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["TokenMasker", "WholeWordMasker"]
 
@@ -69,6 +71,8 @@ def _check_batch(input_ids: torch.Tensor, special_tokens_mask: torch.Tensor, voc
 
 
 def _rand(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    import torch
+
     # Draw where the generator lives (a CPU generator cannot fill a CUDA tensor), then move.
     gen_device = generator.device if generator is not None else device
     return torch.rand(shape, generator=generator, device=gen_device).to(device)
@@ -91,6 +95,8 @@ def _corrupt(
     Bernoullis, which yields the same shares; this is simpler and lets a caller share one draw
     across all tokens of a word).
     """
+    import torch
+
     labels = torch.where(targets, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
     to_mask = targets & (action < mask_replace_prob)
     to_random = targets & ~to_mask & (action < mask_replace_prob + random_replace_prob)
@@ -127,6 +133,8 @@ class TokenMasker:
         word_ids: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         _check_batch(input_ids, special_tokens_mask, vocab_size)
         special = special_tokens_mask.to(device=input_ids.device, dtype=torch.bool)
         targets = (_rand(tuple(input_ids.shape), generator, input_ids.device) < self.probability) & ~special
@@ -172,6 +180,8 @@ class WholeWordMasker:
         word_ids: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         if word_ids is None:
             raise DataError(
                 "whole-word masking needs word ids: use a chunker that provides them, e.g. `paragraph`, "
@@ -213,6 +223,8 @@ class WholeWordMasker:
         Word ids are only meaningful within a row and need not be contiguous (a chunk cut from
         a long text keeps the text's numbering), so they are renumbered over the whole batch.
         """
+        import torch
+
         n_rows, _ = word_ids.shape
         clean = torch.where(in_word, word_ids, torch.zeros_like(word_ids))
         stride = int(clean.max().item()) + 1 if in_word.any() else 1

@@ -18,7 +18,7 @@ _EXPORTS = {
     "FineTune": ("sec_cybert.stages.finetune", "FineTuneStage"),
     "FineTuneStage": ("sec_cybert.stages.finetune", "FineTuneStage"),
     "Head": ("sec_cybert.stages.heads", "Head"),
-    "MultiHeadClassifier": ("sec_cybert.stages.heads", "MultiHeadClassifier"),
+    "MultiHeadClassifier": ("sec_cybert.stages.classifier", "MultiHeadClassifier"),
     "Training": ("sec_cybert.stages.training", "Training"),
     "StageContext": ("sec_cybert.stages.context", "StageContext"),
     "StageResult": ("sec_cybert.stages.context", "StageResult"),

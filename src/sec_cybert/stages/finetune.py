@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import attrs
-import numpy as np
 import structlog
 from attrs import validators as v
 
@@ -16,10 +15,9 @@ from sec_cybert.corpus.sources import OnBadRecord, _existing_path, read_jsonl_do
 from sec_cybert.errors import ConfigError, DataError
 from sec_cybert.stages.checkpoints import prepare_output_dir
 from sec_cybert.stages.context import StageContext, StageResult
-from sec_cybert.stages.heads import Head, MultiHeadClassifier
-from sec_cybert.stages.metrics import all_head_metrics
+from sec_cybert.stages.heads import Head
 from sec_cybert.stages.mlm import _stage_name
-from sec_cybert.stages.training import EventCallback, Training, quiet_trainer
+from sec_cybert.stages.training import Training
 
 log = structlog.get_logger(__name__)
 
@@ -174,6 +172,8 @@ class FineTuneStage:
         from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding, Trainer
 
         from sec_cybert.config import unstructure
+        from sec_cybert.stages.callbacks import EventCallback, quiet_trainer
+        from sec_cybert.stages.classifier import MultiHeadClassifier
 
         config = unstructure(self)
         out, fingerprint, done = prepare_output_dir(self.output_dir(context), config, context)
@@ -261,6 +261,10 @@ class FineTuneStage:
     def _metrics(self, predictions: Any, label_ids: Any, *, detailed: bool) -> dict[str, Any]:
         logits = predictions if isinstance(predictions, tuple) else (predictions,)
         truths = label_ids if isinstance(label_ids, tuple) else (label_ids,)
+        import numpy as np
+
+        from sec_cybert.stages.metrics import all_head_metrics
+
         return all_head_metrics(
             self.heads,
             tuple(np.asarray(x) for x in logits),

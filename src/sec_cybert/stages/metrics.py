@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
 
-from sec_cybert.stages.heads import Head, decode
+from sec_cybert.stages.classifier import decode
+from sec_cybert.stages.heads import Head
 
 
 def head_metrics(

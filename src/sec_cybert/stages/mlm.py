@@ -13,7 +13,7 @@ from sec_cybert.components import Chunker, CorpusSource, Masker, ReadReport
 from sec_cybert.errors import ConfigError, DataError
 from sec_cybert.stages.checkpoints import prepare_output_dir
 from sec_cybert.stages.context import StageContext, StageResult
-from sec_cybert.stages.training import EventCallback, Training, perplexity, quiet_trainer
+from sec_cybert.stages.training import Training, perplexity
 
 log = structlog.get_logger(__name__)
 
@@ -140,6 +140,7 @@ class MLMStage:
 
         from sec_cybert.collator import MaskingCollator
         from sec_cybert.config import unstructure
+        from sec_cybert.stages.callbacks import EventCallback, quiet_trainer
 
         config = unstructure(self)
         out, fingerprint, done = prepare_output_dir(self.output_dir(context), config, context)

@@ -19,7 +19,6 @@ import attrs
 from sec_cybert.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
 
 
-
 def requires_gpu(test: Any) -> Any:
     """Mark a test ``requires_gpu`` and skip it where no CUDA device is visible."""
     import pytest

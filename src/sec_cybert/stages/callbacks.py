@@ -1,0 +1,64 @@
+"""Trainer callbacks: forward the Trainer's events to our hooks and log through structlog."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from transformers import TrainerCallback
+
+from sec_cybert.stages.training import perplexity
+
+log = structlog.get_logger(__name__)
+
+
+def quiet_trainer(trainer: Any) -> Any:
+    """Drop the Trainer's print-to-stdout logger: EventCallback logs the same through structlog."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+class EventCallback(TrainerCallback):
+    """Forwards Trainer events to the ``on_train_event`` hook and logs progress through structlog.
+
+    Adds ``tokens_per_second`` (from the Trainer's count of non-padding input tokens) and
+    ``perplexity`` (= e^eval_loss, the loss being a mean cross-entropy in nats).
+    """
+
+    def __init__(self, plugin_manager: Any, stage_name: str) -> None:
+        self.pm = plugin_manager
+        self.stage_name = stage_name
+        self._last: tuple[float, int] | None = None
+
+    def _emit(self, event: str, state: Any, metrics: dict[str, float]) -> None:
+        if state.is_world_process_zero:
+            self.pm.hook.on_train_event(
+                event=event, stage_name=self.stage_name, step=state.global_step, metrics=metrics
+            )
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        metrics = dict(logs or {})
+        tokens = int(state.num_input_tokens_seen or 0)
+        now = time.perf_counter()
+        if self._last is not None and now > self._last[0] and tokens > self._last[1]:
+            metrics["tokens_per_second"] = (tokens - self._last[1]) / (now - self._last[0])
+        self._last = (now, tokens)
+        metrics["tokens_seen"] = tokens
+        if "eval_loss" in metrics:
+            metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
+        if state.is_world_process_zero:
+            log.info("train", stage=self.stage_name, step=state.global_step, **_rounded(metrics))
+        self._emit("log", state, metrics)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self._emit("evaluate", state, dict(metrics or {}))
+
+    def on_save(self, args, state, control, **kwargs):
+        self._emit("checkpoint", state, {"step": float(state.global_step)})
+
+
+def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: (round(val, 6) if isinstance(val, float) else val) for k, val in metrics.items()}
