@@ -167,3 +167,10 @@ def test_shipped_pipeline_config_chains_the_three(tmp_path, tiny_corpus, plugin_
     assert run.ablation_seeds == (42, 43, 44)
     dapt = load_run_config(_with_paths(load_yaml(resolve_config_path("configs/dapt/modernbert.yaml")), tmp_path, tiny_corpus), plugin_manager=plugin_manager)
     assert run.pipeline.stages[0] == dapt.pipeline.stages[0]
+
+
+def test_shipped_deberta_config_builds(tmp_path, tiny_corpus, plugin_manager):
+    run = _shipped("dapt/deberta-v3.yaml", tmp_path, tiny_corpus, plugin_manager)
+    (stage,) = run.pipeline.stages
+    assert run.pipeline.encoder == "microsoft/deberta-v3-base"
+    assert (stage.chunker.seq_len, stage.training.attn_implementation, stage.training.effective_batch_size) == (512, "eager", 32)

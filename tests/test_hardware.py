@@ -61,3 +61,13 @@ def test_trainer_arguments_carry_the_resolved_settings(tmp_path):
     assert args.eval_strategy == "steps" and args.eval_steps == 10
     assert args.activation_checkpointing is True
     assert args.activation_checkpointing_kwargs == {"use_reentrant": False}
+
+
+def test_weights_load_in_float32_unless_bfloat16_is_asked_for():
+    import torch
+    from structlog.testing import capture_logs
+
+    assert Training().load_dtype() is torch.float32
+    with capture_logs() as logs:
+        assert Training(model_dtype="bfloat16").load_dtype() is torch.bfloat16
+    assert logs and "round away" in logs[0]["event"]

@@ -191,7 +191,9 @@ class FineTuneStage:
 
         runtime = self.training.runtime(context.hardware)
         encoder = AutoModel.from_pretrained(
-            context.init_from, attn_implementation=runtime.attn_implementation
+            context.init_from,
+            attn_implementation=runtime.attn_implementation,
+            dtype=self.training.load_dtype(),
         )
         model = MultiHeadClassifier(
             encoder,

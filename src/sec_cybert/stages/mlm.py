@@ -152,7 +152,9 @@ class MLMStage:
         train_blocks, validation_blocks, report = self.prepare_data(tokenizer, context.seed)
         runtime = self.training.runtime(context.hardware)
         model = AutoModelForMaskedLM.from_pretrained(
-            context.init_from, attn_implementation=runtime.attn_implementation
+            context.init_from,
+            attn_implementation=runtime.attn_implementation,
+            dtype=self.training.load_dtype(),
         )
         # No seed of its own: masks then come from torch's RNG, which the Trainer seeds and restores on resume.
         collator = MaskingCollator(tokenizer=tokenizer, masker=self.masker)

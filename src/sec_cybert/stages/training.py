@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import attrs
+import structlog
 from attrs import validators as v
 
 from sec_cybert.hardware import ATTN_IMPLEMENTATIONS, RuntimeSettings, resolve_runtime
+
+log = structlog.get_logger(__name__)
 
 _positive_int = [v.instance_of(int), v.ge(1)]
 
@@ -49,6 +52,23 @@ class Training:
     eval_steps: int | None = attrs.field(default=None, validator=v.optional(_positive_int))
     save_total_limit: int | None = attrs.field(default=3, validator=v.optional(_positive_int))
     dataloader_num_workers: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
+    #: The dtype the weights are loaded (and kept) in. float32 master weights with bf16 autocast
+    #: is the default on purpose: in pure bf16 an AdamW step of lr 5e-5 is below half a unit in
+    #: the last place of a typical weight (~0.03 -> ULP ~2.4e-4), so most updates round away.
+    #: bfloat16 halves weight and optimizer memory when that is what makes a run fit.
+    model_dtype: Literal["float32", "bfloat16"] = attrs.field(
+        default="float32", validator=v.in_(("float32", "bfloat16"))
+    )
+
+    def load_dtype(self) -> Any:
+        import torch
+
+        if self.model_dtype == "bfloat16":
+            log.warning(
+                "weights kept in bfloat16: updates smaller than ~1/256 of a weight round away; "
+                "use model_dtype: float32 (bf16 autocast still applies) unless memory forces this"
+            )
+        return getattr(torch, self.model_dtype)
 
     @property
     def effective_batch_size(self) -> int:
