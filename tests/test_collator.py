@@ -307,3 +307,25 @@ def test_dataloader_workers_draw_distinct_masks_every_epoch(tokenizer):
     assert all(
         torch.equal(a, b) for ea, eb in zip(run, again, strict=True) for a, b in zip(ea, eb, strict=True)
     )
+
+
+def test_premasked_validation_is_fixed_and_only_padded():
+    import datasets
+
+    from sec_cybert.collator import MaskingCollator, premask
+    from sec_cybert.encoders import train_bpe_tokenizer
+    from sec_cybert.masking import WholeWordMasker
+
+    tokenizer = train_bpe_tokenizer(["the audit committee oversees cyber risk"] * 30, vocab_size=280)
+    rows = {"input_ids": [[1, 7, 8, 9, 10, 11, 2], [1, 7, 8, 2]], "word_ids": [[-1, 0, 0, 1, 2, 2, -1], [-1, 0, 1, -1]]}
+    dataset = datasets.Dataset.from_dict(rows)
+    masker = WholeWordMasker(probability=0.5)
+    first = premask(dataset, tokenizer, masker, seed=3)
+    again = premask(dataset, tokenizer, masker, seed=3)
+    assert first["labels"] == again["labels"] and first["input_ids"] == again["input_ids"]
+    assert first.column_names == ["input_ids", "labels"]
+    assert [len(x) for x in first["labels"]] == [7, 4]
+    batch = MaskingCollator(tokenizer=tokenizer, masker=masker)(list(first))
+    assert batch["labels"][1].tolist()[4:] == [-100, -100, -100]
+    assert batch["labels"][0].tolist() == first["labels"][0]
+    assert batch["input_ids"][1, 4:].tolist() == [tokenizer.pad_token_id] * 3

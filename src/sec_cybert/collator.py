@@ -55,7 +55,8 @@ class MaskingCollator:
     taken). Rows are padded to the longest in the batch (rounded up to ``pad_to_multiple_of``),
     ``input_ids`` with the tokenizer's pad token and ``word_ids`` with -1. Special tokens (any
     id in ``tokenizer.all_special_ids``, ``[UNK]`` included, as in transformers) and padding
-    are never targets. Other keys in a feature (``id``, ``n_tokens`` ...) are ignored.
+    are never targets. Other keys in a feature (``id``, ``n_tokens`` ...) are ignored. Features
+    that already carry ``labels`` (see :func:`premask`) are padded and passed through unmasked.
 
     ``word_ids`` are passed to the masker when every feature has them, and are required when
     the masker's ``needs_word_ids`` is true.
@@ -91,7 +92,8 @@ class MaskingCollator:
             raise DataError("cannot collate an empty batch")
         needs_word_ids = bool(getattr(self.masker, "needs_word_ids", False))
         has_word_ids = [f.get("word_ids") is not None for f in features]
-        if needs_word_ids and not all(has_word_ids):
+        premasked = all("labels" in f for f in features)
+        if needs_word_ids and not premasked and not all(has_word_ids):
             raise DataError(
                 f"the masker {type(self.masker).__name__} needs word ids but "
                 f"{has_word_ids.count(False)} of {len(features)} features have no `word_ids`: use a "
@@ -118,6 +120,12 @@ class MaskingCollator:
         for i, row in enumerate(ids_rows):
             input_ids[i, : len(row)] = row
             attention_mask[i, : len(row)] = 1
+        if premasked:
+            # Already masked (a fixed validation set): pad, never re-mask.
+            labels = torch.full((len(features), width), -100, dtype=torch.long)
+            for i, f in enumerate(features):
+                labels[i, : lengths[i]] = _row(f["labels"], "labels", i)
+            return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
         special_tokens_mask = torch.isin(input_ids, self._special_ids) | (attention_mask == 0)
 
         word_ids = None
@@ -162,3 +170,29 @@ class MaskingCollator:
             self._generator = torch.Generator().manual_seed(seed)
             self._generator_owner = owner
         return self._generator
+
+
+def premask(
+    dataset: Any, tokenizer: PreTrainedTokenizerBase, masker: Masker, *, seed: int, batch_size: int = 64
+) -> Any:
+    """Mask a validation set once, so every evaluation scores the same targets.
+
+    Re-masking at each evaluation would add sampling noise to the eval loss curve (and to the
+    perplexity that the ablation compares across variants). Returns a dataset with
+    ``input_ids`` (corrupted) and ``labels``, which :class:`MaskingCollator` only pads.
+    """
+    collator = MaskingCollator(tokenizer=tokenizer, masker=masker, seed=seed)
+
+    def mask_batch(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        keys = [k for k in ("input_ids", "word_ids") if k in batch]
+        features = [
+            dict(zip(keys, values, strict=True)) for values in zip(*(batch[k] for k in keys), strict=True)
+        ]
+        out = collator(features)
+        lengths = [len(ids) for ids in batch["input_ids"]]
+        return {
+            "input_ids": [out["input_ids"][i, :n].tolist() for i, n in enumerate(lengths)],
+            "labels": [out["labels"][i, :n].tolist() for i, n in enumerate(lengths)],
+        }
+
+    return dataset.map(mask_batch, batched=True, batch_size=batch_size, remove_columns=dataset.column_names)

@@ -138,7 +138,7 @@ class MLMStage:
     def run(self, context: StageContext) -> StageResult:
         from transformers import AutoModelForMaskedLM, AutoTokenizer, Trainer
 
-        from sec_cybert.collator import MaskingCollator
+        from sec_cybert.collator import MaskingCollator, premask
         from sec_cybert.config import unstructure
         from sec_cybert.stages.callbacks import EventCallback, quiet_trainer
 
@@ -158,6 +158,8 @@ class MLMStage:
         )
         # No seed of its own: masks then come from torch's RNG, which the Trainer seeds and restores on resume.
         collator = MaskingCollator(tokenizer=tokenizer, masker=self.masker)
+        if validation_blocks is not None:
+            validation_blocks = premask(validation_blocks, tokenizer, self.masker, seed=context.seed)
         args = self.training.trainer_arguments(
             out / "checkpoints",
             runtime,
