@@ -146,3 +146,10 @@ def test_labels_outside_the_label_set(tmp_path, tiny_corpus, plugin_manager):
     columns = lenient.read_labeled(bad, report)
     assert columns["text"] == ["a paragraph"] and report.kept == 1
     assert report.skipped == {"category 'Weather' is not in the label set": 1}
+
+
+def test_finetune_before_pretraining_is_refused(tiny_corpus, plugin_manager):
+    config = tiny_pipeline_config(tiny_corpus)
+    config["stages"] = [config["stages"][2], config["stages"][0]]
+    with pytest.raises(ConfigError, match="fine-tune stages must come after every MLM stage"):
+        load_run_config(config, plugin_manager=plugin_manager)

@@ -5,6 +5,8 @@
 Heavy dependencies (torch, transformers) load when a stage runs, not at import.
 """
 
+from importlib import metadata as _metadata
+
 from sec_cybert.errors import (
     ConfigError,
     DataError,
@@ -17,7 +19,10 @@ from sec_cybert.hookspecs import hookimpl
 from sec_cybert.pipeline import Pipeline, PipelineResult, load_run_config
 from sec_cybert.plugins import get_plugin_manager, get_registry
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("sec-cybert")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path without installation
+    __version__ = "0+unknown"
 
 __all__ = [
     "ConfigError",

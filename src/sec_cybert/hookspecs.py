@@ -49,7 +49,8 @@ def register_corpus_sources(register: Register) -> None:
     ``register(name, cls)``: ``cls(**params)`` must return an object with
     ``iter_documents(report) -> Iterator[Document]`` and ``describe() -> str``
     (see :class:`sec_cybert.components.CorpusSource`). In a config it is picked with
-    ``corpus: {kind: NAME, ...params}``. Built-ins: ``jsonl-shards``, ``paragraphs``.
+    ``corpus: {kind: NAME, ...params}``. Built-ins: ``jsonl-shards``, ``paragraphs``,
+    ``edgar-html`` (cached 10-K HTML, cleaned on the fly).
     """
 
 

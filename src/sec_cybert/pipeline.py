@@ -62,7 +62,8 @@ class Pipeline:
         if len(set(names)) != len(names):
             raise ConfigError(f"stage names must be unique (they name output directories), got {names}")
         kinds = [stage.kind for stage in self.stages]
-        if "mlm" in kinds[kinds.index("finetune") :] if "finetune" in kinds else False:
+        first_finetune = kinds.index("finetune") if "finetune" in kinds else len(kinds)
+        if "mlm" in kinds[first_finetune:]:
             raise ConfigError("fine-tune stages must come after every MLM stage")
 
     # -- construction ----------------------------------------------------------------------
