@@ -21,6 +21,7 @@ def test_single_head_classifier(tmp_path, tiny_corpus, plugin_manager):
         "heads": [{"name": "category", "kind": "softmax", "class_weights": "balanced", "labels": ["Board Governance", "Management Role", "Risk Management Process", "Third-Party Risk", "Incident Disclosure", "Strategy Integration", "None/Other"]}],
         "pooling": "mean",
         "metric_for_best_model": "category_accuracy",
+        "training": {**TINY_TRAINING, "save_strategy": "epoch", "max_steps": None, "num_train_epochs": 1, "gradient_checkpointing": True},
     }
     result = load_run_config(_finetune_only(tiny_corpus, stage), plugin_manager=plugin_manager).pipeline.run(tmp_path)
     metrics = result.finetuned[("finetune", "base", 7)].metrics

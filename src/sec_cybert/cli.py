@@ -16,6 +16,7 @@ from typing import Any
 import click
 import structlog
 
+from sec_cybert.distributed import is_main_process
 from sec_cybert.errors import ConfigError, SecCybertError
 
 log = structlog.get_logger(__name__)
@@ -90,7 +91,8 @@ def _run(
     if ablate:
         table = result.ablation(run_config.ablation_seeds)
         click.echo(table.to_markdown())
-    click.echo(f"done: {run_dir} (lineage in {run_dir / 'lineage.json'})")
+    if is_main_process():
+        click.echo(f"done: {run_dir} (lineage in {run_dir / 'lineage.json'})")
 
 
 _config_argument = click.argument("config", type=click.Path(path_type=Path))

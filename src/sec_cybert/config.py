@@ -274,11 +274,12 @@ def check(problems: Problems, source: str | None = None) -> None:
         raise ConfigError(problems.lines, source=source)
 
 
-def unstructure(obj: Any, registry: Any = None) -> Any:
+def unstructure(obj: Any, registry: Any = None, *, omit_defaults: bool = False) -> Any:
     """The inverse of :func:`build`: plain data that ``build`` accepts again.
 
     Registered components get their ``kind`` back, so a stage's resolved config in
-    ``lineage.json`` can be pasted into a YAML file.
+    ``lineage.json`` can be pasted into a YAML file. ``omit_defaults`` leaves out settings equal
+    to their default (what a run's fingerprint hashes).
     """
     if attrs.has(type(obj)):
         data: dict[str, Any] = {}
@@ -286,16 +287,37 @@ def unstructure(obj: Any, registry: Any = None) -> Any:
         if kind is not None:
             data["kind"] = kind
         for field in attrs.fields(type(obj)):
-            if field.init:
-                data[field.alias] = unstructure(getattr(obj, field.name), registry)
+            if not field.init:
+                continue
+            value = getattr(obj, field.name)
+            if omit_defaults and _is_default(field, value):
+                continue
+            data[field.alias] = unstructure(value, registry, omit_defaults=omit_defaults)
         return data
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, (list, tuple)):
-        return [unstructure(item, registry) for item in obj]
+        return [unstructure(item, registry, omit_defaults=omit_defaults) for item in obj]
     if isinstance(obj, Mapping):
-        return {str(k): unstructure(val, registry) for k, val in obj.items()}
+        return {str(k): unstructure(val, registry, omit_defaults=omit_defaults) for k, val in obj.items()}
     return obj
+
+
+def _is_default(field: Any, value: Any) -> bool:
+    default = field.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default = default.factory() if not default.takes_self else attrs.NOTHING
+    if default is attrs.NOTHING:
+        return False
+    if field.converter is not None:
+        try:
+            default = field.converter(default)
+        except Exception:
+            return False
+    try:
+        return bool(value == default)
+    except Exception:
+        return False
 
 
 def _registered_name(cls: type, registry: Any) -> str | None:

@@ -29,6 +29,7 @@ def write_demo_config(out: Path, *, seed: int = 42) -> Path:
     )
     text = template.substitute(
         seed=seed,
+        out=out,
         dapt_dir=corpus.dapt_dir,
         paragraphs_file=corpus.paragraphs_file,
         train_file=corpus.train_file,

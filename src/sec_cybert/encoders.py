@@ -8,6 +8,7 @@ on the run's own corpus, so the whole pipeline runs offline on a CPU in minutes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ HUB_ALIASES = {
     "modernbert-large": "answerdotai/ModernBERT-large",
     "deberta-v3-base": "microsoft/deberta-v3-base",
 }
+
+RECIPE_FILE = "encoder-recipe.json"
 
 SPECIAL_TOKENS = {
     "cls_token": "[CLS]",
@@ -93,7 +96,26 @@ def tiny_modernbert(
     from transformers import ModernBertConfig, ModernBertForMaskedLM
 
     target = Path(workdir) / "base"
-    if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
+    options = {
+        "vocab_size": vocab_size,
+        "hidden_size": hidden_size,
+        "num_hidden_layers": num_hidden_layers,
+        "num_attention_heads": num_attention_heads,
+        "intermediate_size": intermediate_size,
+        "max_position_embeddings": max_position_embeddings,
+        "seed": seed,
+    }
+    recipe = target / RECIPE_FILE
+    if recipe.is_file():
+        built_with = json.loads(recipe.read_text())
+        if built_with != options:
+            from sec_cybert.errors import ConfigError
+
+            changed = sorted(k for k in options if built_with.get(k) != options[k])
+            raise ConfigError(
+                f"{target} holds a tiny-modernbert built with other encoder_options ({', '.join(changed)}); "
+                "use another output directory, or delete that one to start over"
+            )
         return str(target)
     tokenizer = train_bpe_tokenizer(
         corpus_texts, vocab_size=vocab_size, model_max_length=max_position_embeddings
@@ -117,5 +139,6 @@ def tiny_modernbert(
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
+    recipe.write_text(json.dumps(options, indent=2) + "\n")  # written last: marks a complete base
     log.info("tiny encoder written", path=str(target), parameters=sum(p.numel() for p in model.parameters()))
     return str(target)

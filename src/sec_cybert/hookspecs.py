@@ -58,9 +58,10 @@ def register_corpus_sources(register: Register) -> None:
 def register_chunkers(register: Register) -> None:
     """Register Chunker factories.
 
-    ``register(name, cls)``: ``cls(**params).chunk(dataset, tokenizer)`` turns a dataset with a
-    ``text`` column into token blocks with an ``input_ids`` column, and a ``word_ids`` column
-    when ``provides_word_ids`` is true (see :class:`sec_cybert.components.Chunker`). Picked with
+    ``register(name, cls)``: ``cls(**params)`` has ``tokenize(dataset, tokenizer)``, which maps a
+    dataset with a ``text`` column to ``input_ids`` and ``n_tokens`` (plus ``word_ids`` when
+    ``provides_word_ids`` is true), and ``group(tokenized)``, which makes the training blocks; a
+    token budget acts between the two (see :class:`sec_cybert.components.Chunker`). Picked with
     ``chunker: {kind: NAME, ...}``. Built-ins: ``concat`` (DAPT), ``paragraph`` (TAPT).
     """
 
@@ -91,8 +92,8 @@ def register_hardware_profiles(register: Register) -> None:
 def register_stages(register: Register) -> None:
     """Register Stage factories.
 
-    ``register(name, cls)``: ``cls(**params)`` returns a Stage (``name``, ``run(context)``,
-    ``output_dir(run_dir)``; see :class:`sec_cybert.components.Stage`). Picked in a pipeline
+    ``register(name, cls)``: ``cls(**params)`` returns a Stage (``name``, ``kind``,
+    ``run(context)``, ``output_dir(context)``; see :class:`sec_cybert.components.Stage`). Picked in a pipeline
     config with ``stages: [{kind: NAME, ...}]``. Built-ins: ``mlm``, ``finetune``.
     """
 
@@ -101,8 +102,9 @@ def register_stages(register: Register) -> None:
 def register_encoders(register: Register) -> None:
     """Register encoders: named recipes that materialise a base checkpoint.
 
-    ``register(name, factory)``: ``factory(workdir: Path, corpus_texts: Iterable[str]) -> str``
-    returns a ``from_pretrained`` reference (a local directory or a hub id). A plugin that adds
+    ``register(name, factory)``: ``factory(workdir: Path, corpus_texts: Iterable[str], **options) -> str``
+    returns a ``from_pretrained`` reference (a local directory or a hub id); ``options`` are the
+    pipeline's ``encoder_options``, as keyword arguments. A plugin that adds
     an architecture missing from transformers registers it with the transformers Auto classes
     (``AutoConfig.register``, ``AutoModel.register``, ``AutoModelForMaskedLM.register``) inside
     this hook or at import. Any name that is not registered is treated as a hub id or local path.
@@ -155,7 +157,7 @@ def on_train_event(event: str, stage_name: str, step: int, metrics: Mapping[str,
     """Observe training: ``event`` is ``"log"``, ``"evaluate"`` or ``"checkpoint"``.
 
     Called on the main process only, at the Trainer's logging, evaluation and save points.
-    ``metrics`` holds what the Trainer reported (loss, learning_rate, grad_norm, eval_loss,
-    perplexity, tokens_seen, tokens_per_second ...). Must not raise: a failing observer would
+    ``metrics`` holds what the Trainer reported (loss, learning_rate, grad_norm, epoch, eval_loss
+    ...) plus ``tokens_seen``, ``tokens_per_second`` and, for MLM stages, ``eval_perplexity``. Must not raise: a failing observer would
     stop training.
     """

@@ -21,7 +21,8 @@ import structlog
 from attrs import validators as v
 
 from sec_cybert.components import ReadReport
-from sec_cybert.errors import ConfigError, SecCybertError
+from sec_cybert.distributed import is_main_process, wait_for_everyone
+from sec_cybert.errors import ConfigError
 from sec_cybert.stages.context import StageContext, StageResult
 
 log = structlog.get_logger(__name__)
@@ -38,6 +39,27 @@ class Variant:
     tag: str
     checkpoint: str
     mlm_result: StageResult | None = None
+
+    def extended_by(self, stage_name: str, result: StageResult) -> Variant:
+        """The variant an MLM stage makes of this one: base -> +DAPT -> +DAPT+TAPT."""
+        suffix = stage_name.upper()
+        name = f"+{suffix}" if self.name == "base" else f"{self.name}+{suffix}"
+        tag = stage_name if self.tag == "base" else f"{self.tag}-{stage_name}"
+        return Variant(name=name, tag=tag, checkpoint=str(result.output_dir), mlm_result=result)
+
+
+def variant_chain(checkpoint: str) -> list[Variant]:
+    """The variants that led to ``checkpoint``, oldest first, read from the stages' records.
+
+    So a pipeline that starts from a TAPT output (a per-stage config) still names its variant
+    ``+DAPT+TAPT`` and can ablate against the earlier ones.
+    """
+    directory = Path(checkpoint)
+    record = StageResult.load(directory) if directory.is_dir() else None
+    if record is None or record.kind != "mlm":
+        return [Variant(name="base", tag="base", checkpoint=checkpoint)]
+    chain = variant_chain(record.init_from)
+    return [*chain, chain[-1].extended_by(record.stage, record)]
 
 
 @attrs.frozen
@@ -92,23 +114,22 @@ class Pipeline:
     def run(self, run_dir: Path | str) -> PipelineResult:
         """Run every MLM stage, then fine-tune the last variant. Resumes what ``run_dir`` holds."""
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if is_main_process():
+            run_dir.mkdir(parents=True, exist_ok=True)
         lineage = Lineage.start(self, run_dir)
         profile = self._hardware()
         lineage.hardware = profile.name
-        base = self._materialize_encoder(run_dir)
+        if is_main_process():
+            base = self._materialize_encoder(run_dir)
+        wait_for_everyone()
+        if not is_main_process():
+            base = self._materialize_encoder(run_dir)  # now only reads what the main process wrote
         lineage.base = base
-        variants = [Variant(name="base", tag="base", checkpoint=base)]
+        variants = variant_chain(base)
         for stage in self.mlm_stages:
             previous = variants[-1]
             result = self._run_stage(stage, run_dir, previous, profile, self.seed, previous.tag, lineage)
-            name = (
-                stage.name.upper() if previous.name == "base" else f"{previous.name[1:]}+{stage.name.upper()}"
-            )
-            tag = stage.name if previous.tag == "base" else f"{previous.tag}-{stage.name}"
-            variants.append(
-                Variant(name=f"+{name}", tag=tag, checkpoint=str(result.output_dir), mlm_result=result)
-            )
+            variants.append(previous.extended_by(stage.name, result))
         finetuned = {}
         for stage in self.finetune_stages:
             finetuned[(stage.name, variants[-1].name, self.seed)] = self._run_stage(
@@ -127,11 +148,11 @@ class Pipeline:
         """``run`` then fine-tune every variant with the same seeds; write the ablation table."""
         return self.run(run_dir).ablation(seeds)
 
-    def _hardware(self) -> Any:
+    def _hardware(self, *, check: bool = True) -> Any:
         from sec_cybert.hardware import resolve_profile
         from sec_cybert.plugins import get_registry
 
-        return resolve_profile(self.hardware, get_registry(self.plugin_manager), self.pm)
+        return resolve_profile(self.hardware, get_registry(self.plugin_manager), self.pm, check=check)
 
     def _materialize_encoder(self, run_dir: Path) -> str:
         from sec_cybert.plugins import get_registry
@@ -140,9 +161,14 @@ class Pipeline:
         if self.encoder in registry.entries["encoder"]:
             factory = registry.factory("encoder", self.encoder)
             return factory(run_dir, self._corpus_texts(), **dict(self.encoder_options))
+        plugin_hint = (
+            "; if it is an encoder from a plugin, that plugin is not installed or is excluded by SEC_CYBERT_PLUGINS"
+            if "/" not in self.encoder
+            else ""
+        )
         if self.encoder_options:
             raise ConfigError(
-                f"encoder_options apply to registered encoders only; {self.encoder!r} is a path or hub id"
+                f"encoder_options apply to registered encoders only; {self.encoder!r} is a path or hub id{plugin_hint}"
             )
         if Path(self.encoder).exists() or (
             _HUB_ID.match(self.encoder) and not self.encoder.startswith((".", "/"))
@@ -150,7 +176,7 @@ class Pipeline:
             return self.encoder
         raise ConfigError(
             f"encoder {self.encoder!r} is not a registered encoder ({', '.join(registry.names('encoder'))}), "
-            "an existing checkpoint directory, or a hub id (org/name)"
+            f"an existing checkpoint directory, or a hub id (org/name){plugin_hint}"
         )
 
     def _corpus_texts(self) -> Iterator[str]:
@@ -180,14 +206,7 @@ class Pipeline:
             variant=variant.name,
             init_from=variant.checkpoint,
         )
-        try:
-            result = self.pm.hook.stage_run(stage=stage, context=context)
-        except OSError as exc:
-            # transformers raises OSError for a checkpoint it cannot find or download.
-            raise SecCybertError(
-                f"stage {stage.name!r} could not load {variant.checkpoint!r}: {exc}. Offline? Download the model "
-                "first (HF_HUB_OFFLINE=1 uses the cache), or set encoder to a local checkpoint directory"
-            ) from exc
+        result = self.pm.hook.stage_run(stage=stage, context=context)
         lineage.record(result, variant=variant.name)
         return result
 
@@ -270,7 +289,10 @@ class Lineage:
                 "python": platform.python_version(),
             },
         }
-        return cls(path=run_dir / LINEAGE_FILE, header=header)
+        path = run_dir / LINEAGE_FILE
+        # Per-stage commands (dapt, then tapt, then finetune) share one lineage file.
+        earlier = json.loads(path.read_text()).get("stages", []) if path.is_file() else []
+        return cls(path=path, header=header, stages=earlier)
 
     def record(self, result: StageResult, *, variant: str) -> None:
         entry = {
@@ -287,6 +309,8 @@ class Lineage:
         self.save()
 
     def save(self) -> None:
+        if not is_main_process():
+            return
         data = {**self.header, "hardware": self.hardware, "base_checkpoint": self.base, "stages": self.stages}
         self.path.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
@@ -324,5 +348,6 @@ class PipelineResult:
                         stage, self.run_dir, variant, self.profile, seed, tag, self.lineage
                     )
         table = AblationTable.from_results(self.pipeline, self.variants, results, seeds)
-        table.write(self.run_dir)
+        if is_main_process():
+            table.write(self.run_dir)
         return table

@@ -75,13 +75,14 @@ def warmup_steps(ratio: float, steps: int) -> int:
 
 def plan_pipeline(pipeline: Any, *, world_size: int = 1) -> Plan:
     """Plan every stage of ``pipeline`` without training anything."""
-    from transformers import AutoTokenizer
+    from sec_cybert.stages.loading import load_tokenizer
 
-    profile = pipeline._hardware()
+    # Planning an rtx3090 run on a laptop is the point: do not require the GPU here.
+    profile = pipeline._hardware(check=False)
     with tempfile.TemporaryDirectory(prefix="sec-cybert-plan-") as scratch:
         base = pipeline._materialize_encoder(Path(scratch))
         # Pretraining stages keep the tokenizer, so the base tokenizer plans every stage.
-        tokenizer = AutoTokenizer.from_pretrained(base)
+        tokenizer = load_tokenizer(base)
         plans = []
         for stage in pipeline.stages:
             if stage.kind == "mlm":

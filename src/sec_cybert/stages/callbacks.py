@@ -28,8 +28,9 @@ class EventCallback(TrainerCallback):
     ``perplexity`` (= e^eval_loss, the loss being a mean cross-entropy in nats).
     """
 
-    def __init__(self, plugin_manager: Any, stage_name: str) -> None:
+    def __init__(self, plugin_manager: Any, stage_name: str, *, perplexity: bool = False) -> None:
         self.pm = plugin_manager
+        self.report_perplexity = perplexity  # only an MLM loss has a perplexity
         self.stage_name = stage_name
         self._last: tuple[float, int] | None = None
 
@@ -47,7 +48,7 @@ class EventCallback(TrainerCallback):
             metrics["tokens_per_second"] = (tokens - self._last[1]) / (now - self._last[0])
         self._last = (now, tokens)
         metrics["tokens_seen"] = tokens
-        if "eval_loss" in metrics:
+        if self.report_perplexity and "eval_loss" in metrics:
             metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
         if state.is_world_process_zero:
             log.info("train", stage=self.stage_name, step=state.global_step, **_rounded(metrics))

@@ -14,23 +14,38 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sec_cybert.distributed import is_main_process, wait_for_everyone
 from sec_cybert.errors import ConfigError
 from sec_cybert.stages.context import StageContext, StageResult
 
 STARTED_RECORD = "stage-started.json"
 
 
-def fingerprint_of(config: Any, context: StageContext) -> str:
+def fingerprint_of(stage: Any, context: StageContext) -> str:
+    """Hash of what makes a run this run: settings that differ from their defaults, input, seed.
+
+    Defaults are left out so that a setting added in a later release (with a default that keeps
+    the old behaviour) does not make every earlier run directory look like a different run.
+    """
+    from sec_cybert.config import unstructure
+
+    settings = unstructure(stage, omit_defaults=True)
     payload = json.dumps(
-        {"config": config, "init_from": context.init_from, "seed": context.seed}, sort_keys=True, default=str
+        {"config": settings, "init_from": context.init_from, "seed": context.seed},
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def prepare_output_dir(out: Path, config: Any, context: StageContext) -> tuple[Path, str, StageResult | None]:
+def prepare_output_dir(
+    out: Path, stage: Any, config: Any, context: StageContext
+) -> tuple[Path, str, StageResult | None]:
     """Create ``out``; return it, the run's fingerprint, and the finished result if there is one."""
-    fingerprint = fingerprint_of(config, context)
-    out.mkdir(parents=True, exist_ok=True)
+    fingerprint = fingerprint_of(stage, context)
+    if is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
+    wait_for_everyone()
     finished = StageResult.load(out)
     started_path = out / STARTED_RECORD
     recorded = finished.fingerprint if finished else None
@@ -43,12 +58,8 @@ def prepare_output_dir(out: Path, config: Any, context: StageContext) -> tuple[P
         )
     if finished is not None:
         return out, fingerprint, finished
-    started_path.write_text(
-        json.dumps(
-            {"fingerprint": fingerprint, "config": config, "init_from": context.init_from},
-            indent=2,
-            default=str,
-        )
-        + "\n"
-    )
+    wait_for_everyone()  # every rank has read the old record before the main process replaces it
+    if is_main_process():
+        record = {"fingerprint": fingerprint, "config": config, "init_from": context.init_from}
+        started_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return out, fingerprint, None

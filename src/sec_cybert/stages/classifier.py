@@ -132,10 +132,15 @@ class MultiHeadClassifier(nn.Module):
             logits, ordinal_targets(target.long(), head.output_size)
         )
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
-        self.encoder.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs=gradient_checkpointing_kwargs
-        )
+    # The Trainer turns checkpointing on through this (v5's name for gradient checkpointing).
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs: dict | None = None, **kwargs: Any
+    ) -> None:
+        enable = getattr(self.encoder, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs, **kwargs)
+        else:
+            self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=activation_checkpointing_kwargs)
 
     def save(self, directory: Path, tokenizer: Any = None) -> None:
         """Write the encoder (``from_pretrained``-loadable), the tokenizer and the heads."""

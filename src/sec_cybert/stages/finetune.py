@@ -12,6 +12,7 @@ from attrs import validators as v
 
 from sec_cybert.components import ReadReport
 from sec_cybert.corpus.sources import OnBadRecord, _existing_path, read_jsonl_documents
+from sec_cybert.distributed import is_main_process, wait_for_everyone
 from sec_cybert.errors import ConfigError, DataError
 from sec_cybert.stages.checkpoints import prepare_output_dir
 from sec_cybert.stages.context import StageContext, StageResult
@@ -169,19 +170,20 @@ class FineTuneStage:
 
     # --- run --------------------------------------------------------------------------------
     def run(self, context: StageContext) -> StageResult:
-        from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding, Trainer
+        from transformers import AutoModel, DataCollatorWithPadding, Trainer
 
         from sec_cybert.config import unstructure
         from sec_cybert.stages.callbacks import EventCallback, quiet_trainer
         from sec_cybert.stages.classifier import MultiHeadClassifier
+        from sec_cybert.stages.loading import load_tokenizer
 
         config = unstructure(self)
-        out, fingerprint, done = prepare_output_dir(self.output_dir(context), config, context)
+        out, fingerprint, done = prepare_output_dir(self.output_dir(context), self, config, context)
         if done is not None:
             log.info("stage already complete; reusing it", stage=self.name, output_dir=str(out))
             return done
 
-        tokenizer = AutoTokenizer.from_pretrained(context.init_from)
+        tokenizer = load_tokenizer(context.init_from)
         reports = {"train": ReadReport(), "eval": ReadReport(), "holdout": ReadReport()}
         train = self._dataset(self.train_file, tokenizer, reports["train"])
         evaluation = self._dataset(self.eval_file, tokenizer, reports["eval"]) if self.eval_file else None
@@ -240,7 +242,8 @@ class FineTuneStage:
             prediction = trainer.predict(final_set)
             metrics.update(evaluated_on=final_split, examples=len(final_set))
             metrics.update(self._metrics(prediction.predictions, prediction.label_ids, detailed=True))
-        model.save(out, tokenizer)
+        if is_main_process():
+            model.save(out, tokenizer)
         result = StageResult(
             stage=self.name,
             kind=self.kind,
@@ -251,7 +254,9 @@ class FineTuneStage:
             report={name: r.as_dict() for name, r in reports.items()} | {"runtime": attrs.asdict(runtime)},
             fingerprint=fingerprint,
         )
-        result.save()
+        if is_main_process():
+            result.save()
+        wait_for_everyone()
         log.info(
             "stage complete",
             stage=self.name,

@@ -10,6 +10,7 @@ import structlog
 from attrs import validators as v
 
 from sec_cybert.components import Chunker, CorpusSource, Masker, ReadReport
+from sec_cybert.distributed import is_main_process, wait_for_everyone
 from sec_cybert.errors import ConfigError, DataError
 from sec_cybert.stages.checkpoints import prepare_output_dir
 from sec_cybert.stages.context import StageContext, StageResult
@@ -136,19 +137,20 @@ class MLMStage:
         return blocks, validation, report
 
     def run(self, context: StageContext) -> StageResult:
-        from transformers import AutoModelForMaskedLM, AutoTokenizer, Trainer
+        from transformers import AutoModelForMaskedLM, Trainer
 
         from sec_cybert.collator import MaskingCollator, premask
         from sec_cybert.config import unstructure
         from sec_cybert.stages.callbacks import EventCallback, quiet_trainer
+        from sec_cybert.stages.loading import load_tokenizer
 
         config = unstructure(self)
-        out, fingerprint, done = prepare_output_dir(self.output_dir(context), config, context)
+        out, fingerprint, done = prepare_output_dir(self.output_dir(context), self, config, context)
         if done is not None:
             log.info("stage already complete; reusing it", stage=self.name, output_dir=str(out))
             return done
 
-        tokenizer = AutoTokenizer.from_pretrained(context.init_from)
+        tokenizer = load_tokenizer(context.init_from)
         train_blocks, validation_blocks, report = self.prepare_data(tokenizer, context.seed)
         runtime = self.training.runtime(context.hardware)
         model = AutoModelForMaskedLM.from_pretrained(
@@ -175,7 +177,7 @@ class MLMStage:
                 train_dataset=train_blocks,
                 eval_dataset=validation_blocks,
                 data_collator=collator,
-                callbacks=[EventCallback(context.plugin_manager, self.name)],
+                callbacks=[EventCallback(context.plugin_manager, self.name, perplexity=True)],
             )
         )
         from transformers.trainer_utils import get_last_checkpoint
@@ -192,7 +194,8 @@ class MLMStage:
             eval_loss = trainer.evaluate()["eval_loss"]
             metrics.update(eval_loss=eval_loss, eval_perplexity=perplexity(eval_loss))
         trainer.save_model(str(out))
-        tokenizer.save_pretrained(str(out))
+        if is_main_process():
+            tokenizer.save_pretrained(str(out))
         result = StageResult(
             stage=self.name,
             kind=self.kind,
@@ -203,7 +206,9 @@ class MLMStage:
             report={**report, "runtime": attrs.asdict(runtime)},
             fingerprint=fingerprint,
         )
-        result.save()
+        if is_main_process():
+            result.save()
+        wait_for_everyone()
         log.info(
             "stage complete",
             stage=self.name,

@@ -64,7 +64,14 @@ def labeled_paragraphs(n_per_cell: int, seed: int) -> list[dict[str, Any]]:
         for level, specificity in enumerate(SPECIFICITY_LEVELS):
             for i in range(n_per_cell):
                 text = _TOPIC_SENTENCES[category] + _SPECIFICITY_ADDITIONS[level] + f" Paragraph {seed}-{i}."
-                records.append({"id": f"p{seed}-{category[:4]}-{level}-{i}", "text": text, "category": category, "specificity": specificity})
+                records.append(
+                    {
+                        "id": f"p{seed}-{category[:4]}-{level}-{i}",
+                        "text": text,
+                        "category": category,
+                        "specificity": specificity,
+                    }
+                )
     rng.shuffle(records)
     return records
 
@@ -86,14 +93,20 @@ def write_tiny_corpus(root: Path, *, documents: int = 12, n_per_cell: int = 2) -
         {
             "id": f"0000000000-2{i % 3 + 3}-{i:06d}",
             "text": " ".join(rng.choice(sentences) for _ in range(40)),
-            "metadata": {"filing_date": f"202{i % 3 + 3}-0{i % 9 + 1}-15", "cik": str(1000 + i), "form": "10-K"},
+            "metadata": {
+                "filing_date": f"202{i % 3 + 3}-0{i % 9 + 1}-15",
+                "cik": str(1000 + i),
+                "form": "10-K",
+            },
         }
         for i in range(documents)
     ]
     shards = root / "shards"
     write_jsonl(shards / "shard-00000.jsonl", filings[: documents // 2])
     write_jsonl(shards / "shard-00001.jsonl", filings[documents // 2 :])
-    paragraphs = write_jsonl(root / "paragraphs.jsonl", [{"id": r["id"], "text": r["text"]} for r in labeled_paragraphs(1, 99)])
+    paragraphs = write_jsonl(
+        root / "paragraphs.jsonl", [{"id": r["id"], "text": r["text"]} for r in labeled_paragraphs(1, 99)]
+    )
     return TinyCorpus(
         shards=shards,
         paragraphs=paragraphs,
@@ -159,7 +172,12 @@ def tiny_pipeline_config(corpus: TinyCorpus, *, finetune: bool = True, **overrid
                     {"name": "category", "kind": "softmax", "labels": list(CATEGORIES)},
                     {"name": "specificity", "kind": "coral", "labels": list(SPECIFICITY_LEVELS)},
                 ],
-                "training": {**TINY_TRAINING, "save_strategy": "epoch", "max_steps": None, "num_train_epochs": 1},
+                "training": {
+                    **TINY_TRAINING,
+                    "save_strategy": "epoch",
+                    "max_steps": None,
+                    "num_train_epochs": 1,
+                },
             }
         )
     config = {

@@ -1,0 +1,74 @@
+"""Stage records: fingerprints, per-stage commands sharing a directory, variant names, encoder recipes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sec_cybert.errors import ConfigError
+from sec_cybert.pipeline import load_run_config
+from sec_cybert.stages.checkpoints import fingerprint_of
+from sec_cybert.stages.context import StageContext
+from sec_cybert.stages.loading import load_pretrained
+from sec_cybert.testing import tiny_pipeline_config
+
+
+def test_fingerprint_ignores_settings_left_at_their_default(tiny_corpus, plugin_manager, tmp_path):
+    config = tiny_pipeline_config(tiny_corpus)
+    stage = load_run_config(config, plugin_manager=plugin_manager).pipeline.stages[0]
+    config["stages"][0]["training"]["model_dtype"] = "float32"  # the default, spelled out
+    explicit = load_run_config(config, plugin_manager=plugin_manager).pipeline.stages[0]
+    context = StageContext(run_dir=tmp_path, init_from="x", hardware=None, seed=1, plugin_manager=None)
+    assert fingerprint_of(stage, context) == fingerprint_of(explicit, context)
+    config["stages"][0]["training"]["learning_rate"] = 0.002
+    changed = load_run_config(config, plugin_manager=plugin_manager).pipeline.stages[0]
+    assert fingerprint_of(changed, context) != fingerprint_of(stage, context)
+
+
+def test_per_stage_commands_share_lineage_and_name_variants_by_their_history(tmp_path, tiny_corpus, plugin_manager):
+    full = tiny_pipeline_config(tiny_corpus)
+    dapt_config = {**full, "stages": [full["stages"][0]]}
+    load_run_config(dapt_config, plugin_manager=plugin_manager).pipeline.run(tmp_path)
+    finetune_config = {"encoder": str(tmp_path / "dapt"), "hardware": "cpu", "seed": 7, "stages": [full["stages"][2]]}
+    result = load_run_config(finetune_config, plugin_manager=plugin_manager).pipeline.run(tmp_path)
+    assert [v.name for v in result.variants] == ["base", "+DAPT"]
+    assert (tmp_path / "finetune-dapt" / "heads.json").is_file()
+    assert not (tmp_path / "finetune-base").exists()
+    lineage = json.loads((tmp_path / "lineage.json").read_text())
+    assert [(e["stage"], e["variant"]) for e in lineage["stages"]] == [("dapt", "base"), ("finetune", "+DAPT")]
+    table = result.ablation()
+    assert [row["variant"] for row in table.rows] == ["base", "+DAPT"]
+
+
+def test_tiny_encoder_refuses_a_base_built_with_other_options(tmp_path, tiny_corpus, plugin_manager):
+    config = tiny_pipeline_config(tiny_corpus, finetune=False)
+    config["stages"] = config["stages"][1:]
+    load_run_config(config, plugin_manager=plugin_manager).pipeline.run(tmp_path)
+    config["encoder_options"]["hidden_size"] = 48
+    with pytest.raises(ConfigError, match="other encoder_options .hidden_size."):
+        load_run_config(config, plugin_manager=plugin_manager).pipeline.run(tmp_path)
+
+
+def test_attention_steps_down_when_a_model_has_no_kernel_for_it():
+    calls = []
+
+    class Auto:
+        @staticmethod
+        def from_pretrained(reference, attn_implementation, dtype):
+            calls.append(attn_implementation)
+            if attn_implementation != "sdpa":
+                raise ValueError(f"{attn_implementation} attention is not supported by this architecture")
+            return "model"
+
+    assert load_pretrained(Auto, "x", attn_implementation="flash_attention_2", dtype=None) == "model"
+    assert calls == ["flash_attention_2", "sdpa"]
+
+
+def test_missing_checkpoint_is_one_clear_error(tmp_path):
+    from transformers import AutoModelForMaskedLM
+
+    from sec_cybert.errors import SecCybertError
+
+    with pytest.raises(SecCybertError, match="could not load .*point encoder at a local checkpoint"):
+        load_pretrained(AutoModelForMaskedLM, str(tmp_path / "nothing-here"), attn_implementation="sdpa", dtype=None)
