@@ -72,3 +72,25 @@ def test_missing_checkpoint_is_one_clear_error(tmp_path):
 
     with pytest.raises(SecCybertError, match="could not load .*point encoder at a local checkpoint"):
         load_pretrained(AutoModelForMaskedLM, str(tmp_path / "nothing-here"), attn_implementation="sdpa", dtype=None)
+
+
+def test_a_model_without_sdpa_trains_by_stepping_down_to_eager(tmp_path, tiny_corpus, plugin_manager):
+    from transformers import DebertaV2Config, DebertaV2ForMaskedLM
+
+    from sec_cybert.encoders import train_bpe_tokenizer
+
+    tokenizer = train_bpe_tokenizer(["the audit committee oversees cyber risk"] * 40, vocab_size=300)
+    config = DebertaV2Config(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
+    DebertaV2ForMaskedLM(config).save_pretrained(tmp_path / "deberta")
+    tokenizer.save_pretrained(tmp_path / "deberta")
+    pipeline_config = tiny_pipeline_config(tiny_corpus, finetune=False)
+    del pipeline_config["encoder_options"]
+    pipeline_config["encoder"] = str(tmp_path / "deberta")
+    pipeline_config["stages"] = pipeline_config["stages"][1:]  # sdpa, from the cpu profile
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        load_run_config(pipeline_config, plugin_manager=plugin_manager).pipeline.run(tmp_path / "run")
+    steps = [e for e in logs if e["event"] == "attention implementation unsupported by this model"]
+    assert steps and steps[0]["requested"] == "sdpa" and steps[0]["using"] == "eager"
+    assert (tmp_path / "run" / "tapt" / "stage.json").is_file()

@@ -90,7 +90,8 @@ def _run(
     result = run_config.pipeline.run(run_dir)
     if ablate:
         table = result.ablation(run_config.ablation_seeds)
-        click.echo(table.to_markdown())
+        if is_main_process():
+            click.echo(table.to_markdown())
     if is_main_process():
         click.echo(f"done: {run_dir} (lineage in {run_dir / 'lineage.json'})")
 
@@ -157,7 +158,8 @@ def ablate(config: Path, out: Path | None, hardware: str | None, seeds: str | No
     run_dir = _out(run_config, out)
     chosen = _parse_seeds(seeds) if seeds else run_config.ablation_seeds
     table = run_config.pipeline.run(run_dir).ablation(chosen)
-    click.echo(table.to_markdown())
+    if is_main_process():
+        click.echo(table.to_markdown())
 
 
 def _parse_seeds(text: str) -> list[int]:

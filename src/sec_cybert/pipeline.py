@@ -124,8 +124,8 @@ class Pipeline:
         wait_for_everyone()
         if not is_main_process():
             base = self._materialize_encoder(run_dir)  # now only reads what the main process wrote
-        lineage.base = base
         variants = variant_chain(base)
+        lineage.base = variants[0].checkpoint
         for stage in self.mlm_stages:
             previous = variants[-1]
             result = self._run_stage(stage, run_dir, previous, profile, self.seed, previous.tag, lineage)

@@ -24,8 +24,8 @@ def quiet_trainer(trainer: Any) -> Any:
 class EventCallback(TrainerCallback):
     """Forwards Trainer events to the ``on_train_event`` hook and logs progress through structlog.
 
-    Adds ``tokens_per_second`` (from the Trainer's count of non-padding input tokens) and
-    ``perplexity`` (= e^eval_loss, the loss being a mean cross-entropy in nats).
+    Adds ``tokens_per_second`` (from the Trainer's count of non-padding input tokens) and, for MLM
+    stages, ``eval_perplexity`` (= e^eval_loss, the loss being a mean cross-entropy in nats).
     """
 
     def __init__(self, plugin_manager: Any, stage_name: str, *, perplexity: bool = False) -> None:

@@ -140,7 +140,9 @@ class MultiHeadClassifier(nn.Module):
         if enable is not None:
             enable(activation_checkpointing_kwargs, **kwargs)
         else:
-            self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=activation_checkpointing_kwargs)
+            self.encoder.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs=activation_checkpointing_kwargs
+            )
 
     def save(self, directory: Path, tokenizer: Any = None) -> None:
         """Write the encoder (``from_pretrained``-loadable), the tokenizer and the heads."""

@@ -175,7 +175,7 @@ class FineTuneStage:
         from sec_cybert.config import unstructure
         from sec_cybert.stages.callbacks import EventCallback, quiet_trainer
         from sec_cybert.stages.classifier import MultiHeadClassifier
-        from sec_cybert.stages.loading import load_tokenizer
+        from sec_cybert.stages.loading import load_pretrained, load_tokenizer
 
         config = unstructure(self)
         out, fingerprint, done = prepare_output_dir(self.output_dir(context), self, config, context)
@@ -192,7 +192,8 @@ class FineTuneStage:
         )
 
         runtime = self.training.runtime(context.hardware)
-        encoder = AutoModel.from_pretrained(
+        encoder = load_pretrained(
+            AutoModel,
             context.init_from,
             attn_implementation=runtime.attn_implementation,
             dtype=self.training.load_dtype(),

@@ -23,10 +23,16 @@ def load_tokenizer(reference: str) -> Any:
 
 
 def _not_found(reference: str, exc: BaseException) -> SecCybertError:
-    # transformers raises OSError for a checkpoint it cannot find or download.
+    # transformers raises OSError for a checkpoint it cannot find or download; its message spans lines.
+    reason = " ".join(str(exc).split()).rstrip(".")
+    plugin = (
+        "; a bare name may also be an encoder from a plugin that is not installed or is excluded by SEC_CYBERT_PLUGINS"
+        if "/" not in reference
+        else ""
+    )
     return SecCybertError(
-        f"could not load {reference!r}: {exc}. Offline? Download the model first (HF_HUB_OFFLINE=1 "
-        "then uses the cache), or point encoder at a local checkpoint directory"
+        f"could not load {reference!r}: {reason}. Offline? Download the model first (HF_HUB_OFFLINE=1 "
+        f"then uses the cache), or point encoder at a local checkpoint directory{plugin}"
     )
 
 

@@ -142,7 +142,7 @@ class MLMStage:
         from sec_cybert.collator import MaskingCollator, premask
         from sec_cybert.config import unstructure
         from sec_cybert.stages.callbacks import EventCallback, quiet_trainer
-        from sec_cybert.stages.loading import load_tokenizer
+        from sec_cybert.stages.loading import load_pretrained, load_tokenizer
 
         config = unstructure(self)
         out, fingerprint, done = prepare_output_dir(self.output_dir(context), self, config, context)
@@ -153,7 +153,8 @@ class MLMStage:
         tokenizer = load_tokenizer(context.init_from)
         train_blocks, validation_blocks, report = self.prepare_data(tokenizer, context.seed)
         runtime = self.training.runtime(context.hardware)
-        model = AutoModelForMaskedLM.from_pretrained(
+        model = load_pretrained(
+            AutoModelForMaskedLM,
             context.init_from,
             attn_implementation=runtime.attn_implementation,
             dtype=self.training.load_dtype(),

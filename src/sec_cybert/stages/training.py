@@ -141,6 +141,8 @@ class Training:
             dataloader_pin_memory=runtime.device == "cuda",
             include_num_input_tokens_seen="non_padding",
             remove_unused_columns=False,
+            # Every parameter takes part in every step; searching for unused ones costs a DDP pass.
+            ddp_find_unused_parameters=False,
             report_to=report_to,
             seed=seed,
             disable_tqdm=True,
