@@ -34,10 +34,13 @@ def main() -> None:
     parser.add_argument("--attn", default="sdpa")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--checkpointing", action="store_true")
+    parser.add_argument("--sparse", action="store_true", help="ModernBERT sparse_prediction: decode masked tokens only")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     vocab = 50_368
-    config = ModernBertConfig(vocab_size=vocab, max_position_embeddings=8192, **SIZES[args.size])
+    config = ModernBertConfig(
+        vocab_size=vocab, max_position_embeddings=8192, sparse_prediction=args.sparse, **SIZES[args.size]
+    )
     config._attn_implementation = args.attn
     model = ModernBertForMaskedLM(config).to(device)
     if args.checkpointing:
@@ -70,7 +73,8 @@ def main() -> None:
     tokens = args.batch * args.seq_len
     peak = f"{torch.cuda.max_memory_allocated() / 2**30:.1f} GiB peak" if device == "cuda" else "cpu"
     name = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{args.size} seq {args.seq_len} batch {args.batch} bf16={args.bf16} attn={args.attn} compile={args.compile}: "
+    print(f"{args.size} seq {args.seq_len} batch {args.batch} bf16={args.bf16} attn={args.attn} compile={args.compile} "
+        f"sparse={args.sparse}: "
           f"{seconds:.3f} s/step, {tokens / seconds:,.0f} tokens/s, {peak} ({name})")
 
 

@@ -153,3 +153,19 @@ def test_finetune_before_pretraining_is_refused(tiny_corpus, plugin_manager):
     config["stages"] = [config["stages"][2], config["stages"][0]]
     with pytest.raises(ConfigError, match="fine-tune stages must come after every MLM stage"):
         load_run_config(config, plugin_manager=plugin_manager)
+
+
+def test_sparse_prediction_gives_the_same_loss():
+    import torch
+    from transformers import ModernBertConfig, ModernBertForMaskedLM
+
+    torch.manual_seed(0)
+    config = ModernBertConfig(vocab_size=300, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64, pad_token_id=0)
+    model = ModernBertForMaskedLM(config).eval()
+    ids = torch.randint(5, 300, (3, 40))
+    labels = torch.where(torch.rand(3, 40) < 0.3, ids, torch.full_like(ids, -100))
+    dense = model(input_ids=ids, labels=labels).loss
+    model.sparse_prediction = True
+    sparse = model(input_ids=ids, labels=labels)
+    torch.testing.assert_close(sparse.loss, dense)
+    assert sparse.logits.shape[0] == int((labels != -100).sum())

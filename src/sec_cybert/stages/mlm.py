@@ -44,6 +44,10 @@ class MLMStage:
     max_tokens: int | None = attrs.field(default=None, validator=v.optional([v.instance_of(int), v.ge(1)]))
     validation_split: float = attrs.field(default=0.02, validator=[v.ge(0), v.lt(1)])
     deduplicate: bool = False
+    #: Decode only the masked positions where the architecture can (ModernBERT's
+    #: ``sparse_prediction``): the same loss, without a [tokens x vocabulary] logits tensor for
+    #: the 70 % of positions that carry no target (benchmarks/RESULTS.md has the figures).
+    sparse_prediction: bool = True
 
     kind = "mlm"
 
@@ -159,6 +163,8 @@ class MLMStage:
             attn_implementation=runtime.attn_implementation,
             dtype=self.training.load_dtype(),
         )
+        if self.sparse_prediction and hasattr(model, "sparse_prediction"):
+            model.sparse_prediction = True  # the instance flag: the saved config stays as it was
         # No seed of its own: masks then come from torch's RNG, which the Trainer seeds and restores on resume.
         collator = MaskingCollator(tokenizer=tokenizer, masker=self.masker)
         if validation_blocks is not None:
