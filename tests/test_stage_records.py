@@ -94,3 +94,16 @@ def test_a_model_without_sdpa_trains_by_stepping_down_to_eager(tmp_path, tiny_co
     steps = [e for e in logs if e["event"] == "attention implementation unsupported by this model"]
     assert steps and steps[0]["requested"] == "sdpa" and steps[0]["using"] == "eager"
     assert (tmp_path / "run" / "tapt" / "stage.json").is_file()
+
+
+def test_loading_an_encoder_from_an_mlm_checkpoint_reports_one_line(tmp_path, capfd):
+    from structlog.testing import capture_logs
+    from transformers import AutoModel, ModernBertConfig, ModernBertForMaskedLM
+
+    config = ModernBertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=64, pad_token_id=0)
+    ModernBertForMaskedLM(config).save_pretrained(tmp_path / "mlm")
+    with capture_logs() as logs:
+        load_pretrained(AutoModel, str(tmp_path / "mlm"), attn_implementation="sdpa", dtype=None)
+    assert "LOAD REPORT" not in capfd.readouterr().err
+    (event,) = [e for e in logs if e["event"].startswith("checkpoint weights this model does not use")]
+    assert "decoder.bias" in event["keys"]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
@@ -11,6 +15,52 @@ from sec_cybert.errors import SecCybertError
 log = structlog.get_logger(__name__)
 
 _FALLBACK = {"flash_attention_2": "sdpa", "sdpa": "eager"}
+
+
+class _LoadReportFilter(logging.Filter):
+    """Keeps transformers' multi-line LOAD REPORT out of the log; we log one line of our own instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reports: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "LOAD REPORT" in message:
+            self.reports.append(message)
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _own_load_report(reference: str) -> Iterator[None]:
+    """Replace the report with one line: which weights the checkpoint lacked and which went unused.
+
+    Loading an encoder from an MLM checkpoint always leaves the MLM head unused; that is expected
+    and logged at info level. Weights the model needs but the checkpoint lacks start random: warned.
+    """
+    logger = logging.getLogger("transformers.modeling_utils")
+    report_filter = _LoadReportFilter()
+    logger.addFilter(report_filter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(report_filter)
+    for report in report_filter.reports:
+        missing = sorted(set(re.findall(r"^(\S+)\s*\|\s*MISSING", report, re.MULTILINE)))
+        unused = sorted(set(re.findall(r"^(\S+)\s*\|\s*UNEXPECTED", report, re.MULTILINE)))
+        if missing:
+            log.warning(
+                "weights missing from the checkpoint start random", checkpoint=reference, keys=missing
+            )
+        if unused:
+            log.info(
+                "checkpoint weights this model does not use (e.g. an MLM head)",
+                checkpoint=reference,
+                keys=unused,
+            )
+        if not missing and not unused:
+            log.warning("transformers load report", checkpoint=reference, report=report)
 
 
 def load_tokenizer(reference: str) -> Any:
@@ -45,7 +95,8 @@ def load_pretrained(auto_class: Any, reference: str, *, attn_implementation: str
     attempt = attn_implementation
     while True:
         try:
-            return auto_class.from_pretrained(reference, attn_implementation=attempt, dtype=dtype)
+            with _own_load_report(reference):
+                return auto_class.from_pretrained(reference, attn_implementation=attempt, dtype=dtype)
         except ValueError as exc:
             fallback = _FALLBACK.get(attempt)
             if fallback is None or "attn" not in str(exc).lower() and "attention" not in str(exc).lower():
