@@ -9,11 +9,13 @@ on the run's own corpus, so the whole pipeline runs offline on a CPU in minutes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import structlog
+
+from sec_cybert.errors import ConfigError
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +78,56 @@ def train_bpe_tokenizer(texts: Iterable[str], *, vocab_size: int = 4096, model_m
     )
 
 
+def write_random_encoder(
+    workdir: Path,
+    corpus_texts: Iterable[str],
+    build_model: Callable[[Any], Any],
+    *,
+    name: str,
+    recipe: Mapping[str, Any],
+    vocab_size: int,
+    max_position_embeddings: int,
+    seed: int,
+) -> str:
+    """Write a random-init model and a BPE tokenizer trained on ``corpus_texts`` to ``workdir/base``.
+
+    ``build_model(tokenizer)`` returns the model (its config sized to the tokenizer). ``recipe``
+    (the encoder's options) is written last, marking a complete base: a re-run with the same
+    recipe reuses the base, so resumed stages start from the same weights; another recipe in
+    the same directory is refused. Plugin encoders (``tiny-neobert``) use this too.
+    """
+    import torch
+
+    target = Path(workdir) / "base"
+    recipe_path = target / RECIPE_FILE
+    recipe = {**recipe, "encoder": name}
+    if recipe_path.is_file():
+        built_with = json.loads(recipe_path.read_text())
+        if built_with != recipe:
+            changed = sorted(k for k in recipe if built_with.get(k) != recipe[k])
+            raise ConfigError(
+                f"{target} holds a {built_with.get('encoder', 'model')} built with other encoder_options "
+                f"({', '.join(changed)}); use another output directory, or delete that one to start over"
+            )
+        return str(target)
+    tokenizer = train_bpe_tokenizer(
+        corpus_texts, vocab_size=vocab_size, model_max_length=max_position_embeddings
+    )
+    torch.manual_seed(seed)
+    model = build_model(tokenizer)
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    recipe_path.write_text(json.dumps(recipe, indent=2) + "\n")
+    log.info(
+        "random-init encoder written",
+        encoder=name,
+        path=str(target),
+        parameters=sum(p.numel() for p in model.parameters()),
+    )
+    return str(target)
+
+
 def tiny_modernbert(
     workdir: Path,
     corpus_texts: Iterable[str],
@@ -88,57 +140,37 @@ def tiny_modernbert(
     max_position_embeddings: int = 1024,
     seed: int = 0,
 ) -> str:
-    """Write a random-init ModernBERT and a tokenizer trained on ``corpus_texts`` to ``workdir/base``.
-
-    Reused when ``workdir/base`` already holds one, so re-runs resume on the same base weights.
-    """
-    import torch
+    """A random-init ModernBERT of a few layers, tokenizer trained on the corpus, in ``workdir/base``."""
     from transformers import ModernBertConfig, ModernBertForMaskedLM
 
-    target = Path(workdir) / "base"
-    options = {
-        "vocab_size": vocab_size,
+    sizes = {
         "hidden_size": hidden_size,
         "num_hidden_layers": num_hidden_layers,
         "num_attention_heads": num_attention_heads,
         "intermediate_size": intermediate_size,
         "max_position_embeddings": max_position_embeddings,
-        "seed": seed,
     }
-    recipe = target / RECIPE_FILE
-    if recipe.is_file():
-        built_with = json.loads(recipe.read_text())
-        if built_with != options:
-            from sec_cybert.errors import ConfigError
 
-            changed = sorted(k for k in options if built_with.get(k) != options[k])
-            raise ConfigError(
-                f"{target} holds a tiny-modernbert built with other encoder_options ({', '.join(changed)}); "
-                "use another output directory, or delete that one to start over"
-            )
-        return str(target)
-    tokenizer = train_bpe_tokenizer(
-        corpus_texts, vocab_size=vocab_size, model_max_length=max_position_embeddings
-    )
-    config = ModernBertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        num_hidden_layers=num_hidden_layers,
-        num_attention_heads=num_attention_heads,
-        intermediate_size=intermediate_size,
+    def build(tokenizer: Any) -> Any:
+        config = ModernBertConfig(
+            vocab_size=len(tokenizer),
+            local_attention=min(128, max_position_embeddings),
+            pad_token_id=tokenizer.pad_token_id,
+            cls_token_id=tokenizer.cls_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+            bos_token_id=tokenizer.cls_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+            **sizes,
+        )
+        return ModernBertForMaskedLM(config)
+
+    return write_random_encoder(
+        workdir,
+        corpus_texts,
+        build,
+        name="tiny-modernbert",
+        recipe={**sizes, "vocab_size": vocab_size, "seed": seed},
+        vocab_size=vocab_size,
         max_position_embeddings=max_position_embeddings,
-        local_attention=min(128, max_position_embeddings),
-        pad_token_id=tokenizer.pad_token_id,
-        cls_token_id=tokenizer.cls_token_id,
-        sep_token_id=tokenizer.sep_token_id,
-        bos_token_id=tokenizer.cls_token_id,
-        eos_token_id=tokenizer.sep_token_id,
+        seed=seed,
     )
-    torch.manual_seed(seed)
-    model = ModernBertForMaskedLM(config)
-    target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    recipe.write_text(json.dumps(options, indent=2) + "\n")  # written last: marks a complete base
-    log.info("tiny encoder written", path=str(target), parameters=sum(p.numel() for p in model.parameters()))
-    return str(target)

@@ -14,6 +14,8 @@ from sec_cybert_neobert import NeoBERTConfig, NeoBERTForMaskedLM, NeoBERTModel, 
 from sec_cybert_neobert import plugin as neobert_plugin
 from sec_cybert_neobert.modeling_neobert import apply_rotary, rotary_cos_sin
 
+from sec_cybert.errors import ConfigError
+
 VOCAB = 97
 
 
@@ -328,5 +330,9 @@ def test_pipeline_runs_mlm_and_finetune_on_tiny_neobert(tmp_path):
 
     # The factory reuses the base checkpoint on a re-run instead of training a new tokenizer.
     stamp = (base / "model.safetensors").stat().st_mtime_ns
-    assert neobert_plugin.tiny_neobert(tmp_path / "run", iter(())) == str(base)
+    options = {"vocab_size": 400, "max_position_embeddings": 128}
+    assert neobert_plugin.tiny_neobert(tmp_path / "run", iter(()), **options) == str(base)
     assert (base / "model.safetensors").stat().st_mtime_ns == stamp
+    # ... and refuses to reuse it for other options.
+    with pytest.raises(ConfigError, match="tiny-neobert built with other encoder_options"):
+        neobert_plugin.tiny_neobert(tmp_path / "run", iter(()), **{**options, "hidden_size": 32})

@@ -14,11 +14,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from sec_cybert.distributed import is_main_process, wait_for_everyone
 from sec_cybert.errors import ConfigError
 from sec_cybert.stages.context import StageContext, StageResult
 
 STARTED_RECORD = "stage-started.json"
+
+log = structlog.get_logger(__name__)
 
 
 def fingerprint_of(stage: Any, context: StageContext) -> str:
@@ -63,3 +67,25 @@ def prepare_output_dir(
         record = {"fingerprint": fingerprint, "config": config, "init_from": context.init_from}
         started_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return out, fingerprint, None
+
+
+def begin_stage(stage: Any, context: StageContext) -> tuple[dict[str, Any], Path, str, StageResult | None]:
+    """What every stage does first: resolve its config, claim its directory, reuse a finished run."""
+    from sec_cybert.config import unstructure
+
+    config = unstructure(stage)
+    out, fingerprint, done = prepare_output_dir(stage.output_dir(context), stage, config, context)
+    if done is not None:
+        log.info("stage already complete; reusing it", stage=stage.name, output_dir=str(out))
+    return config, out, fingerprint, done
+
+
+def train_resuming(trainer: Any, out: Path, stage_name: str) -> Any:
+    """``trainer.train``, resuming from the newest checkpoint under ``out/checkpoints`` if any."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    directory = out / "checkpoints"
+    last = get_last_checkpoint(str(directory)) if directory.is_dir() else None
+    if last:
+        log.info("resuming from checkpoint", stage=stage_name, checkpoint=last)
+    return trainer.train(resume_from_checkpoint=last)

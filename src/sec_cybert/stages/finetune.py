@@ -14,7 +14,7 @@ from sec_cybert.components import ReadReport
 from sec_cybert.corpus.sources import OnBadRecord, _existing_path, read_jsonl_documents
 from sec_cybert.distributed import is_main_process, wait_for_everyone
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.stages.checkpoints import prepare_output_dir
+from sec_cybert.stages.checkpoints import begin_stage, train_resuming
 from sec_cybert.stages.context import StageContext, StageResult
 from sec_cybert.stages.heads import Head
 from sec_cybert.stages.mlm import _stage_name
@@ -172,15 +172,12 @@ class FineTuneStage:
     def run(self, context: StageContext) -> StageResult:
         from transformers import AutoModel, DataCollatorWithPadding, Trainer
 
-        from sec_cybert.config import unstructure
         from sec_cybert.stages.callbacks import EventCallback, quiet_trainer
         from sec_cybert.stages.classifier import MultiHeadClassifier
         from sec_cybert.stages.loading import load_pretrained, load_tokenizer
 
-        config = unstructure(self)
-        out, fingerprint, done = prepare_output_dir(self.output_dir(context), self, config, context)
+        config, out, fingerprint, done = begin_stage(self, context)
         if done is not None:
-            log.info("stage already complete; reusing it", stage=self.name, output_dir=str(out))
             return done
 
         tokenizer = load_tokenizer(context.init_from)
@@ -230,10 +227,7 @@ class FineTuneStage:
                 callbacks=[EventCallback(context.plugin_manager, self.name)],
             )
         )
-        from transformers.trainer_utils import get_last_checkpoint
-
-        last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
-        train_output = trainer.train(resume_from_checkpoint=last)
+        train_output = train_resuming(trainer, out, self.name)
         final_split, final_set = ("holdout", holdout) if holdout is not None else ("eval", evaluation)
         metrics: dict[str, Any] = {
             "train_loss": train_output.training_loss,

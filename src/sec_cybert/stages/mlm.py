@@ -12,7 +12,7 @@ from attrs import validators as v
 from sec_cybert.components import Chunker, CorpusSource, Masker, ReadReport
 from sec_cybert.distributed import is_main_process, wait_for_everyone
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.stages.checkpoints import prepare_output_dir
+from sec_cybert.stages.checkpoints import begin_stage, train_resuming
 from sec_cybert.stages.context import StageContext, StageResult
 from sec_cybert.stages.training import Training, perplexity
 
@@ -144,14 +144,11 @@ class MLMStage:
         from transformers import AutoModelForMaskedLM, Trainer
 
         from sec_cybert.collator import MaskingCollator, premask
-        from sec_cybert.config import unstructure
         from sec_cybert.stages.callbacks import EventCallback, quiet_trainer
         from sec_cybert.stages.loading import load_pretrained, load_tokenizer
 
-        config = unstructure(self)
-        out, fingerprint, done = prepare_output_dir(self.output_dir(context), self, config, context)
+        config, out, fingerprint, done = begin_stage(self, context)
         if done is not None:
-            log.info("stage already complete; reusing it", stage=self.name, output_dir=str(out))
             return done
 
         tokenizer = load_tokenizer(context.init_from)
@@ -187,12 +184,7 @@ class MLMStage:
                 callbacks=[EventCallback(context.plugin_manager, self.name, perplexity=True)],
             )
         )
-        from transformers.trainer_utils import get_last_checkpoint
-
-        last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
-        if last:
-            log.info("resuming from checkpoint", stage=self.name, checkpoint=last)
-        train_output = trainer.train(resume_from_checkpoint=last)
+        train_output = train_resuming(trainer, out, self.name)
         metrics: dict[str, Any] = {
             "train_loss": train_output.training_loss,
             "global_step": train_output.global_step,

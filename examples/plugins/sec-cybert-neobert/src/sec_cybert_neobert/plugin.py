@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sec_cybert import hookimpl
-from sec_cybert.encoders import hub_encoder, train_bpe_tokenizer
+from sec_cybert.encoders import hub_encoder, write_random_encoder
 
 from sec_cybert_neobert import register_auto_classes
 from sec_cybert_neobert.configuration_neobert import NeoBERTConfig
@@ -41,33 +41,36 @@ def tiny_neobert(
     config's ``encoder_options``. Reused when ``workdir/base`` already holds a checkpoint, so a re-run
     resumes on the same base weights.
     """
-    import torch
+    sizes = {
+        "hidden_size": hidden_size,
+        "num_hidden_layers": num_hidden_layers,
+        "num_attention_heads": num_attention_heads,
+        "intermediate_size": intermediate_size,
+        "max_position_embeddings": max_position_embeddings,
+        "tie_word_embeddings": tie_word_embeddings,
+    }
 
-    target = Path(workdir) / "base"
-    if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
-        return str(target)
-    tokenizer = train_bpe_tokenizer(
-        corpus_texts, vocab_size=vocab_size, model_max_length=max_position_embeddings
-    )
-    config = NeoBERTConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        num_hidden_layers=num_hidden_layers,
-        num_attention_heads=num_attention_heads,
-        intermediate_size=intermediate_size,
+    def build(tokenizer: Any) -> NeoBERTForMaskedLM:
+        config = NeoBERTConfig(
+            vocab_size=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            cls_token_id=tokenizer.cls_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+            mask_token_id=tokenizer.mask_token_id,
+            **sizes,
+        )
+        return NeoBERTForMaskedLM(config)
+
+    return write_random_encoder(
+        workdir,
+        corpus_texts,
+        build,
+        name="tiny-neobert",
+        recipe={**sizes, "vocab_size": vocab_size, "seed": seed},
+        vocab_size=vocab_size,
         max_position_embeddings=max_position_embeddings,
-        tie_word_embeddings=tie_word_embeddings,
-        pad_token_id=tokenizer.pad_token_id,
-        cls_token_id=tokenizer.cls_token_id,
-        sep_token_id=tokenizer.sep_token_id,
-        mask_token_id=tokenizer.mask_token_id,
+        seed=seed,
     )
-    torch.manual_seed(seed)
-    model = NeoBERTForMaskedLM(config)
-    target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return str(target)
 
 
 @hookimpl
