@@ -119,3 +119,11 @@ def test_paragraph_chunker_truncates_and_provides_word_ids(tokenizer):
     assert len(blocks[1]["input_ids"]) == 12 and blocks[1]["input_ids"][-1] == tokenizer.sep_token_id
     assert blocks[0]["word_ids"][0] == -1 and blocks[0]["word_ids"][1] == 0
     assert json.dumps(blocks[0]["word_ids"])  # plain ints, storable
+
+
+def test_filings_without_a_filing_date_sort_by_their_period_end():
+    from sec_cybert.corpus.select import document_date
+
+    assert document_date({"filing_date": "2025-02-20", "period_end": "2024-12-31"}) == "2025-02-20"
+    assert document_date({"filing_date": None, "period_end": "2024-12-31"}) == "2024-12-31"
+    assert document_date({}) == ""

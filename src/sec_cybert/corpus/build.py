@@ -313,7 +313,7 @@ def select_corpus(
     import datasets
 
     from sec_cybert.components import ReadReport
-    from sec_cybert.corpus.select import drop_exact_duplicates, newest_first
+    from sec_cybert.corpus.select import document_date, drop_exact_duplicates, newest_first
     from sec_cybert.corpus.stats import iter_token_counts, read_shards
 
     if max_tokens is not None and max_tokens < 1:
@@ -327,7 +327,7 @@ def select_corpus(
                 row = {
                     "id": str(record.get("id", "")),
                     "text": record["text"],
-                    "filing_date": record["metadata"].get("filing_date") or "",
+                    "filing_date": document_date(record["metadata"]),
                     "n_tokens": n,
                     "metadata_json": json.dumps(record["metadata"], ensure_ascii=False),
                 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sec_cybert.components import ReadReport
+from sec_cybert.corpus.select import document_date
 from sec_cybert.errors import DataError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def documents_dataset(
     for document in source.iter_documents(report):
         batch["id"].append(document.id)
         batch["text"].append(document.text)
-        batch["filing_date"].append(str(document.metadata.get(date_field) or ""))
+        batch["filing_date"].append(document_date(document.metadata))
         if len(batch["id"]) >= _BATCH:
             parts.append(datasets.Dataset.from_dict(batch))
             batch = {key: [] for key in batch}

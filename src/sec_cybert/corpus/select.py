@@ -8,7 +8,8 @@ file naming cannot change which filings are kept.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -30,6 +31,21 @@ class SelectionSummary:
 
     def as_dict(self) -> dict[str, object]:
         return attrs.asdict(self)
+
+
+#: Metadata keys that date a filing, best first. A filing fetched with ``corpus fetch`` has its
+#: filing date (from EDGAR); one built from HTML alone has at least its period end date
+#: (dei:DocumentPeriodEndDate), and a 10-K follows its period end by 60-90 days, so the order
+#: is nearly the same.
+DATE_KEYS = ("filing_date", "period_end")
+
+
+def document_date(metadata: Mapping[str, Any]) -> str:
+    """The ISO date a filing sorts by (see ``DATE_KEYS``), or '' when it has none."""
+    for key in DATE_KEYS:
+        if metadata.get(key):
+            return str(metadata[key])
+    return ""
 
 
 def text_fingerprint(text: str) -> str:
