@@ -85,14 +85,12 @@ def write_random_encoder(
     *,
     name: str,
     recipe: Mapping[str, Any],
-    vocab_size: int,
-    max_position_embeddings: int,
-    seed: int,
 ) -> str:
     """Write a random-init model and a BPE tokenizer trained on ``corpus_texts`` to ``workdir/base``.
 
     ``build_model(tokenizer)`` returns the model (its config sized to the tokenizer). ``recipe``
-    (the encoder's options) is written last, marking a complete base: a re-run with the same
+    (the encoder's options; ``vocab_size``, ``max_position_embeddings`` and ``seed`` are read
+    from it to train the tokenizer and seed the weights) is written last, marking a complete base: a re-run with the same
     recipe reuses the base, so resumed stages start from the same weights; another recipe in
     the same directory is refused. Plugin encoders (``tiny-neobert``) use this too.
     """
@@ -111,9 +109,9 @@ def write_random_encoder(
             )
         return str(target)
     tokenizer = train_bpe_tokenizer(
-        corpus_texts, vocab_size=vocab_size, model_max_length=max_position_embeddings
+        corpus_texts, vocab_size=recipe["vocab_size"], model_max_length=recipe["max_position_embeddings"]
     )
-    torch.manual_seed(seed)
+    torch.manual_seed(recipe["seed"])
     model = build_model(tokenizer)
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(target)
@@ -170,7 +168,4 @@ def tiny_modernbert(
         build,
         name="tiny-modernbert",
         recipe={**sizes, "vocab_size": vocab_size, "seed": seed},
-        vocab_size=vocab_size,
-        max_position_embeddings=max_position_embeddings,
-        seed=seed,
     )

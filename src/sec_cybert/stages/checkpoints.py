@@ -89,3 +89,13 @@ def train_resuming(trainer: Any, out: Path, stage_name: str) -> Any:
     if last:
         log.info("resuming from checkpoint", stage=stage_name, checkpoint=last)
     return trainer.train(resume_from_checkpoint=last)
+
+
+def finish_stage(result: StageResult, **log_fields: Any) -> StageResult:
+    """Record a finished stage (main process), wait for every rank, and log its metrics."""
+    if is_main_process():
+        result.save()
+    wait_for_everyone()
+    scalars = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    log.info("stage complete", stage=result.stage, **log_fields, **scalars)
+    return result

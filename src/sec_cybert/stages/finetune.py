@@ -12,9 +12,9 @@ from attrs import validators as v
 
 from sec_cybert.components import ReadReport
 from sec_cybert.corpus.sources import OnBadRecord, _existing_path, read_jsonl_documents
-from sec_cybert.distributed import is_main_process, wait_for_everyone
+from sec_cybert.distributed import is_main_process
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.stages.checkpoints import begin_stage, train_resuming
+from sec_cybert.stages.checkpoints import begin_stage, finish_stage, train_resuming
 from sec_cybert.stages.context import StageContext, StageResult
 from sec_cybert.stages.heads import Head
 from sec_cybert.stages.mlm import _stage_name
@@ -239,26 +239,19 @@ class FineTuneStage:
             metrics.update(self._metrics(prediction.predictions, prediction.label_ids, detailed=True))
         if is_main_process():
             model.save(out, tokenizer)
-        result = StageResult(
-            stage=self.name,
-            kind=self.kind,
-            output_dir=out,
-            init_from=context.init_from,
-            metrics=metrics,
-            config=config,
-            report={name: r.as_dict() for name, r in reports.items()} | {"runtime": attrs.asdict(runtime)},
-            fingerprint=fingerprint,
-        )
-        if is_main_process():
-            result.save()
-        wait_for_everyone()
-        log.info(
-            "stage complete",
-            stage=self.name,
+        return finish_stage(
+            StageResult(
+                stage=self.name,
+                kind=self.kind,
+                output_dir=out,
+                init_from=context.init_from,
+                metrics=metrics,
+                config=config,
+                report={name: r.as_dict() for name, r in reports.items()} | {"runtime": attrs.asdict(runtime)},
+                fingerprint=fingerprint,
+            ),
             variant=context.variant,
-            **{k: v for k, v in metrics.items() if isinstance(v, float)},
         )
-        return result
 
     def _metrics(self, predictions: Any, label_ids: Any, *, detailed: bool) -> dict[str, Any]:
         logits = predictions if isinstance(predictions, tuple) else (predictions,)

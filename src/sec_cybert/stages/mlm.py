@@ -10,9 +10,9 @@ import structlog
 from attrs import validators as v
 
 from sec_cybert.components import Chunker, CorpusSource, Masker, ReadReport
-from sec_cybert.distributed import is_main_process, wait_for_everyone
+from sec_cybert.distributed import is_main_process
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.stages.checkpoints import begin_stage, train_resuming
+from sec_cybert.stages.checkpoints import begin_stage, finish_stage, train_resuming
 from sec_cybert.stages.context import StageContext, StageResult
 from sec_cybert.stages.training import Training, perplexity
 
@@ -195,22 +195,15 @@ class MLMStage:
         trainer.save_model(str(out))
         if is_main_process():
             tokenizer.save_pretrained(str(out))
-        result = StageResult(
-            stage=self.name,
-            kind=self.kind,
-            output_dir=out,
-            init_from=context.init_from,
-            metrics=metrics,
-            config=config,
-            report={**report, "runtime": attrs.asdict(runtime)},
-            fingerprint=fingerprint,
+        return finish_stage(
+            StageResult(
+                stage=self.name,
+                kind=self.kind,
+                output_dir=out,
+                init_from=context.init_from,
+                metrics=metrics,
+                config=config,
+                report={**report, "runtime": attrs.asdict(runtime)},
+                fingerprint=fingerprint,
+            )
         )
-        if is_main_process():
-            result.save()
-        wait_for_everyone()
-        log.info(
-            "stage complete",
-            stage=self.name,
-            **{k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()},
-        )
-        return result

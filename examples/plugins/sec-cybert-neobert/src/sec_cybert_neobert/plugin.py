@@ -67,9 +67,6 @@ def tiny_neobert(
         build,
         name="tiny-neobert",
         recipe={**sizes, "vocab_size": vocab_size, "seed": seed},
-        vocab_size=vocab_size,
-        max_position_embeddings=max_position_embeddings,
-        seed=seed,
     )
 
 
