@@ -96,6 +96,10 @@ def finish_stage(result: StageResult, **log_fields: Any) -> StageResult:
     if is_main_process():
         result.save()
     wait_for_everyone()
-    scalars = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    scalars = {
+        k: round(v, 4) if isinstance(v, float) else v
+        for k, v in result.metrics.items()
+        if isinstance(v, (int, float))
+    }
     log.info("stage complete", stage=result.stage, **log_fields, **scalars)
     return result

@@ -247,7 +247,8 @@ class FineTuneStage:
                 init_from=context.init_from,
                 metrics=metrics,
                 config=config,
-                report={name: r.as_dict() for name, r in reports.items()} | {"runtime": attrs.asdict(runtime)},
+                report={name: r.as_dict() for name, r in reports.items()}
+                | {"runtime": attrs.asdict(runtime), "world_size": args.world_size},
                 fingerprint=fingerprint,
             ),
             variant=context.variant,

@@ -203,7 +203,7 @@ class MLMStage:
                 init_from=context.init_from,
                 metrics=metrics,
                 config=config,
-                report={**report, "runtime": attrs.asdict(runtime)},
+                report={**report, "runtime": attrs.asdict(runtime), "world_size": args.world_size},
                 fingerprint=fingerprint,
             )
         )
