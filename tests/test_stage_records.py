@@ -107,3 +107,17 @@ def test_loading_an_encoder_from_an_mlm_checkpoint_reports_one_line(tmp_path, ca
     assert "LOAD REPORT" not in capfd.readouterr().err
     (event,) = [e for e in logs if e["event"].startswith("checkpoint weights this model does not use")]
     assert "decoder.bias" in event["keys"]
+
+
+def test_a_run_directory_is_the_same_run_by_relative_or_absolute_path(tmp_path, tiny_corpus, plugin_manager, monkeypatch):
+    from structlog.testing import capture_logs
+
+    config = tiny_pipeline_config(tiny_corpus, finetune=False)
+    monkeypatch.chdir(tmp_path)
+    load_run_config(config, plugin_manager=plugin_manager).pipeline.run("run")
+    moved = tmp_path / "moved"
+    (tmp_path / "run").rename(moved)
+    with capture_logs() as logs:
+        load_run_config(config, plugin_manager=plugin_manager).pipeline.run(moved)
+    assert sum(e["event"] == "stage already complete; reusing it" for e in logs) == 2
+    assert [e["init_from"] for e in logs if e["event"] == "stage starting"] == [str(moved / "base"), str(moved / "dapt")]

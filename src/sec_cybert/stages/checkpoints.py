@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import structlog
 
 from sec_cybert.distributed import is_main_process, wait_for_everyone
@@ -35,11 +36,30 @@ def fingerprint_of(stage: Any, context: StageContext) -> str:
 
     settings = unstructure(stage, omit_defaults=True)
     payload = json.dumps(
-        {"config": settings, "init_from": context.init_from, "seed": context.seed},
+        {
+            "config": settings,
+            "init_from": _portable(context.init_from, context.run_dir),
+            "seed": context.seed,
+        },
         sort_keys=True,
         default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _portable(init_from: str, run_dir: Path) -> str:
+    """The input checkpoint as the fingerprint sees it: relative to the run when inside it.
+
+    So 'runs/demo' and '/home/me/runs/demo' are the same run, and a run directory can move.
+    """
+    path = Path(init_from)
+    if not path.exists():
+        return init_from  # a hub id
+    resolved = path.resolve()
+    try:
+        return "<run>/" + resolved.relative_to(Path(run_dir).resolve()).as_posix()
+    except ValueError:
+        return str(resolved)
 
 
 def prepare_output_dir(
@@ -61,7 +81,8 @@ def prepare_output_dir(
             "use another output directory, or delete that one to start over"
         )
     if finished is not None:
-        return out, fingerprint, finished
+        # Where the record is now, not where it was written: a run directory can move.
+        return out, fingerprint, attrs.evolve(finished, output_dir=out)
     wait_for_everyone()  # every rank has read the old record before the main process replaces it
     if is_main_process():
         record = {"fingerprint": fingerprint, "config": config, "init_from": context.init_from}
