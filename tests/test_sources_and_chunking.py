@@ -127,3 +127,10 @@ def test_filings_without_a_filing_date_sort_by_their_period_end():
     assert document_date({"filing_date": "2025-02-20", "period_end": "2024-12-31"}) == "2025-02-20"
     assert document_date({"filing_date": None, "period_end": "2024-12-31"}) == "2024-12-31"
     assert document_date({}) == ""
+
+
+def test_lines_that_are_not_utf8_are_counted(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"text": "kept"}\n{"text": "caf\xe9"}\n')
+    documents, report = _read(Paragraphs(path, on_bad_record="skip"))
+    assert [d.text for d in documents] == ["kept"] and report.skipped == {"not UTF-8": 1}

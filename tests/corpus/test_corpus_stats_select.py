@@ -49,8 +49,8 @@ def test_read_shards_counts_broken_lines(shards):
     report = ReadReport()
     records = list(read_shards(shards, report))
     assert len(records) == 5 and report.kept == 5
-    assert report.skipped == {"broken JSON line": 1, "record without a text field": 1}
-    assert report.examples[0] == "shard-00001.jsonl:3: broken JSON line"
+    assert report.skipped == {"malformed JSON": 1, "the line is JSON but not an object": 1}
+    assert report.examples[0].endswith("shard-00001.jsonl:3: malformed JSON")
 
 
 def test_stats_table(shards, tiny_tokenizer_dir):
@@ -65,7 +65,7 @@ def test_stats_table(shards, tiny_tokenizer_dir):
     assert stats.share_longer_than_seq_len == sum(n > 32 for n in lengths) / 5
     assert stats.chars_per_token == pytest.approx(stats.chars / stats.tokens)
     table = stats.table()
-    assert "chars/token" in table and "documents > 32 tokens" in table and "broken JSON line: 1" in table
+    assert "chars/token" in table and "documents > 32 tokens" in table and "malformed JSON: 1" in table
 
 
 def test_select_newest_first_by_date_not_shard_order(shards, tiny_tokenizer_dir, tmp_path):
@@ -80,7 +80,7 @@ def test_select_newest_first_by_date_not_shard_order(shards, tiny_tokenizer_dir,
     assert result.duplicates_removed == 1
     assert result.selection["newest_kept"] == "2025-02-14" and result.selection["undated"] == 1
     assert all(r["metadata"]["n_tokens"] > 0 for r in kept)
-    assert json.loads((out / "selection.json").read_text())["read"]["skipped"]["broken JSON line"] == 1
+    assert json.loads((out / "selection.json").read_text())["read"]["skipped"]["malformed JSON"] == 1
     assert not list(out.glob(".select-*"))
 
 

@@ -44,20 +44,26 @@ def read_jsonl_documents(
 ) -> Iterator[Document]:
     """Yield a Document per usable line of ``files``; count or raise on the rest."""
     for file in files:
-        with file.open("r", encoding="utf-8", errors="replace") as handle:
-            for line_number, line in enumerate(handle, start=1):
-                if not line.strip():
+        with file.open("rb") as handle:
+            for line_number, raw in enumerate(handle, start=1):
+                if not raw.strip():
                     continue
                 where = f"{file}:{line_number}"
                 try:
-                    record = json.loads(line)
+                    record = json.loads(raw.decode("utf-8"))
                     if not isinstance(record, dict):
                         raise ValueError("the line is JSON but not an object")
                     text = record.get(text_field)
                     if not isinstance(text, str):
                         raise ValueError(f"no string field {text_field!r}")
-                except ValueError as exc:
-                    reason = "malformed JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
+                except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                    reason = (
+                        "not UTF-8"
+                        if isinstance(exc, UnicodeDecodeError)
+                        else "malformed JSON"
+                        if isinstance(exc, json.JSONDecodeError)
+                        else str(exc)
+                    )
                     if on_bad_record == "raise":
                         raise DataError(
                             f"{where}: {reason}. Fix the line, or set on_bad_record: skip to skip "

@@ -7,7 +7,6 @@ integer per document.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import attrs
 import structlog
 
 from sec_cybert.components import ReadReport
+from sec_cybert.corpus.sources import read_jsonl_documents
 from sec_cybert.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -36,24 +36,11 @@ def shard_files(path: Path) -> list[Path]:
 
 def read_shards(path: Path, report: ReadReport) -> Iterator[dict[str, Any]]:
     """Records ``{"id", "text", "metadata"}`` from JSONL shards; bad lines are counted in ``report``."""
-    for file in shard_files(path):
-        with file.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                where = f"{file.name}:{number}"
-                if not raw.strip():
-                    continue
-                try:
-                    record = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    report.skip("broken JSON line", where)
-                    continue
-                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                    report.skip("record without a text field", where)
-                    continue
-                if not isinstance(record.get("metadata"), dict):
-                    record["metadata"] = {}
-                report.kept += 1
-                yield record
+    documents = read_jsonl_documents(
+        shard_files(path), report, text_field="text", id_field="id", min_chars=0, on_bad_record="skip"
+    )
+    for document in documents:
+        yield {"id": document.id, "text": document.text, "metadata": dict(document.metadata)}
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
