@@ -75,3 +75,13 @@ def test_ablation_over_seeds_reports_mean_and_std(tmp_path, tiny_corpus, plugin_
         assert len(row["finetuned"]) == 2 and row["finetuned"][0].endswith("-seed1")
     assert "±" in table.to_markdown()
     assert (tmp_path / "ablation.png").stat().st_size > 1000
+
+
+def test_a_finetune_only_pipeline_trains_its_tokenizer_on_the_training_texts(tmp_path, tiny_corpus, plugin_manager):
+    from transformers import AutoTokenizer
+
+    config = _finetune_only(tiny_corpus, {})
+    load_run_config(config, plugin_manager=plugin_manager).pipeline.run(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "base")
+    # Trained on the paragraphs: a frequent word is a few merged tokens, not ten single bytes.
+    assert len(tokenizer.tokenize(" committee")) <= 3

@@ -119,11 +119,10 @@ class Pipeline:
         lineage = Lineage.start(self, run_dir)
         profile = self._hardware()
         lineage.hardware = profile.name
-        if is_main_process():
-            base = self._materialize_encoder(run_dir)
+        # The main process builds a local base (tiny encoders); the others then find it built.
+        base = self._materialize_encoder(run_dir) if is_main_process() else None
         wait_for_everyone()
-        if not is_main_process():
-            base = self._materialize_encoder(run_dir)  # now only reads what the main process wrote
+        base = base or self._materialize_encoder(run_dir)
         variants = variant_chain(base)
         lineage.base = variants[0].checkpoint
         for stage in self.mlm_stages:
@@ -180,11 +179,23 @@ class Pipeline:
         )
 
     def _corpus_texts(self) -> Iterator[str]:
-        """Texts of every MLM stage's corpus, read only if an encoder asks (to train a tokenizer)."""
+        """Texts to train a tokenizer on, read only if an encoder asks: the MLM corpora, or the
+        fine-tune training texts when the pipeline has no MLM stage."""
+        from sec_cybert.corpus.sources import read_jsonl_documents
+
         for stage in self.mlm_stages:
-            report = ReadReport()
-            for document in stage.corpus.iter_documents(report):
-                yield document.text
+            yield from (document.text for document in stage.corpus.iter_documents(ReadReport()))
+        if not self.mlm_stages:
+            for stage in self.finetune_stages:
+                documents = read_jsonl_documents(
+                    [stage.train_file],
+                    ReadReport(),
+                    text_field=stage.text_field,
+                    id_field="id",
+                    min_chars=1,
+                    on_bad_record="skip",
+                )
+                yield from (document.text for document in documents)
 
     def _run_stage(
         self, stage: Any, run_dir: Path, variant: Variant, profile: Any, seed: int, tag: str, lineage: Lineage
