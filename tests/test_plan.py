@@ -28,3 +28,25 @@ def test_plan_matches_the_trainer(tmp_path, tiny_corpus, plugin_manager):
     assert dapt.tokens == stage_report["selection"]["tokens_kept"]
     assert (dapt.sequences_train, dapt.sequences_validation) == (stage_report["train_blocks"], stage_report["validation_blocks"])
     assert "optimizer steps" in plan.to_text()
+
+
+def test_plan_reports_parameters_and_static_memory(tmp_path, tiny_corpus, plugin_manager):
+    from transformers import AutoModelForMaskedLM
+
+    from sec_cybert.hardware import rtx3090_profile
+    from sec_cybert.plan import _with_memory, parameter_count
+
+    pipeline = load_run_config(tiny_pipeline_config(tiny_corpus), plugin_manager=plugin_manager).pipeline
+    base = pipeline._materialize_encoder(tmp_path)
+    real = sum(p.numel() for p in AutoModelForMaskedLM.from_pretrained(base).parameters())
+    assert parameter_count(base) == real
+    plan = plan_pipeline(pipeline)
+    assert plan.stages[0].parameters == real
+    assert plan.stages[0].static_memory_gib == real * 16 / 2**30
+    # ModernBERT-large's 396M parameters in float32 leave a 24 GiB card 18 GiB for activations;
+    # 1.5B would not fit at all.
+    fits = _with_memory(plan.stages[0], pipeline.stages[0], 396_000_000, rtx3090_profile())
+    assert round(fits.static_memory_gib, 1) == 5.9 and not any("FSDP" in n for n in fits.notes)
+    too_big = _with_memory(plan.stages[0], pipeline.stages[0], 1_500_000_000, rtx3090_profile())
+    assert any("FSDP" in n and "model_dtype: bfloat16" in n for n in too_big.notes)
+    assert parameter_count(str(tmp_path / "not-a-model")) is None

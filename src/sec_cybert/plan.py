@@ -32,6 +32,9 @@ class StagePlan:
     tokens_per_step: int | None
     estimated_seconds: float | None
     notes: tuple[str, ...] = ()
+    parameters: int | None = None
+    #: Weights, gradients and AdamW's two moments per process (activations come on top).
+    static_memory_gib: float | None = None
 
 
 @attrs.frozen
@@ -65,6 +68,11 @@ class Plan:
             lines.append(f"  warmup steps              {s.warmup_steps:>14,}")
             if s.estimated_seconds is not None:
                 lines.append(f"  estimated duration        {s.estimated_seconds / 3600:>13.1f}h")
+            if s.static_memory_gib is not None:
+                lines.append(f"  parameters                {s.parameters:>14,}")
+                lines.append(
+                    f"  weights+grads+AdamW       {s.static_memory_gib:>12.1f} GiB per process, before activations"
+                )
             lines.extend(f"  note: {note}" for note in s.notes)
         return "\n".join(lines)
 
@@ -92,20 +100,25 @@ def plan_pipeline(pipeline: Any, *, world_size: int = 1) -> Plan:
             else:
                 plans.append(
                     StagePlan(
-                        stage.name,
-                        stage.kind,
-                        None,
-                        None,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        None,
-                        None,
-                        ("no planner for this stage kind",),
+                        stage=stage.name,
+                        kind=stage.kind,
+                        documents=None,
+                        tokens=None,
+                        sequences_train=0,
+                        sequences_validation=0,
+                        optimizer_steps=0,
+                        warmup_steps=0,
+                        sequences_per_step=0,
+                        tokens_per_step=None,
+                        estimated_seconds=None,
+                        notes=("no planner for this stage kind",),
                     )
                 )
+        parameters = parameter_count(base)
+        plans = [
+            _with_memory(plan, stage, parameters, profile)
+            for plan, stage in zip(plans, pipeline.stages, strict=True)
+        ]
     return Plan(
         hardware=profile.name,
         world_size=world_size,
@@ -168,3 +181,39 @@ def _plan_finetune(stage: Any, world_size: int) -> StagePlan:
         estimated_seconds=None,
         notes=notes + ("runs once per variant and seed in an ablation",),
     )
+
+
+#: Bytes per parameter for training with AdamW: weights, gradients, and two moments, all kept in
+#: the weights' dtype by torch's AdamW.
+BYTES_PER_PARAMETER = {"float32": 4 * 4, "bfloat16": 2 * 4}
+
+
+def parameter_count(reference: str) -> int | None:
+    """Parameters of the MLM model at ``reference``, counted on the meta device (no weights read).
+
+    ``None`` when its config cannot be read (a hub model not in the cache, offline).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    try:
+        config = AutoConfig.from_pretrained(reference)
+        with torch.device("meta"):
+            model = AutoModelForMaskedLM.from_config(config)
+    except (OSError, ValueError):
+        return None
+    return sum(p.numel() for p in model.parameters())
+
+
+def _with_memory(plan: StagePlan, stage: Any, parameters: int | None, profile: Any) -> StagePlan:
+    training = getattr(stage, "training", None)
+    if parameters is None or training is None:
+        return plan
+    gib = parameters * BYTES_PER_PARAMETER[training.model_dtype] / 2**30
+    notes = plan.notes
+    if profile.memory_gib and gib > 0.8 * profile.memory_gib:
+        notes += (
+            f"weights, gradients and optimizer states alone take {gib:.1f} of the profile's "
+            f"{profile.memory_gib:.0f} GiB: shard them (FSDP) or set model_dtype: bfloat16",
+        )
+    return attrs.evolve(plan, parameters=parameters, static_memory_gib=gib, notes=notes)
