@@ -11,6 +11,7 @@ allowed, and raised together as one :class:`ConfigError`.
 from __future__ import annotations
 
 import difflib
+import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,7 +28,6 @@ from sec_cybert.errors import ConfigError, SecCybertError
 COMPONENT_FIELD_KINDS: dict[Any, str] = {CorpusSource: "corpus", Chunker: "chunker", Masker: "masker"}
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
-_converter.register_structure_hook(Path, lambda value, _: Path(value))
 
 
 def load_yaml(path: Path | str) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def describe_type(tp: Any) -> str:
     args = typing.get_args(tp)
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in args)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         parts = [describe_type(a) for a in args if a is not type(None)]
         suffix = " or null" if type(None) in args else ""
         return " or ".join(parts) + suffix
@@ -148,10 +148,7 @@ def _strict(value: Any, tp: Any) -> Any:
 
 
 def _component_kind(tp: Any) -> str | None:
-    for proto, kind in COMPONENT_FIELD_KINDS.items():
-        if tp is proto:
-            return kind
-    return None
+    return COMPONENT_FIELD_KINDS.get(tp) if isinstance(tp, type) else None
 
 
 def build_component(kind: str, data: Any, path: str, registry: Any, problems: Problems) -> Any:
@@ -279,8 +276,13 @@ def unstructure(obj: Any, registry: Any = None, *, omit_defaults: bool = False) 
 
     Registered components get their ``kind`` back, so a stage's resolved config in
     ``lineage.json`` can be pasted into a YAML file. ``omit_defaults`` leaves out settings equal
-    to their default (what a run's fingerprint hashes).
+    to their default (what a run's fingerprint hashes). ``registry`` names the components; the
+    process-wide one by default.
     """
+    if registry is None:
+        from sec_cybert.plugins import get_registry
+
+        registry = get_registry()
     if attrs.has(type(obj)):
         data: dict[str, Any] = {}
         kind = _registered_name(type(obj), registry)
@@ -321,10 +323,6 @@ def _is_default(field: Any, value: Any) -> bool:
 
 
 def _registered_name(cls: type, registry: Any) -> str | None:
-    if registry is None:
-        from sec_cybert.plugins import get_registry
-
-        registry = get_registry()
     for registration in registry:
         if registration.factory is cls and registration.kind in ("corpus", "chunker", "masker", "stage"):
             return registration.name
