@@ -33,8 +33,9 @@ def fingerprint_of(stage: Any, context: StageContext) -> str:
     the old behaviour) does not make every earlier run directory look like a different run.
     """
     from sec_cybert.config import unstructure
+    from sec_cybert.plugins import get_registry
 
-    settings = unstructure(stage, omit_defaults=True)
+    settings = unstructure(stage, get_registry(context.plugin_manager), omit_defaults=True)
     payload = json.dumps(
         {
             "config": settings,
@@ -90,15 +91,54 @@ def prepare_output_dir(
     return out, fingerprint, None
 
 
-def begin_stage(stage: Any, context: StageContext) -> tuple[dict[str, Any], Path, str, StageResult | None]:
+@attrs.frozen
+class StageRun:
+    """A stage under way: its resolved config, its directory, its fingerprint.
+
+    ``finished`` holds the earlier result when the same run already completed here.
+    """
+
+    stage: Any
+    context: StageContext
+    config: dict[str, Any]
+    output_dir: Path
+    fingerprint: str
+    finished: StageResult | None
+
+    def finish(self, metrics: dict[str, Any], report: dict[str, Any], **log_fields: Any) -> StageResult:
+        """Record the result (main process), wait for every rank, and log the metrics."""
+        result = StageResult(
+            stage=self.stage.name,
+            kind=self.stage.kind,
+            output_dir=self.output_dir,
+            init_from=self.context.init_from,
+            metrics=metrics,
+            config=self.config,
+            report=report,
+            fingerprint=self.fingerprint,
+        )
+        if is_main_process():
+            result.save()
+        wait_for_everyone()
+        scalars = {
+            k: round(v, 4) if isinstance(v, float) else v
+            for k, v in metrics.items()
+            if isinstance(v, (int, float))
+        }
+        log.info("stage complete", stage=result.stage, **log_fields, **scalars)
+        return result
+
+
+def begin_stage(stage: Any, context: StageContext) -> StageRun:
     """What every stage does first: resolve its config, claim its directory, reuse a finished run."""
     from sec_cybert.config import unstructure
+    from sec_cybert.plugins import get_registry
 
-    config = unstructure(stage)
+    config = unstructure(stage, get_registry(context.plugin_manager))
     out, fingerprint, done = prepare_output_dir(stage.output_dir(context), stage, config, context)
     if done is not None:
         log.info("stage already complete; reusing it", stage=stage.name, output_dir=str(out))
-    return config, out, fingerprint, done
+    return StageRun(stage, context, config, out, fingerprint, done)
 
 
 def train_resuming(trainer: Any, out: Path, stage_name: str) -> Any:
@@ -110,17 +150,3 @@ def train_resuming(trainer: Any, out: Path, stage_name: str) -> Any:
     if last:
         log.info("resuming from checkpoint", stage=stage_name, checkpoint=last)
     return trainer.train(resume_from_checkpoint=last)
-
-
-def finish_stage(result: StageResult, **log_fields: Any) -> StageResult:
-    """Record a finished stage (main process), wait for every rank, and log its metrics."""
-    if is_main_process():
-        result.save()
-    wait_for_everyone()
-    scalars = {
-        k: round(v, 4) if isinstance(v, float) else v
-        for k, v in result.metrics.items()
-        if isinstance(v, (int, float))
-    }
-    log.info("stage complete", stage=result.stage, **log_fields, **scalars)
-    return result

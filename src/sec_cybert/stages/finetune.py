@@ -14,7 +14,7 @@ from sec_cybert.components import ReadReport
 from sec_cybert.corpus.sources import OnBadRecord, _existing_path, read_jsonl_documents
 from sec_cybert.distributed import is_main_process
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.stages.checkpoints import begin_stage, finish_stage, train_resuming
+from sec_cybert.stages.checkpoints import begin_stage, train_resuming
 from sec_cybert.stages.context import StageContext, StageResult
 from sec_cybert.stages.heads import Head
 from sec_cybert.stages.mlm import _stage_name
@@ -176,9 +176,10 @@ class FineTuneStage:
         from sec_cybert.stages.classifier import MultiHeadClassifier
         from sec_cybert.stages.loading import load_pretrained, load_tokenizer
 
-        config, out, fingerprint, done = begin_stage(self, context)
-        if done is not None:
-            return done
+        run = begin_stage(self, context)
+        if run.finished is not None:
+            return run.finished
+        out = run.output_dir
 
         tokenizer = load_tokenizer(context.init_from)
         reports = {"train": ReadReport(), "eval": ReadReport(), "holdout": ReadReport()}
@@ -239,20 +240,9 @@ class FineTuneStage:
             metrics.update(self._metrics(prediction.predictions, prediction.label_ids, detailed=True))
         if is_main_process():
             model.save(out, tokenizer)
-        return finish_stage(
-            StageResult(
-                stage=self.name,
-                kind=self.kind,
-                output_dir=out,
-                init_from=context.init_from,
-                metrics=metrics,
-                config=config,
-                report={name: r.as_dict() for name, r in reports.items()}
-                | {"runtime": attrs.asdict(runtime), "world_size": args.world_size},
-                fingerprint=fingerprint,
-            ),
-            variant=context.variant,
-        )
+        report = {name: r.as_dict() for name, r in reports.items()}
+        report |= {"runtime": attrs.asdict(runtime), "world_size": args.world_size}
+        return run.finish(metrics, report, variant=context.variant)
 
     def _metrics(self, predictions: Any, label_ids: Any, *, detailed: bool) -> dict[str, Any]:
         logits = predictions if isinstance(predictions, tuple) else (predictions,)

@@ -12,7 +12,7 @@ from attrs import validators as v
 from sec_cybert.components import Chunker, CorpusSource, Masker, ReadReport
 from sec_cybert.distributed import is_main_process
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.stages.checkpoints import begin_stage, finish_stage, train_resuming
+from sec_cybert.stages.checkpoints import begin_stage, train_resuming
 from sec_cybert.stages.context import StageContext, StageResult
 from sec_cybert.stages.training import Training, perplexity
 
@@ -112,8 +112,8 @@ class MLMStage:
         selected, selection = newest_first(tokenized, self.max_tokens)
         if selection.documents_kept == 0:
             raise DataError(
-                f"max_tokens={self.max_tokens} is smaller than the newest document "
-                f"({tokenized[0]['n_tokens']} tokens); raise max_tokens"
+                f"max_tokens={self.max_tokens} is smaller than the newest document, so nothing is "
+                "kept; raise max_tokens (or set it to null for the whole corpus)"
             )
         blocks = self.chunker.group(
             selected.remove_columns([c for c in ("text", "id") if c in selected.column_names])
@@ -147,9 +147,10 @@ class MLMStage:
         from sec_cybert.stages.callbacks import EventCallback, quiet_trainer
         from sec_cybert.stages.loading import load_pretrained, load_tokenizer
 
-        config, out, fingerprint, done = begin_stage(self, context)
-        if done is not None:
-            return done
+        run = begin_stage(self, context)
+        if run.finished is not None:
+            return run.finished
+        out = run.output_dir
 
         tokenizer = load_tokenizer(context.init_from)
         train_blocks, validation_blocks, report = self.prepare_data(tokenizer, context.seed)
@@ -195,15 +196,6 @@ class MLMStage:
         trainer.save_model(str(out))
         if is_main_process():
             tokenizer.save_pretrained(str(out))
-        return finish_stage(
-            StageResult(
-                stage=self.name,
-                kind=self.kind,
-                output_dir=out,
-                init_from=context.init_from,
-                metrics=metrics,
-                config=config,
-                report={**report, "runtime": attrs.asdict(runtime), "world_size": args.world_size},
-                fingerprint=fingerprint,
-            )
+        return run.finish(
+            metrics, {**report, "runtime": attrs.asdict(runtime), "world_size": args.world_size}
         )
