@@ -128,3 +128,15 @@ def test_shipped_configs_resolve_by_their_repository_path(capsys, tmp_path, monk
     (line,) = lines
     assert line.startswith("error: ") and "configs/dapt/modernbert.yaml: " in line
     assert line.endswith("stages[0].corpus.path: path 'data/dapt-corpus' does not exist; check the path (relative paths start from the working directory)")
+
+
+def test_interrupt_is_one_line_that_says_how_to_resume(monkeypatch, capsys):
+    from sec_cybert import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.cli, "main", interrupted)
+    assert main(["plugins"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "interrupted; run the same command again to resume from the last checkpoint"

@@ -265,8 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in lines:
             click.echo(f"error: {prefix}{line}", err=True)
         return USER_ERROR_EXIT
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted; run the same command again to resume from the last checkpoint", err=True)
         return 130
     except click.ClickException as exc:
         exc.show()

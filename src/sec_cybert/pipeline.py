@@ -169,9 +169,7 @@ class Pipeline:
             raise ConfigError(
                 f"encoder_options apply to registered encoders only; {self.encoder!r} is a path or hub id{plugin_hint}"
             )
-        if Path(self.encoder).exists() or (
-            _HUB_ID.match(self.encoder) and not self.encoder.startswith((".", "/"))
-        ):
+        if Path(self.encoder).exists() or _HUB_ID.match(self.encoder):
             return self.encoder
         raise ConfigError(
             f"encoder {self.encoder!r} is not a registered encoder ({', '.join(registry.names('encoder'))}), "
