@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,26 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 
 pytest.importorskip("selectolax")
+
+
+@pytest.fixture
+def filing_html() -> Callable[[str], str]:
+    """Read a fixture as most filing agents write HTML: without line breaks between tags.
+
+    Parsers keep those breaks as text, so a fixture read as written would hide text glued together.
+    """
+
+    def read(name: str) -> str:
+        return re.sub(r">\s*\n\s*<", "><", (FIXTURES / name).read_text(encoding="utf-8"))
+
+    return read
+
+
+@pytest.fixture
+def without_selectolax(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import selectolax`` fail, as it does without the ``corpus`` extra."""
+    monkeypatch.setitem(sys.modules, "selectolax", None)
+    monkeypatch.setitem(sys.modules, "selectolax.lexbor", None)
 
 
 @pytest.fixture

@@ -1,6 +1,10 @@
 # ruff: noqa: E501  (fixture lines are long on purpose: they mirror real filing text)
 from __future__ import annotations
 
+import re
+from difflib import SequenceMatcher
+from pathlib import Path
+
 import pytest
 
 from sec_cybert.corpus.html_clean import clean_html
@@ -30,6 +34,7 @@ BODY = [
         "Item 1 C. Cyber security",
         "ITEM 1C.",
         "Item 1C (Cybersecurity)",
+        "ITEM 1CCYBERSECURITY",  # two spans side by side, no space between them
     ],
 )
 def test_heading_variants(heading):
@@ -124,3 +129,101 @@ def test_fixture_filing_paragraphs_have_ids_and_metadata(acme_html):
     docs = paragraph_documents(section, meta, id_prefix="0000123456-25-000007")
     assert [d.id for d in docs[:2]] == ["0000123456-25-000007-000", "0000123456-25-000007-001"]
     assert docs[1].metadata["paragraph_index"] == 1 and docs[1].metadata["cik"] == "123456"
+
+
+@pytest.mark.parametrize(
+    "split", [("Item 1C.", "Cybersecurity"), ("ITEM 1C", "CYBERSECURITY"), ("Item 1C", "(Cybersecurity)")]
+)
+def test_heading_in_two_blocks_is_one_heading_and_toc_stays_without_body(split):
+    toc = [*split, "Item 2.", "Properties"]  # the index laid out the same way
+    lines = [*toc, "Item 1B. Unresolved Staff Comments", "None.", *split, *BODY, "Item 2. Properties"]
+    section = find_item_1c(lines)
+    assert isinstance(section, Item1CSection) and section.heading == " ".join(split)
+    assert section.paragraphs == tuple(BODY[1:]) and section.headings_dropped == 1
+    toc_only = find_item_1c([*toc, "We own all of our plants in Ohio and Indiana and lease our offices."])
+    assert isinstance(toc_only, NoItem1C) and "table of contents" in toc_only.reason
+
+
+HEADING_LAYOUT_PARAGRAPHS = {
+    "item1c_heading_cells.htm": (
+        "Our information security program is designed to protect the policyholder, claims and payment "
+        "systems that our insurance subsidiaries rely on from cybersecurity threats.",
+        "We assess cybersecurity risks each year as part of our enterprise risk assessment, and our "
+        "internal auditors test the controls that address the most significant of them.",
+        "The Risk Committee of our Board of Directors oversees the program and receives a report from our "
+        "Chief Information Security Officer at every regular meeting.",
+    ),
+    "item1c_heading_lines.htm": (
+        "We maintain a cybersecurity program that is designed to protect the robot controllers we ship and "
+        "the engineering systems we use to design them from cybersecurity threats.",
+        "Our product security team reviews the firmware of every controller release, and an outside firm "
+        "tests our corporate network for vulnerabilities twice a year.",
+        "Our Audit Committee oversees cybersecurity risk and is briefed by our Chief Information Officer at "
+        "least four times each year.",
+    ),
+}
+
+
+@pytest.mark.parametrize("fixture", sorted(HEADING_LAYOUT_PARAGRAPHS))
+def test_heading_set_in_separate_cells_or_blocks_is_found(filing_html, fixture):
+    section = find_item_1c(clean_html(filing_html(fixture)).lines)
+    assert isinstance(section, Item1CSection), section
+    assert section.heading == "ITEM 1C CYBERSECURITY"
+    assert section.paragraphs == HEADING_LAYOUT_PARAGRAPHS[fixture]
+
+
+def test_prose_and_bullets_in_layout_tables_are_all_in_the_section(filing_html):
+    section = find_item_1c(clean_html(filing_html("item1c_layout_tables.htm")).lines)
+    assert isinstance(section, Item1CSection)
+    assert section.paragraphs == (
+        "We operate an information security program designed to identify, assess and manage material risks "
+        "from cybersecurity threats to our dispatch, billing and fleet telematics systems.",
+        "The program is part of our enterprise risk management process, and cybersecurity risks are reviewed "
+        "with operational, financial and safety risks twice a year.",
+        "We engage an outside assessor every other year to measure the program against the NIST Cybersecurity Framework.",
+        "Key elements of the program include: • network segmentation; • multi-factor authentication;",
+        "• quarterly vulnerability scans of our terminal systems; and",
+        "• an incident response plan that our dispatch center rehearses with outside counsel every year.",
+        "Before a vendor is given access to our systems we review its security controls, and our contracts "
+        "require vendors to tell us promptly of any incident that affects our data.",
+        "Vendors that process shipment data are reassessed every year.",
+        "Our Board of Directors oversees cybersecurity risk through its Audit Committee, which hears a report "
+        "from our Chief Information Security Officer each quarter.",
+        "Our Chief Information Security Officer has twenty years of experience in information security and "
+        "leads a team of analysts who watch our systems around the clock.",
+        "We have not identified any cybersecurity incident that has materially affected us, including our "
+        "results of operations or financial condition.",
+    )
+    # The sub-headings of the table layout are headings, as they are in running text.
+    assert section.headings_dropped == 4
+
+
+_ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = next(
+    (p for p in (_ROOT / "shared" / "data", _ROOT.parent / "shared" / "data") if p.is_dir()), None
+)
+REAL_FILINGS = [
+    ("NFLX-10-K-2024-12-31.htm", "NFLX-10-K-FY2024-item1c.txt"),
+    ("UNP-10-K-2024-12-31.htm", "UNP-10-K-FY2024-item1c.txt"),
+    ("CRM-10-K-2025-01-31.htm", "CRM-10-K-FY2025-item1c.txt"),
+]
+
+
+@pytest.mark.skipif(SHARED_DATA is None, reason="the shared reference filings are not checked out here")
+@pytest.mark.parametrize(("filing", "reference"), REAL_FILINGS)
+def test_real_filings_match_their_reference_item1c(filing, reference):
+    html, text = SHARED_DATA / "filings" / filing, SHARED_DATA / "item1c" / reference
+    if not (html.exists() and text.exists()):
+        pytest.skip(f"{filing} or {reference} missing from {SHARED_DATA}")
+    cleaned = clean_html(html.read_bytes())
+    section = find_item_1c(cleaned.lines)
+    assert isinstance(section, Item1CSection) and section.terminated
+    ours = " ".join(" ".join(section.paragraphs).split())
+    expected = " ".join(text.read_text(encoding="utf-8").split())
+    # The reference keeps the sub-headings that paragraphs leave out; the prose is the same.
+    assert SequenceMatcher(None, ours, expected, autojunk=False).ratio() >= 0.98
+    figures = re.compile(r"^[$%()\-\u2013\u2014,.\d]*\d[$%()\-\u2013\u2014,.\d]*$")
+    assert not any(
+        sum(1 for token in line.split() if figures.match(token)) * 2 > len(line.split()) >= 4
+        for line in cleaned.lines
+    ), "a row of figures from a financial table is in the cleaned text"

@@ -6,10 +6,12 @@ What is removed, and why (see docs/corpus.md for the user-facing version):
   no reader sees; stripped naively they become long runs of ids, dates and taxonomy URIs.
   Other ``ix:*`` tags are *unwrapped*, never deleted: FY2024+ filers wrap the whole Item 1C text
   in ``ix:nonNumeric``/``ix:continuation`` facts.
-* Tables are decided row by row (:func:`_table_lines`): rows of prose (layout tables for
-  bullets, side-by-side headings, footnotes) keep their text, one row per line; numeric rows
-  (financial statements), table-of-contents rows and whole exhibit-index tables are dropped.
-  Numbers cut from their row and column headers are noise for a language model.
+* Tables (:func:`_table_lines`): a *prose table* (layout for bullets, side-by-side headings,
+  two-column text: no row of figures, half its rows sentences or list items) keeps all its text,
+  in reading order; any other table keeps only its sentence rows (footnotes) and item headings,
+  so financial statements, table-of-contents rows and whole exhibit indexes are dropped.
+  Numbers cut from their row and column headers are noise for a language model. A nested table
+  is decided on its own rows, so its text comes out once, however deep it sits.
 * Page furniture (page numbers, ``F-12``, ``Page 3 of 90``, "Table of Contents" back-links,
   running headers/footers that repeat through the document), URLs, leader-dot TOC lines,
   exhibit listings and unbroken blobs (encoded data, XBRL ids).
@@ -20,7 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import attrs
 import structlog
@@ -59,7 +61,7 @@ _PAGE_FURNITURE = re.compile(
 )
 _TOC_LINE = re.compile(r"(?:\.{4,}|\u2026{2,}|\s)\s*(?:[A-Z]-)?\d{1,3}$")
 _EXHIBIT_NUMBER = re.compile(
-    r"^(?:exhibit\s+)?(?:\d{1,3}\.\d{1,3}(?:\.\d{1,3})?[a-z]?|10[14](?:\.[a-z]{2,3})?)[*\u2020\u2021#+]*$",
+    r"^(?:exhibit\s+)?(?:\d{1,3}\.\d{1,3}(?:\.\d{1,3})?[a-z]?|\d{1,3}\([a-z]{1,3}\)|10[14](?:\.[a-z]{2,3})?)[*\u2020\u2021#+]*$",
     re.I,
 )
 _EXHIBIT_LINE = re.compile(
@@ -69,6 +71,11 @@ _EXHIBIT_LINE = re.compile(
     re.I | re.X,
 )
 _NUMERIC_CELL = re.compile(r"^[\s$%()\-\u2013\u2014,.\d*\u2020x]*$")
+# A list item's label in a cell of its own: a bullet glyph, "1.", "(a)", "iv)".
+_MARKER = re.compile(
+    r"^(?:[\u2022\u25cf\u25aa\u25a0\u2023\u2043\u2219\u00b7\u25e6o\-\u2013\u2014*]|\(?(?:\d{1,2}|[a-z]|[ivx]{1,4})[.)])$",
+    re.I,
+)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\u2019\-]*")
 
 
@@ -91,10 +98,15 @@ class CleanedFiling:
         return self.text.split("\n") if self.text else []
 
 
-def _lexbor():
+def html_parser():
+    """The HTML parser class; raises OptionalDependencyError without the ``corpus`` extra.
+
+    Commands call it before any work starts, so a missing package is one clear error instead of
+    every filing counted as "cleaning failed".
+    """
     try:
         from selectolax.lexbor import LexborHTMLParser
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    except ImportError as exc:
         raise OptionalDependencyError("cleaning 10-K HTML", extra="corpus", package="selectolax") from exc
     return LexborHTMLParser
 
@@ -138,33 +150,170 @@ def _words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
-def _row_cells(row) -> list[str]:
-    cells = []
-    for cell in row.iter(include_text=False):
-        if cell.tag in ("td", "th"):
-            value = normalize_text(cell.text(deep=True, separator=""))
-            if value:
-                cells.append(value)
-    return cells
+_DROP, _JOIN, _CELLS = "drop", "join", "cells"  # what a row's own text becomes
+
+# A line of a table cell, and whether a table nested in the cell has already decided it.
+_Piece = tuple[str, bool]
 
 
-def _table_lines(table) -> tuple[list[str], int, int, bool]:
-    """Lines a table contributes, rows dropped, and whether it is an exhibit index (all dropped)."""
-    rows = [cells for cells in (_row_cells(tr) for tr in table.css("tr")) if cells]
-    exhibit_rows = sum(1 for cells in rows if _EXHIBIT_NUMBER.match(cells[0]))
-    if exhibit_rows >= 3 and exhibit_rows * 2 >= len(rows):
-        return [], len(rows), True
-    kept: list[str] = []
-    for cells in rows:
-        line = " ".join(cells)
-        if is_toc_line(line):
+@attrs.define
+class _TableCounts:
+    """Rows kept and dropped over every table of a filing, nested ones included."""
+
+    kept: int = 0
+    dropped: int = 0
+    exhibit: int = 0
+
+    def tally(self, rows: list[list[str]], modes: list[str], exhibit: bool) -> None:
+        for cells, mode in zip(rows, modes, strict=True):
+            if not cells:
+                continue  # a row holding only a nested table is counted in that table
+            if mode == _DROP:
+                self.dropped += 1
+                self.exhibit += int(exhibit)
+            else:
+                self.kept += 1
+
+
+def _lines_of(raw: str) -> list[str]:
+    return [line for line in (normalize_text(part) for part in raw.split("\n")) if line]
+
+
+def _own_rows(table) -> Iterator:
+    """The table's own rows, not those of a table nested in one of its cells."""
+    for child in table.iter():
+        if child.tag == "tr":
+            yield child
+        elif child.tag in ("thead", "tbody", "tfoot"):
+            yield from (tr for tr in child.iter() if tr.tag == "tr")
+
+
+def _flatten(node, counts: _TableCounts) -> Iterator[str | list[str]]:
+    """The raw text under ``node`` in order; a nested table is decided alone and comes as its lines."""
+    if node.tag == "-text" or node.css_first("table") is None:
+        yield node.text(deep=True, separator="")
+        return
+    for child in node.iter(include_text=True):
+        if child.tag == "table":
+            yield _table_lines(child, counts)
+        else:
+            yield from _flatten(child, counts)
+
+
+def _cell_pieces(cell, counts: _TableCounts) -> list[_Piece]:
+    """A cell's lines (its blocks, ``<br>`` breaks) in reading order."""
+    pieces: list[_Piece] = []
+    raw: list[str] = []
+    for part in _flatten(cell, counts):
+        if isinstance(part, str):
+            raw.append(part)
             continue
-        longest = max(cells, key=len)
-        numeric = sum(1 for c in cells if c is not longest and _NUMERIC_CELL.match(c))
-        heading = bool(ITEM_HEADING.match(line) or PART_HEADING.match(line)) and len(line.split()) <= 14
-        if heading or (_words(longest) >= 8 and numeric <= 1):
-            kept.append(line)
-    return kept, len(rows) - len(kept), False
+        pieces += [(line, False) for line in _lines_of("".join(raw))]
+        pieces += [(line, True) for line in part]
+        raw = []
+    return pieces + [(line, False) for line in _lines_of("".join(raw))]
+
+
+def _own_text(cell: list[_Piece]) -> str:
+    return " ".join(line for line, decided in cell if not decided)
+
+
+def _is_heading_row(line: str) -> bool:
+    return bool(ITEM_HEADING.match(line) or PART_HEADING.match(line)) and len(line.split()) <= 14
+
+
+def _is_sentence_row(cells: list[str]) -> bool:
+    """A cell of 8+ words and at most one other cell of figures: a footnote, not a data row."""
+    longest = max(cells, key=len)
+    numeric = sum(1 for c in cells if c is not longest and _NUMERIC_CELL.match(c))
+    return _words(longest) >= 8 and numeric <= 1
+
+
+def _is_marker_row(cells: list[str]) -> bool:
+    return len(cells) >= 2 and bool(_MARKER.match(cells[0]))
+
+
+def _is_numeric_row(cells: list[str]) -> bool:
+    """Figures beside other cells: a financial or data row (a lone page number is not one)."""
+    return len(cells) >= 2 and any(
+        _NUMERIC_CELL.match(c) and any(ch.isdigit() for ch in c) and not _MARKER.match(c) for c in cells
+    )
+
+
+def _is_prose_table(rows: list[list[str]]) -> bool:
+    """Layout for prose: no row of figures, and at least half the rows are prose.
+
+    A prose row is a sentence, a list item, or part of a sentence wrapped over rows (it, or the
+    row after it, goes on in lower case). Short rows of such a table (a bullet item, a
+    sub-heading) belong to the text around them; in any other table they are labels cut from
+    their figures.
+    """
+    if not rows or any(_is_numeric_row(cells) for cells in rows):
+        return False
+    lower = [cells[0][:1].islower() for cells in rows] + [False]
+    prose = sum(
+        1
+        for i, cells in enumerate(rows)
+        if _is_sentence_row(cells) or _is_marker_row(cells) or lower[i] or lower[i + 1]
+    )
+    return 2 * prose >= len(rows)
+
+
+def _is_exhibit_index(rows: list[list[str]]) -> bool:
+    exhibit_rows = sum(1 for cells in rows if _EXHIBIT_NUMBER.match(cells[0]))
+    return exhibit_rows >= 3 and exhibit_rows * 2 >= len(rows)
+
+
+def _row_mode(cells: list[str], prose: bool) -> str:
+    """Drop the row's own text, join its cells into one line, or give each cell line its own."""
+    line = " ".join(cells)
+    if not cells or is_toc_line(line):
+        return _DROP
+    if _is_heading_row(line):
+        return _JOIN  # "Item 1C." | "Cybersecurity" is one heading
+    if prose:
+        return _CELLS  # a sub-heading beside its prose, two columns of text: separate blocks
+    # A footnote or signature row; a data table's column headers are 4+ cells of words.
+    labels = sum(1 for c in cells if not _NUMERIC_CELL.match(c))
+    return _JOIN if _is_sentence_row(cells) and labels <= 3 else _DROP
+
+
+def _is_label(line: str) -> bool:
+    """A list marker or a short run-in label ("Level 1:"): it reads as one line with what follows."""
+    return bool(_MARKER.match(line)) or (line.endswith(":") and len(line.split()) <= 4)
+
+
+def _emit(cells: list[list[_Piece]], mode: str) -> list[str]:
+    """A row's lines. A label joins the text after it; nested tables' lines always come out."""
+    lines: list[str] = []
+    glue = False
+    for cell in cells:
+        for line, decided in cell:
+            if decided:
+                lines.append(line)
+                glue = False
+            elif mode != _DROP:
+                if glue:
+                    lines[-1] = f"{lines[-1]} {line}"
+                else:
+                    lines.append(line)
+                glue = mode == _JOIN or _is_label(line)
+    return lines
+
+
+def _table_lines(table, counts: _TableCounts) -> list[str]:
+    """The lines a table contributes, its rows decided on its own text (nested tables apart)."""
+    rows = [
+        [cell for cell in (_cell_pieces(c, counts) for c in tr.iter() if c.tag in ("td", "th")) if cell]
+        for tr in _own_rows(table)
+    ]
+    texts = [[text for text in map(_own_text, cells) if text] for cells in rows]
+    own = [cells for cells in texts if cells]
+    exhibit = _is_exhibit_index(own)
+    prose = not exhibit and _is_prose_table(own)
+    modes = [_DROP if exhibit else _row_mode(cells, prose) for cells in texts]
+    counts.tally(texts, modes, exhibit)
+    return [line for cells, mode in zip(rows, modes, strict=True) for line in _emit(cells, mode)]
 
 
 def _outermost(nodes: Iterable) -> list:
@@ -221,7 +370,7 @@ def clean_html(raw: bytes | str) -> CleanedFiling:
     else:
         html, encoding = raw, "str"
     truncated = "</html" not in html[-4096:].lower()
-    tree = _lexbor()(html)
+    tree = html_parser()(html)
     dei = _dei_facts(tree)
     images = len(tree.css("img"))
 
@@ -235,19 +384,17 @@ def clean_html(raw: bytes | str) -> CleanedFiling:
         if "display:none" in style:
             node.decompose()
 
-    rows_kept = rows_dropped = exhibit_rows = 0
-    for table in _outermost(tree.css("table")):
-        lines, dropped, exhibit = _table_lines(table)
-        rows_kept += len(lines)
-        rows_dropped += dropped
-        exhibit_rows += dropped if exhibit else 0
-        table.replace_with("\n" + "\n".join(lines) + "\n" if lines else "\n")
-
     # Layout spacing: "Item 1C." and "Cybersecurity" are separate spans kept apart by padding.
+    # Done before tables are read, so that blocks inside a cell stay apart too.
     for node in tree.css('[style*="padding-left" i], [style*="margin-left" i]'):
         node.insert_before(" ")
     for node in tree.css(_BLOCK_TAGS):
         node.insert_after("\n")
+
+    counts = _TableCounts()
+    for table in _outermost(tree.css("table")):
+        lines = _table_lines(table, counts)
+        table.replace_with("\n" + "\n".join(lines) + "\n" if lines else "\n")
 
     root = tree.body or tree.root
     raw_text = root.text(deep=True, separator="") if root is not None else ""
@@ -258,8 +405,8 @@ def clean_html(raw: bytes | str) -> CleanedFiling:
         encoding=encoding,
         truncated=truncated,
         images=images,
-        table_rows_kept=rows_kept,
-        table_rows_dropped=rows_dropped,
-        exhibit_rows_dropped=exhibit_rows,
+        table_rows_kept=counts.kept,
+        table_rows_dropped=counts.dropped,
+        exhibit_rows_dropped=counts.exhibit,
         item_headings=sum(1 for line in lines if is_item_heading(line)),
     )

@@ -4,7 +4,8 @@ A filing names Item 1C up to three times: in the table of contents, in the body,
 a cross-reference index at the end. Every line that *starts* with an Item 1C heading is a
 candidate; each candidate's section runs to the next item heading, and the candidate with the
 most prose wins. A TOC line is followed at once by the next TOC entry, so it has none. When no
-candidate has prose the filing is reported as having no Item 1C; nothing is guessed.
+candidate has prose the filing is reported as having no Item 1C; nothing is guessed. A heading
+laid out in two cells or blocks ("ITEM 1C" above "CYBERSECURITY") is one heading.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from sec_cybert.corpus.html_clean import PART_HEADING, is_item_heading, is_page_
 
 log = structlog.get_logger(__name__)
 
+_TITLE = r"\(?\s*cyber\s*-?\s*security\s*\)?\s*[.:\-\u2013\u2014]*"
+# "(?=cyber)": spans set side by side without a space ("ITEM 1CCYBERSECURITY") are still the heading.
 ITEM_1C = re.compile(
-    r"^item\s*1\s*c(?![a-z0-9])\s*[.:\-\u2013\u2014)]*\s*(?:\(?\s*cyber\s*-?\s*security\s*\)?\s*[.:\-\u2013\u2014]*)?\s*",
+    rf"^item\s*1\s*c(?=cyber|[^a-z0-9]|$)\s*[.:\-\u2013\u2014)]*\s*(?:{_TITLE})?\s*",
     re.I,
 )
+_TITLE_LINE = re.compile(rf"^{_TITLE}$", re.I)
 _TERMINAL = (".", "!", "?", ":", ";", "\u201d", '"', ")", "\u2019")
 _BULLET = re.compile(r"^[\u2022\u25cf\u25aa\u25a0\u2023\u2043\u2219\u00b7\u25e6o\-\u2013*]$")
 _RUNNING_HEADER = re.compile(r"form\s+10-?k|annual\s+report", re.I)
@@ -108,12 +112,11 @@ def find_item_1c(
     candidates = [i for i, line in enumerate(lines) if _starts_item_1c(line)]
     if not candidates:
         return NoItem1C("no Item 1C heading")
-    best: tuple[int, int, list[str], bool] | None = None
+    best: tuple[int, str, list[str], bool] | None = None
     for start in candidates:
-        first_rest = ITEM_1C.sub("", lines[start], count=1).strip()
-        body: list[str] = [first_rest] if first_rest else []
-        size, terminated = len(first_rest), False
-        for line in lines[start + 1 :]:
+        heading, body, next_line = _split_heading(lines, start)
+        size, terminated = sum(map(len, body)), False
+        for line in lines[next_line:]:
             if _ends_section(line):
                 terminated = True
                 break
@@ -123,13 +126,26 @@ def find_item_1c(
                 break
         score = _prose_chars(body)
         if best is None or score > best[0]:
-            best = (score, start, body, terminated)
+            best = (score, heading, body, terminated)
     assert best is not None
-    score, start, body, terminated = best
+    score, heading, body, terminated = best
     if score < options.min_section_chars:
         return NoItem1C("Item 1C heading only in the table of contents or an index (no section body)")
-    heading = lines[start][: len(lines[start]) - len(ITEM_1C.sub("", lines[start], count=1))].strip()
-    return _segment(heading or lines[start], body, terminated, options)
+    return _segment(heading, body, terminated, options)
+
+
+def _split_heading(lines: Sequence[str], start: int) -> tuple[str, list[str], int]:
+    """The heading at ``start``, the text after it on its line, and the index of the next line.
+
+    A bare "Item 1C." line takes a "Cybersecurity" line after it into the heading: the two were
+    separate cells or blocks. Only the title is taken, so a TOC entry stays without a body.
+    """
+    line = lines[start]
+    after = ITEM_1C.sub("", line, count=1)
+    heading, rest = line[: len(line) - len(after)].strip(), after.strip()
+    if not rest and start + 1 < len(lines) and _TITLE_LINE.match(lines[start + 1]):
+        return f"{heading} {lines[start + 1]}", [], start + 2
+    return heading, [rest] if rest else [], start + 1
 
 
 def _should_merge(previous: str, line: str) -> bool:
