@@ -7,8 +7,8 @@ import pytest
 
 from sec_cybert.components import CorpusSource, ReadReport
 from sec_cybert.corpus.build import build_item1c, build_shards
-from sec_cybert.corpus.edgar_source import EdgarHtmlFilings, iso_date, sidecar_path
-from sec_cybert.errors import DataError
+from sec_cybert.corpus.edgar_source import EdgarHtmlFilings, iso_date, load_filing, sidecar_path
+from sec_cybert.errors import DataError, OptionalDependencyError
 
 ACME = "123456_10K_2024_0000123456-25-000007.htm"
 
@@ -134,6 +134,16 @@ def test_edgar_source_yields_documents_and_counts_skips(html_dir):
         EdgarHtmlFilings(html_dir / "missing")
     with pytest.raises(ValueError):
         EdgarHtmlFilings(html_dir, min_chars=-1)
+
+
+def test_edgar_source_without_selectolax_fails_before_reading(without_selectolax, html_dir):
+    report = ReadReport()
+    with pytest.raises(OptionalDependencyError, match="pip install 'sec-cybert\\[corpus\\]'"):
+        next(EdgarHtmlFilings(html_dir).iter_documents(report))
+    assert report.kept == 0 and report.total_skipped == 0
+    # Nor is one filing blamed for it: the error is not a "cleaning failed" skip.
+    with pytest.raises(OptionalDependencyError):
+        load_filing(html_dir / ACME, html_dir)
 
 
 def test_iso_dates():

@@ -65,3 +65,18 @@ def test_build_item1c_stats_select_end_to_end(html_dir, tmp_path, tiny_tokenizer
 def test_missing_html_dir_is_a_data_error(tmp_path, command):
     result = CliRunner().invoke(corpus, [*command, str(tmp_path / "nope")])
     assert isinstance(result.exception, DataError) and result.exit_code != 0
+
+
+@pytest.mark.parametrize(("command", "out"), [("build", "shards"), ("item1c", "item1c.jsonl")])
+def test_missing_selectolax_is_one_error_line_before_any_work(
+    without_selectolax, html_dir, tmp_path, capsys, command, out
+):
+    from sec_cybert.cli import main
+
+    target = tmp_path / "out" / out
+    code = main(["corpus", command, "--html", str(html_dir), "--out", str(target), "--workers", "1"])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: cleaning 10-K HTML needs the optional package 'selectolax': pip install 'sec-cybert[corpus]'"
+    ]
+    assert not (tmp_path / "out").exists()  # nothing was written, no filing counted as failed

@@ -20,6 +20,7 @@ import attrs
 import structlog
 
 from sec_cybert.corpus.edgar_source import document_skip_reason, iter_filing_paths, load_filing, to_document
+from sec_cybert.corpus.html_clean import html_parser
 from sec_cybert.corpus.item1c import (
     DEFAULT_SEGMENT_OPTIONS,
     NoItem1C,
@@ -156,6 +157,7 @@ def build_shards(
     progress: bool = False,
 ) -> BuildSummary:
     """Clean every filing under ``html_dir`` into ``out_dir/shard-*.jsonl`` plus ``report.json``."""
+    html_parser()  # a missing extra is one error here, not every filing skipped as "cleaning failed"
     if docs_per_shard < 1 or min_chars < 0:
         raise ConfigError("docs_per_shard must be >= 1 and min_chars >= 0")
     paths = iter_filing_paths(html_dir)
@@ -247,6 +249,7 @@ def build_item1c(
 
     Filings without a body Item 1C section are listed in ``<out>.missing.jsonl`` with the reason.
     """
+    html_parser()
     paths = iter_filing_paths(html_dir)
     if not paths:
         raise DataError(f"{html_dir}: no .htm/.html files found; run `sec-cybert corpus fetch` first")

@@ -19,8 +19,8 @@ import attrs
 import structlog
 
 from sec_cybert.components import Document, ReadReport
-from sec_cybert.corpus.html_clean import CleanedFiling, clean_html
-from sec_cybert.errors import DataError
+from sec_cybert.corpus.html_clean import CleanedFiling, clean_html, html_parser
+from sec_cybert.errors import DataError, OptionalDependencyError
 
 log = structlog.get_logger(__name__)
 
@@ -154,6 +154,8 @@ def load_filing(path: Path, root: Path) -> LoadedFiling:
         return LoadedFiling(meta["source_file"], None, meta, "empty file")
     try:
         cleaned = clean_html(raw)
+    except OptionalDependencyError:
+        raise  # not this file's fault: every other file would fail the same way
     except Exception as exc:  # noqa: BLE001 - one malformed file must not stop a 15K-file build
         meta = filing_metadata(path, root, {}, sidecar)
         log.warning("clean_failed", file=str(path), error=repr(exc))
@@ -210,6 +212,7 @@ class EdgarHtmlFilings:
             )
 
     def iter_documents(self, report: ReadReport) -> Iterator[Document]:
+        html_parser()  # before the first file is read
         root = self.path
         for path in iter_filing_paths(root):
             filing = load_filing(path, root)
