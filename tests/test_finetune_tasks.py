@@ -7,7 +7,8 @@ import json
 import pytest
 
 from sec_cybert.pipeline import load_run_config
-from sec_cybert.testing import TINY_TRAINING, tiny_pipeline_config, write_jsonl
+from sec_cybert.taxonomy import CATEGORIES
+from sec_cybert.testing import TINY_TRAINING, labeled_paragraphs, tiny_pipeline_config, write_jsonl
 
 
 def _finetune_only(tiny_corpus, stage):
@@ -85,3 +86,23 @@ def test_a_finetune_only_pipeline_trains_its_tokenizer_on_the_training_texts(tmp
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "base")
     # Trained on the paragraphs: a frequent word is a few merged tokens, not ten single bytes.
     assert len(tokenizer.tokenize(" committee")) <= 3
+
+
+def test_a_class_absent_from_the_holdout_is_reported_not_scored_zero(tmp_path, tiny_corpus, plugin_manager):
+    holdout = write_jsonl(
+        tmp_path / "holdout.jsonl",
+        [r for r in labeled_paragraphs(1, 3) if r["category"] != "Incident Disclosure"],
+    )
+    run = load_run_config(_finetune_only(tiny_corpus, {"holdout_file": str(holdout)}), plugin_manager=plugin_manager)
+    table = run.pipeline.ablation(tmp_path / "run", seeds=[1, 2])
+    stage = json.loads((tmp_path / "run" / "finetune-base-seed1" / "stage.json").read_text())["metrics"]
+    assert stage["evaluated_on"] == "holdout" and stage["category_absent_classes"] == ["Incident Disclosure"]
+    assert stage["specificity_absent_classes"] == []
+    assert stage["category_per_class_f1"]["Incident Disclosure"] is None
+    # Its row is empty: the confusion matrix keeps every class.
+    assert sum(stage["category_confusion_matrix"][CATEGORIES.index("Incident Disclosure")]) == 0
+    row = json.loads((tmp_path / "run" / "ablation.json").read_text())["rows"][0]
+    assert row["per_class_f1"]["category"]["Incident Disclosure"] is None  # null across seeds, not averaged
+    assert isinstance(row["per_class_f1"]["category"]["Board Governance"], float)
+    assert row["absent_classes"] == {"category": ["Incident Disclosure"]}
+    assert "absent from it: category: Incident Disclosure." in table.to_markdown()

@@ -170,11 +170,10 @@ class FineTuneStage:
 
     # --- run --------------------------------------------------------------------------------
     def run(self, context: StageContext) -> StageResult:
-        from transformers import AutoModel, DataCollatorWithPadding, Trainer
+        from transformers import DataCollatorWithPadding, Trainer
 
         from sec_cybert.stages.callbacks import EventCallback, quiet_trainer
-        from sec_cybert.stages.classifier import MultiHeadClassifier
-        from sec_cybert.stages.loading import load_pretrained, load_tokenizer
+        from sec_cybert.stages.loading import load_tokenizer
 
         run = begin_stage(self, context)
         if run.finished is not None:
@@ -190,19 +189,7 @@ class FineTuneStage:
         )
 
         runtime = self.training.runtime(context.hardware)
-        encoder = load_pretrained(
-            AutoModel,
-            context.init_from,
-            attn_implementation=runtime.attn_implementation,
-            dtype=self.training.load_dtype(),
-        )
-        model = MultiHeadClassifier(
-            encoder,
-            self.heads,
-            pooling=self.pooling,
-            dropout=self.dropout,
-            class_weights=self.class_weights(train),
-        )
+        model = self.build_model(context.init_from, runtime, seed=context.seed, train=train)
         best_metric = self.metric_for_best_model or f"{self.heads[0].name}_macro_f1"
         select_best = evaluation is not None and self.training.save_strategy != "no"
         args = self.training.trainer_arguments(
@@ -243,6 +230,40 @@ class FineTuneStage:
         report = {name: r.as_dict() for name, r in reports.items()}
         report |= {"runtime": attrs.asdict(runtime), "world_size": args.world_size}
         return run.finish(metrics, report, variant=context.variant)
+
+    def build_model(self, init_from: str, runtime: Any, *, seed: int, train: Any) -> Any:
+        """The encoder from ``init_from`` and freshly initialised heads: the same ``seed``, the same weights.
+
+        Seeded here because ``Trainer(...)`` seeds the process only in its ``__init__``, after the
+        model exists: heads built before it drew from whatever torch's RNG held (the previous
+        stage's training, another seed of the ablation), so one seed gave different heads.
+        ``transformers.set_seed`` is the Trainer's own seeding (random, numpy, torch, CUDA), so the
+        seed means what it means in ``TrainingArguments``; the Trainer seeds again for dropout and
+        data order. Cheaper than ``model_init``, which the Trainer would call twice (``__init__``
+        and ``train``), loading the encoder twice.
+        """
+        from transformers import AutoModel, set_seed
+
+        from sec_cybert.stages.classifier import MultiHeadClassifier
+        from sec_cybert.stages.loading import load_pretrained
+
+        set_seed(seed)  # encoder weights the checkpoint lacks start random: seeded too
+        encoder = load_pretrained(
+            AutoModel,
+            init_from,
+            attn_implementation=runtime.attn_implementation,
+            dtype=self.training.load_dtype(),
+        )
+        # Again, so the heads are the same draw for every variant of the ablation, whatever
+        # loading its encoder consumed: variants then differ by their encoder alone.
+        set_seed(seed)
+        return MultiHeadClassifier(
+            encoder,
+            self.heads,
+            pooling=self.pooling,
+            dropout=self.dropout,
+            class_weights=self.class_weights(train),
+        )
 
     def _metrics(self, predictions: Any, label_ids: Any, *, detailed: bool) -> dict[str, Any]:
         logits = predictions if isinstance(predictions, tuple) else (predictions,)
