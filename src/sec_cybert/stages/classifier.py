@@ -122,15 +122,7 @@ class MultiHeadClassifier(nn.Module):
         return outputs
 
     def _loss(self, head: Head, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if head.kind == "softmax":
-            return nn.functional.cross_entropy(
-                logits, target.long(), weight=getattr(self, f"class_weight_{head.name}")
-            )
-        if head.kind == "multilabel":
-            return nn.functional.binary_cross_entropy_with_logits(logits, target.float())
-        return nn.functional.binary_cross_entropy_with_logits(
-            logits, ordinal_targets(target.long(), head.output_size)
-        )
+        return head_loss(head, logits, target, class_weight=getattr(self, f"class_weight_{head.name}"))
 
     # The Trainer turns checkpointing on through this (v5's name for gradient checkpointing).
     def activation_checkpointing_enable(
@@ -187,6 +179,27 @@ class MultiHeadClassifier(nn.Module):
 
     def predict(self, logits: dict[str, torch.Tensor]) -> dict[str, Any]:
         return {h.name: decode(h, logits[f"logits_{h.name}"]) for h in self.head_specs}
+
+
+def head_loss(
+    head: Head, logits: torch.Tensor, target: torch.Tensor, *, class_weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """One head's loss on a batch, a mean over its examples, before ``head.loss_weight``.
+
+    softmax: cross-entropy (weighted by ``class_weight``). Ordinal (coral, thresholds): the binary
+    cross-entropies of an example's N-1 thresholds are *summed*, as in Cao et al. (2020) and the
+    OR-CNN it extends (Niu et al., 2016); averaging them instead would weigh a 4-level head a third
+    of a softmax head's cross-entropy beside it. multilabel: binary cross-entropy averaged over
+    labels as well, the usual multi-label convention, so its scale does not grow with the label set.
+    """
+    if head.kind == "softmax":
+        return nn.functional.cross_entropy(logits, target.long(), weight=class_weight)
+    if head.kind == "multilabel":
+        return nn.functional.binary_cross_entropy_with_logits(logits, target.float())
+    per_threshold = nn.functional.binary_cross_entropy_with_logits(
+        logits, ordinal_targets(target.long(), head.output_size), reduction="none"
+    )
+    return per_threshold.sum(dim=-1).mean()
 
 
 def decode(head: Head, logits: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,11 @@ class Head:
     thresholds sharing one weight vector (Cao et al., 2020), labels listed lowest first.
     ``thresholds``: ordinal with N-1 independent binary heads. ``multilabel``: any subset of
     the labels (the field holds a list).
+
+    The model trains on the sum of ``loss_weight`` x each head's loss, a mean over examples:
+    cross-entropy for softmax, the thresholds' binary cross-entropies *summed* for the ordinal
+    kinds (as Cao et al.), binary cross-entropy averaged over labels for multilabel
+    (:func:`sec_cybert.stages.classifier.head_loss`).
     """
 
     name: str
