@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from sec_cybert.stages.classifier import MultiHeadClassifier, decode, ordinal_predictions, ordinal_targets
+from sec_cybert.stages.classifier import (
+    MultiHeadClassifier,
+    decode,
+    head_loss,
+    ordinal_predictions,
+    ordinal_targets,
+)
 from sec_cybert.stages.heads import Head
 from sec_cybert.stages.metrics import head_metrics, quadratic_weighted_kappa
 
@@ -46,6 +54,80 @@ def test_multilabel_head():
     truth = np.array([[1, 0, 1], [0, 1, 0]])
     metrics = head_metrics(head, np.where(truth == 1, 4.0, -4.0), truth)
     assert metrics["topics_macro_f1"] == 1.0 and metrics["topics_subset_accuracy"] == 1.0
+
+
+def _softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+@pytest.mark.parametrize("kind", ["coral", "thresholds"])
+def test_ordinal_loss_sums_the_thresholds_and_averages_the_examples(kind):
+    # Cao et al. (2020): an example's loss is the sum over its K-1 thresholds, the batch's the mean.
+    head = Head(name="specificity", labels=LEVELS, kind=kind)
+    logits = torch.tensor([[2.0, 0.0, -1.0], [1.0, -1.0, -3.0]])
+    labels = torch.tensor([2, 0])  # targets [1, 1, 0] and [0, 0, 0]
+    # BCE with logits is softplus(-z) for a target of 1 and softplus(z) for a target of 0.
+    first = _softplus(-2.0) + _softplus(-0.0) + _softplus(-1.0)
+    second = _softplus(1.0) + _softplus(-1.0) + _softplus(-3.0)
+    loss = head_loss(head, logits, labels)
+    assert loss.item() == pytest.approx((first + second) / 2, rel=1e-6)
+    # A mean over the thresholds as well (the old loss) is a third of that: K-1 = 3.
+    mean_over_thresholds = torch.nn.functional.binary_cross_entropy_with_logits(logits, ordinal_targets(labels, 3))
+    assert loss.item() == pytest.approx(3 * mean_over_thresholds.item(), rel=1e-6)
+
+
+def test_multilabel_loss_averages_over_labels_and_examples():
+    head = Head(name="topics", labels=("a", "b"), kind="multilabel")
+    logits = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+    targets = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    expected = (_softplus(-1.0) + _softplus(-2.0) + _softplus(0.5) + _softplus(3.0)) / 4
+    assert head_loss(head, logits, targets).item() == pytest.approx(expected, rel=1e-6)
+
+
+CATEGORIES = ("a", "b", "c", "d", "e", "f", "g")
+
+
+def _one_hot_logits(predicted):
+    return np.eye(len(CATEGORIES))[predicted] * 10.0
+
+
+def test_macro_f1_averages_the_classes_present_in_the_split():
+    head = Head(name="category", labels=CATEGORIES)
+    truth = np.array([0, 1, 2, 3, 4, 5] * 3)  # no "g" in this split
+    metrics = head_metrics(head, _one_hot_logits(truth), truth)
+    assert metrics["category_macro_f1"] == 1.0  # counting "g" as 0 gave 6/7 = 0.857
+    assert metrics["category_absent_classes"] == ["g"]
+    assert metrics["category_per_class_f1"]["g"] is None and metrics["category_per_class_f1"]["a"] == 1.0
+    scalars = head_metrics(head, _one_hot_logits(truth), truth, detailed=False)
+    assert scalars == {"category_accuracy": 1.0, "category_macro_f1": 1.0}  # the Trainer logs scalars only
+
+
+def test_predicting_an_absent_class_still_costs():
+    head = Head(name="category", labels=CATEGORIES)
+    truth = np.array([0, 1, 2, 3, 4, 5] * 2)
+    predicted = truth.copy()
+    predicted[0] = 6  # one "a" taken for the absent "g": "a" keeps its precision, loses recall
+    metrics = head_metrics(head, _one_hot_logits(predicted), truth)
+    f1_of_a = 2 * 1.0 * 0.5 / (1.0 + 0.5)
+    assert metrics["category_per_class_f1"]["a"] == pytest.approx(f1_of_a)
+    assert metrics["category_macro_f1"] == pytest.approx((f1_of_a + 5) / 6)
+    assert metrics["category_per_class_f1"]["g"] is None  # predicted, yet no gold "g" to score
+    assert metrics["category_confusion_matrix"][0][6] == 1
+
+
+def test_multilabel_macro_f1_leaves_out_labels_without_a_gold_positive():
+    head = Head(name="topics", labels=("a", "b", "c"), kind="multilabel")
+    truth = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0]])  # no example has "c"
+    metrics = head_metrics(head, np.where(truth == 1, 4.0, -4.0), truth)
+    assert metrics["topics_macro_f1"] == 1.0 and metrics["topics_absent_classes"] == ["c"]
+    assert metrics["topics_per_class_f1"] == {"a": 1.0, "b": 1.0, "c": None}
+    wrong = truth.copy()
+    wrong[0, 2] = 1  # a false "c": micro F1 and subset accuracy pay for it
+    metrics = head_metrics(head, np.where(wrong == 1, 4.0, -4.0), truth)
+    assert metrics["topics_macro_f1"] == 1.0
+    assert metrics["topics_micro_f1"] < 1.0 and metrics["topics_subset_accuracy"] == pytest.approx(2 / 3)
+    nothing = head_metrics(head, np.full((2, 3), -4.0), np.zeros((2, 3), int))
+    assert nothing["topics_macro_f1"] == 0.0 and nothing["topics_absent_classes"] == ["a", "b", "c"]
 
 
 def _encoder():

@@ -28,6 +28,12 @@ def _summary(values: list[float]) -> dict[str, Any]:
     }
 
 
+def _mean_of_measured(values: list[float | None]) -> float | None:
+    """Mean over the seeds that measured it: a class absent from the split has F1 None, not 0."""
+    measured = [x for x in values if x is not None]
+    return statistics.fmean(measured) if measured else None
+
+
 @attrs.frozen
 class AblationTable:
     """Rows of (variant, fine-tune stage) with headline metrics as mean/std over seeds."""
@@ -59,14 +65,17 @@ class AblationTable:
                     for name in columns
                     if all(name in r.metrics for r in runs)
                 }
-                per_class = {}
+                per_class, absent = {}, {}
                 for head in stage.heads:
                     key = f"{head.name}_per_class_f1"
                     if all(key in r.metrics for r in runs):
                         per_class[head.name] = {
-                            label: statistics.fmean(r.metrics[key][label] for r in runs)
+                            label: _mean_of_measured([r.metrics[key][label] for r in runs])
                             for label in head.labels
                         }
+                    missing = {c for r in runs for c in r.metrics.get(f"{head.name}_absent_classes", [])}
+                    if missing:
+                        absent[head.name] = [label for label in head.labels if label in missing]
                 mlm = variant.mlm_result.metrics if variant.mlm_result else {}
                 eval_loss = mlm.get("eval_loss")
                 rows.append(
@@ -78,6 +87,7 @@ class AblationTable:
                         "evaluated_on": runs[0].metrics.get("evaluated_on"),
                         "metrics": metrics,
                         "per_class_f1": per_class,
+                        "absent_classes": absent,
                         "mlm_stage": variant.mlm_result.stage if variant.mlm_result else None,
                         "mlm_eval_loss": eval_loss,
                         "mlm_perplexity": perplexity(eval_loss) if eval_loss is not None else None,
@@ -125,6 +135,14 @@ class AblationTable:
             + f". Metrics on the {evaluated} split.",
             "MLM eval loss is each pretraining stage's own validation split; perplexity = e^loss.",
         ]
+        absent = {
+            f"{row['task']} {head}" if multi_task else head: classes
+            for row in self.rows
+            for head, classes in row["absent_classes"].items()
+        }
+        if absent:
+            listed = "; ".join(f"{head}: {', '.join(classes)}" for head, classes in absent.items())
+            lines.append(f"Macro F1 averages the classes present in the split; absent from it: {listed}.")
         return "\n".join(lines) + "\n"
 
     def write(self, run_dir: Path) -> None:
