@@ -1,4 +1,4 @@
-"""Corpus selection: exact-duplicate removal and a newest-first token budget.
+"""Corpus selection: exact-duplicate removal, a newest-first token budget, the validation split.
 
 The reference procedure subsampled "from the tail of the corpus" because its accession-sorted
 shards were *roughly* chronological. We sort by the filing date itself, so shard order and
@@ -7,8 +7,9 @@ file naming cannot change which filings are kept.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
+import math
+import random
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -48,24 +49,70 @@ def document_date(metadata: Mapping[str, Any]) -> str:
     return ""
 
 
-def text_fingerprint(text: str) -> str:
-    """Hash of the text with whitespace runs collapsed: two copies that differ only in layout match."""
-    return hashlib.blake2b(" ".join(text.split()).encode("utf-8"), digest_size=16).hexdigest()
+def iter_column(dataset: datasets.Dataset, column: str, batch_size: int = 1000) -> Iterator[Any]:
+    """The values of one column, read in Arrow batches (never the whole column at once)."""
+    for batch in dataset.select_columns([column]).iter(batch_size=batch_size):
+        yield from batch[column]
 
 
 def drop_exact_duplicates(
     dataset: datasets.Dataset, text_column: str = "text"
 ) -> tuple[datasets.Dataset, int]:
-    """Keep the first occurrence of each text; return the dataset and how many copies were removed."""
-    seen: set[str] = set()
-    keep: list[int] = []
-    for index, text in enumerate(dataset[text_column]):
-        key = text_fingerprint(text)
-        if key not in seen:
-            seen.add(key)
-            keep.append(index)
+    """Keep the first of each set of exact copies (see :mod:`~sec_cybert.corpus.dedup`); return
+    the dataset and how many copies were removed."""
+    from sec_cybert.corpus.dedup import duplicate_clusters
+
+    clusters = duplicate_clusters(iter_column(dataset, text_column), "exact")
+    keep = clusters.first_of_each()
     removed = len(dataset) - len(keep)
     return (dataset.select(keep) if removed else dataset), removed
+
+
+def validation_mask(
+    clusters: Sequence[int], groups: Sequence[str], fraction: float, seed: int
+) -> list[bool]:
+    """Which documents to hold out: whole units, drawn at random, until ``ceil(fraction * n)``.
+
+    A unit is every document linked by a shared duplicate cluster or a shared non-empty group
+    value (a company's CIK, say), so no validation document has a copy -- or a sibling, when
+    grouping -- in training. Units that would overshoot the target are passed over; when every
+    unit is too big, the smallest one is held out. Nothing is held out from fewer than two units.
+    """
+    from sec_cybert.corpus.dedup import DisjointSets
+
+    n = len(clusters)
+    if fraction <= 0 or n < 2:
+        return [False] * n
+    units = DisjointSets(list(range(n)))
+    first: dict[tuple[str, Any], int] = {}
+    for index, (cluster, group) in enumerate(zip(clusters, groups, strict=True)):
+        for key in (("cluster", cluster), ("group", group)):
+            if key[0] == "group" and not group:
+                continue
+            if key in first:
+                units.union(first[key], index)
+            else:
+                first[key] = index
+    members: dict[int, list[int]] = {}
+    for index in range(n):
+        members.setdefault(units.find(index), []).append(index)
+    if len(members) < 2:
+        return [False] * n
+    order = sorted(members)
+    random.Random(seed).shuffle(order)
+    target = math.ceil(fraction * n)
+    chosen: list[int] = []
+    count = 0
+    for root in order:
+        if count >= target or len(chosen) == len(members) - 1:
+            break  # training always keeps at least one unit
+        if count + len(members[root]) <= target:
+            chosen.append(root)
+            count += len(members[root])
+    if not chosen:
+        chosen = [min(order, key=lambda root: len(members[root]))]
+    held = {index for root in chosen for index in members[root]}
+    return [index in held for index in range(n)]
 
 
 def newest_first(
