@@ -194,6 +194,48 @@ def plan(config: Path, hardware: str | None, world_size: int, as_json: bool) -> 
 
 
 @cli.command()
+@click.argument("labeled", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for the three files.")
+@click.option(
+    "--by",
+    default="company",
+    show_default=True,
+    help="Unit kept whole: company (cik), filing (accession, else source_file), or any field name.",
+)
+@click.option("--fractions", default="0.8,0.1,0.1", show_default=True, help="train,eval,holdout.")
+@click.option("--stratify", default="category", show_default=True, help="Label field to balance.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.8,
+    show_default=True,
+    help="Jaccard similarity at which two paragraphs are near-duplicates (kept in one split).",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--skip-bad-records", is_flag=True, help="Count and skip unreadable lines instead of stopping.")
+@click.option("--overwrite", is_flag=True, help="Replace split files already in --out.")
+def split(labeled, out, by, fractions, stratify, threshold, seed, skip_bad_records, overwrite) -> None:
+    """Split LABELED (JSONL) into train/eval/holdout by company or filing, copies kept together."""
+    from sec_cybert.corpus.split import parse_fractions, split_labeled
+
+    if not Path(labeled).is_file():
+        raise ConfigError(f"{labeled}: no such file; give the labeled JSONL file to split")
+    report = split_labeled(
+        labeled,
+        out,
+        by=by,
+        fractions=parse_fractions(fractions),
+        stratify=stratify,
+        threshold=threshold,
+        seed=seed,
+        on_bad_record="skip" if skip_bad_records else "raise",
+        overwrite=overwrite,
+    )
+    click.echo(report.to_text())
+    click.echo(f"written: {', '.join(s['file'] for s in report.splits.values())} (report: {out / 'split-report.json'})")
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:
     """List registered components by kind, with the plugin that provided each."""
