@@ -59,6 +59,17 @@ def test_every_problem_is_reported_at_once(tiny_corpus, plugin_manager):
     assert len(problems) >= len(expected)
 
 
+def test_contamination_and_deduplication_settings_are_validated(tiny_corpus, plugin_manager):
+    config = tiny_pipeline_config(tiny_corpus)
+    config["contamination"] = {"pretraining": "drop", "treshold": 0.9}
+    config["stages"][1]["deduplicate"] = {"mode": "fuzzy", "threshold": 1.5}
+    problems = _problems(config, plugin_manager)
+    assert "contamination.pretraining: got 'drop'; expected one of 'exclude', 'warn', 'error'" in problems
+    assert any(p.startswith("contamination.treshold: unknown key; did you mean 'threshold'?") for p in problems)
+    assert "stages[1].deduplicate.mode: got 'fuzzy'; expected one of 'none', 'exact', 'near'" in problems
+    assert "stages[1].deduplicate.threshold: got 1.5; must be <= 1" in problems
+
+
 def test_wrong_types_name_the_expected_type(tiny_corpus, plugin_manager):
     config = tiny_pipeline_config(tiny_corpus)
     config["stages"][0]["training"]["per_device_train_batch_size"] = 2.5
@@ -159,12 +170,19 @@ def test_shipped_tapt_config_is_the_reference(tmp_path, tiny_corpus, plugin_mana
     assert stage.masker.probability == 0.30 and stage.masker.mask_replace_prob == 1.0
     assert (t.num_train_epochs, t.per_device_train_batch_size, t.gradient_accumulation_steps) == (5, 32, 1)
     assert not t.gradient_checkpointing and t.save_strategy == "epoch" and stage.validation_split == 0.05
+    # Ours, beyond the reference: near-duplicate paragraphs are kept once.
+    assert (stage.deduplicate.mode, stage.deduplicate.threshold, stage.deduplicate.drop) == ("near", 0.8, True)
 
 
 def test_shipped_pipeline_config_chains_the_three(tmp_path, tiny_corpus, plugin_manager):
     run = _shipped("pipeline/sec-cybert-large.yaml", tmp_path, tiny_corpus, plugin_manager)
     assert [s.name for s in run.pipeline.stages] == ["dapt", "tapt", "finetune"]
     assert run.ablation_seeds == (42, 43, 44)
+    policy = run.pipeline.contamination
+    assert (policy.pretraining, policy.finetune, policy.threshold) == ("exclude", "error", 0.8)
+    assert run.pipeline.stages[0].deduplicate.mode == "exact" and run.pipeline.stages[1].deduplicate.mode == "near"
+    tapt = load_run_config(_with_paths(load_yaml(resolve_config_path("configs/tapt/modernbert.yaml")), tmp_path, tiny_corpus), plugin_manager=plugin_manager)
+    assert run.pipeline.stages[1] == tapt.pipeline.stages[0]
     dapt = load_run_config(_with_paths(load_yaml(resolve_config_path("configs/dapt/modernbert.yaml")), tmp_path, tiny_corpus), plugin_manager=plugin_manager)
     assert run.pipeline.stages[0] == dapt.pipeline.stages[0]
 

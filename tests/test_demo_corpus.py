@@ -171,16 +171,25 @@ def test_every_cell_is_covered_in_every_split(
 def test_labeled_rows_use_the_label_sets(labeled: dict[str, list[dict]]) -> None:
     for rows in labeled.values():
         for row in rows:
-            assert set(row) == {"id", "text", "category", "specificity"}
+            assert set(row) == {"id", "text", "category", "specificity", "cik", "company", "accession", "fiscal_year"}
             assert row["category"] in CATEGORIES
             assert row["specificity"] in SPECIFICITY_LEVELS
+
+
+def test_labeled_splits_are_split_by_company(labeled: dict[str, list[dict]]) -> None:
+    companies = {split: {row["cik"] for row in rows} for split, rows in labeled.items()}
+    assert not companies["train"] & companies["eval"] and not companies["train"] & companies["holdout"]
+    assert not companies["eval"] & companies["holdout"]
 
 
 def test_no_text_repeats_within_or_across_splits(
     labeled: dict[str, list[dict]], paragraphs: list[dict]
 ) -> None:
+    from sec_cybert.corpus.dedup import duplicate_clusters
+
     texts = [row["text"] for rows in labeled.values() for row in rows] + [p["text"] for p in paragraphs]
     assert len(texts) == len(set(texts))
+    assert duplicate_clusters(texts, "near").count == len(texts)  # not even a near copy
     ids = [row["id"] for rows in labeled.values() for row in rows] + [p["id"] for p in paragraphs]
     assert len(ids) == len(set(ids))
 

@@ -48,7 +48,9 @@ def test_multilabel_and_threshold_heads(tmp_path, tiny_corpus, plugin_manager):
             {"name": "level", "kind": "thresholds", "labels": ["0", "1", "2"]},
         ],
     }
-    result = load_run_config(_finetune_only(tiny_corpus, stage), plugin_manager=plugin_manager).pipeline.run(tmp_path / "run")
+    config = _finetune_only(tiny_corpus, stage)
+    config["contamination"] = {"finetune": "warn"}  # this test is about the heads: eval is train on purpose
+    result = load_run_config(config, plugin_manager=plugin_manager).pipeline.run(tmp_path / "run")
     metrics = result.finetuned[("finetune", "base", 7)].metrics
     assert {"topics_micro_f1", "topics_subset_accuracy", "level_qwk", "level_mae"} <= set(metrics)
     assert metrics["evaluated_on"] == "eval"

@@ -40,6 +40,8 @@ def _tokenize_batch(
         "input_ids": encoded["input_ids"],
         "n_tokens": [len(ids) for ids in encoded["input_ids"]],
     }
+    if max_length is not None:
+        out["tokens_truncated"] = count_truncated_tokens(batch["text"], out["n_tokens"], tokenizer, max_length)
     if with_word_ids:
         out["word_ids"] = [
             word_ids_from_offsets(text, offsets, special)
@@ -48,6 +50,20 @@ def _tokenize_batch(
             )
         ]
     return out
+
+
+def count_truncated_tokens(
+    texts: list[str], lengths: list[int], tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> list[int]:
+    """Tokens cut off each text by truncation. Only texts that filled ``max_length`` can have
+    been cut, so only those are tokenized again, in full."""
+    cut = [0] * len(texts)
+    full = [i for i, n in enumerate(lengths) if n >= max_length]
+    if full:
+        whole = tokenizer([texts[i] for i in full], return_attention_mask=False, verbose=False)["input_ids"]
+        for i, ids in zip(full, whole, strict=True):
+            cut[i] = len(ids) - lengths[i]
+    return cut
 
 
 def _tokenize(
@@ -101,6 +117,9 @@ class ConcatChunker:
     def group(self, tokenized: datasets.Dataset) -> datasets.Dataset:
         import datasets
 
+        # A budget or a validation split hands over a *selection* of rows (an indices mapping
+        # over the full Arrow table); the table itself must not be read past it.
+        tokenized = tokenized.flatten_indices()
         flat_ids = _flatten(tokenized, "input_ids")
         columns = {"input_ids": self._cut(flat_ids)}
         if self.word_ids:
@@ -142,8 +161,9 @@ class ParagraphChunker:
     """One block per paragraph, truncated at ``max_length`` (the reference's TAPT at 512).
 
     Each paragraph is tokenized on its own, so offsets survive and every block carries word ids
-    for whole-word masking. Paragraphs longer than ``max_length`` are truncated; ``plan`` and
-    the stage report count how many.
+    for whole-word masking. Paragraphs longer than ``max_length`` are truncated; ``tokenize``
+    writes the tokens cut off each one (``tokens_truncated``), which ``plan`` and the stage
+    report count.
     """
 
     max_length: int = attrs.field(default=512, validator=[v.instance_of(int), v.ge(8)])

@@ -74,8 +74,16 @@ class Chunker(Protocol):
     """Turns documents into token blocks, in two steps so a token budget can act in between.
 
     ``tokenize`` maps a ``datasets.Dataset`` with a ``text`` column to one with ``input_ids``
-    and ``n_tokens`` (and ``word_ids`` -- same length as ``input_ids``, -1 for special tokens --
-    when ``provides_word_ids``); ``group`` turns tokenized documents into training blocks.
+    and ``n_tokens`` (the tokens that will train; and ``word_ids`` -- same length as
+    ``input_ids``, -1 for special tokens -- when ``provides_word_ids``). A chunker that truncates
+    adds ``tokens_truncated`` (tokens cut off each document), which the stage report and ``plan``
+    count. Other columns it adds are kept.
+
+    ``group`` turns tokenized documents into training blocks. It receives a *selection* of the
+    tokenized rows (the newest documents within the budget, then the train or the validation
+    documents), so it must read the rows it is given -- through ``dataset.iter``,
+    ``dataset[column]`` or after ``dataset.flatten_indices()`` -- never ``dataset.data``, the
+    underlying Arrow table, which still holds every row.
     """
 
     provides_word_ids: bool

@@ -22,6 +22,7 @@ import cattrs
 import yaml
 
 from sec_cybert.components import Chunker, CorpusSource, Masker
+from sec_cybert.corpus.contamination import ContaminationPolicy
 from sec_cybert.errors import ConfigError, SecCybertError
 
 #: Fields typed with one of these Protocols are built from ``{kind: NAME, ...}`` via the registry.
@@ -61,6 +62,7 @@ class PipelineSettings:
     encoder_options: dict[str, Any] = attrs.field(factory=dict)
     output_dir: Path | None = None
     ablation_seeds: list[int] | None = None
+    contamination: ContaminationPolicy = attrs.field(factory=ContaminationPolicy)
 
 
 @attrs.define

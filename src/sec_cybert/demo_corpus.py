@@ -31,6 +31,7 @@ from typing import Any
 import attrs
 import yaml
 
+from sec_cybert.corpus.dedup import NearDuplicateIndex
 from sec_cybert.errors import DataError
 from sec_cybert.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
 
@@ -465,7 +466,7 @@ def _item1c_plan(rng: Random, count: int) -> list[str]:
 
 
 def _item1c_sections(
-    rng: Random, filings: Sequence[_Filing], total: int, seen: set[str]
+    rng: Random, filings: Sequence[_Filing], total: int, seen: NearDuplicateIndex
 ) -> list[list[tuple[str, str]]]:
     """For each filing, its Item 1C paragraphs as (category, text); ``total`` paragraphs overall."""
     counts = [total // len(filings) + (1 if i < total % len(filings) else 0) for i in range(len(filings))]
@@ -483,24 +484,30 @@ def _item1c_sections(
     return sections
 
 
-def _unique(make: Callable[[], str], seen: set[str]) -> str:
+def _unique(make: Callable[[], str], seen: NearDuplicateIndex) -> str:
+    """A paragraph that is neither a copy nor a near copy of any paragraph made before, so the
+    demo's splits pass the contamination check the way a real split by company would."""
     for _ in range(_MAX_ATTEMPTS):
         text = make()
-        if text not in seen:
-            seen.add(text)
+        if not seen.find(text):
+            seen.add(None, text)
             return text
     raise DataError("demo templates are too few to produce the requested number of distinct paragraphs")
 
 
-def _labeled(rng: Random, split: str, per_cell: int, seen: set[str]) -> list[dict[str, str]]:
+def _labeled(rng: Random, split: str, per_cell: int, seen: NearDuplicateIndex) -> list[dict[str, str]]:
     issuers = _filings(rng, _LABELED_ISSUERS)  # fictional filers the paragraphs pretend to come from
     rows = []
     for category in CATEGORIES:
         for level, specificity in enumerate(SPECIFICITY_LEVELS):
             for _ in range(per_cell):
-                slots = _Slots(rng, rng.choice(issuers).context)
+                issuer = rng.choice(issuers)
+                slots = _Slots(rng, issuer.context)
                 text = _unique(functools.partial(_paragraph, rng, slots, category, level), seen)
-                rows.append({"text": text, "category": category, "specificity": specificity})
+                # Where the paragraph "comes from", as `corpus item1c` records it: what
+                # `sec-cybert split --by company|filing` groups by.
+                source = {key: issuer.metadata[key] for key in ("cik", "company", "accession", "fiscal_year")}
+                rows.append({"text": text, "category": category, "specificity": specificity, **source})
     rng.shuffle(rows)
     return [{"id": f"demo-{split}-{i:05d}", **row} for i, row in enumerate(rows)]
 
@@ -611,11 +618,12 @@ def write_demo_corpus(out_dir: Path, *, seed: int = 0, size: DemoSize = DemoSize
 
     Layout: ``dapt/shard-NNNNN.jsonl`` (filings), ``tapt/paragraphs.jsonl`` (their unlabeled Item 1C
     paragraphs) and ``labeled/{train,eval,holdout}.jsonl``. Existing files are overwritten, so
-    writing twice gives identical bytes. No paragraph text appears twice anywhere in the corpus,
-    so eval and holdout never repeat a train or TAPT text.
+    writing twice gives identical bytes. No paragraph appears twice anywhere in the corpus, not
+    even as a near copy (:mod:`sec_cybert.corpus.dedup`'s defaults), so eval and holdout never
+    repeat a train or TAPT text.
     """
     out_dir = Path(out_dir)
-    seen: set[str] = set()
+    seen = NearDuplicateIndex()  # the contamination check's own defaults
     filings = _filings(Random(f"demo:{seed}:filings"), size.dapt_documents)
     sections = _item1c_sections(Random(f"demo:{seed}:item1c"), filings, size.tapt_paragraphs, seen)
 

@@ -21,6 +21,7 @@ import structlog
 from attrs import validators as v
 
 from sec_cybert.components import ReadReport
+from sec_cybert.corpus.contamination import ContaminationPolicy, ContaminationReport, Exclusions
 from sec_cybert.distributed import is_main_process, wait_for_everyone
 from sec_cybert.errors import ConfigError
 from sec_cybert.stages.context import StageContext, StageResult
@@ -77,6 +78,7 @@ class Pipeline:
     seed: int = 42
     tracking: Literal["none", "wandb"] = attrs.field(default="none", validator=v.in_(("none", "wandb")))
     encoder_options: Mapping[str, Any] = attrs.field(factory=dict)
+    contamination: ContaminationPolicy = attrs.field(factory=ContaminationPolicy)
     plugin_manager: Any = attrs.field(default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -119,20 +121,25 @@ class Pipeline:
         lineage = Lineage.start(self, run_dir)
         profile = self._hardware()
         lineage.hardware = profile.name
+        # Before anything trains -- the tokenizer of a tiny encoder included -- so a refused
+        # overlap costs seconds, not a finished DAPT.
+        contamination = self.contamination_check()
+        contamination.enforce()
+        lineage.contamination = contamination.as_dict()
         # The main process builds a local base (tiny encoders); the others then find it built.
-        base = self._materialize_encoder(run_dir) if is_main_process() else None
+        base = self._materialize_encoder(run_dir, contamination) if is_main_process() else None
         wait_for_everyone()
-        base = base or self._materialize_encoder(run_dir)
+        base = base or self._materialize_encoder(run_dir, contamination)
         variants = variant_chain(base)
         lineage.base = variants[0].checkpoint
         for stage in self.mlm_stages:
             previous = variants[-1]
-            result = self._run_stage(stage, run_dir, previous, profile, self.seed, previous.tag, lineage)
+            result = self._run_stage(stage, run_dir, previous, profile, self.seed, previous.tag, lineage, contamination)
             variants.append(previous.extended_by(stage.name, result))
         finetuned = {}
         for stage in self.finetune_stages:
             finetuned[(stage.name, variants[-1].name, self.seed)] = self._run_stage(
-                stage, run_dir, variants[-1], profile, self.seed, variants[-1].tag, lineage
+                stage, run_dir, variants[-1], profile, self.seed, variants[-1].tag, lineage, contamination
             )
         return PipelineResult(
             pipeline=self,
@@ -141,7 +148,17 @@ class Pipeline:
             finetuned=finetuned,
             profile=profile,
             lineage=lineage,
+            contamination=contamination,
         )
+
+    def contamination_check(self) -> ContaminationReport:
+        """Pretraining corpora and fine-tune files against the fine-tune eval and holdout texts
+        (:mod:`sec_cybert.corpus.contamination`); counts only, ``enforce`` applies the policy."""
+        from sec_cybert.corpus.contamination import check_contamination
+
+        pretraining = {stage.name: stage.documents for stage in self.mlm_stages}
+        finetune = {stage.name: stage.labeled_documents() for stage in self.finetune_stages}
+        return check_contamination(pretraining, finetune, self.contamination)
 
     def ablation(self, run_dir: Path | str, seeds: Sequence[int] | None = None) -> Any:
         """``run`` then fine-tune every variant with the same seeds; write the ablation table."""
@@ -153,13 +170,14 @@ class Pipeline:
 
         return resolve_profile(self.hardware, get_registry(self.plugin_manager), self.pm, check=check)
 
-    def _materialize_encoder(self, run_dir: Path) -> str:
+    def _materialize_encoder(self, run_dir: Path, contamination: ContaminationReport | None = None) -> str:
         from sec_cybert.plugins import get_registry
 
         registry = get_registry(self.plugin_manager)
         if self.encoder in registry.entries["encoder"]:
             factory = registry.factory("encoder", self.encoder)
-            return factory(run_dir, self._corpus_texts(), **dict(self.encoder_options))
+            exclusions = contamination.exclusions if contamination else {}
+            return factory(run_dir, self._corpus_texts(exclusions), **dict(self.encoder_options))
         plugin_hint = (
             "; if it is an encoder from a plugin, that plugin is not installed or is excluded by SEC_CYBERT_PLUGINS"
             if "/" not in self.encoder
@@ -176,27 +194,30 @@ class Pipeline:
             f"an existing checkpoint directory, or a hub id (org/name){plugin_hint}"
         )
 
-    def _corpus_texts(self) -> Iterator[str]:
-        """Texts to train a tokenizer on, read only if an encoder asks: the MLM corpora, or the
-        fine-tune training texts when the pipeline has no MLM stage."""
-        from sec_cybert.corpus.sources import read_jsonl_documents
-
+    def _corpus_texts(self, exclusions: Mapping[str, Exclusions]) -> Iterator[str]:
+        """Texts to train a tokenizer on, read only if an encoder asks: the MLM corpora (less
+        what the contamination check excludes), or the fine-tune training texts when the
+        pipeline has no MLM stage."""
         for stage in self.mlm_stages:
-            yield from (document.text for document in stage.corpus.iter_documents(ReadReport()))
+            excluded = exclusions.get(stage.name)
+            for position, document in enumerate(stage.documents(ReadReport())):
+                kept = excluded.apply(position, document) if excluded else document
+                if kept is not None:
+                    yield kept.text
         if not self.mlm_stages:
             for stage in self.finetune_stages:
-                documents = read_jsonl_documents(
-                    [stage.train_file],
-                    ReadReport(),
-                    text_field=stage.text_field,
-                    id_field="id",
-                    min_chars=1,
-                    on_bad_record="skip",
-                )
-                yield from (document.text for document in documents)
+                yield from (document.text for document in stage.labeled_documents()["train"])
 
     def _run_stage(
-        self, stage: Any, run_dir: Path, variant: Variant, profile: Any, seed: int, tag: str, lineage: Lineage
+        self,
+        stage: Any,
+        run_dir: Path,
+        variant: Variant,
+        profile: Any,
+        seed: int,
+        tag: str,
+        lineage: Lineage,
+        contamination: ContaminationReport,
     ) -> StageResult:
         context = StageContext(
             run_dir=run_dir,
@@ -207,6 +228,8 @@ class Pipeline:
             variant=variant.name,
             tag=tag,
             tracking=self.tracking,
+            exclusions=contamination.exclusions.get(stage.name),
+            contamination=contamination.for_stage(stage.name),
         )
         log.info(
             "stage starting",
@@ -262,6 +285,7 @@ def load_run_config(
             seed=settings.seed,
             tracking=settings.tracking,
             encoder_options=settings.encoder_options,
+            contamination=settings.contamination,
             plugin_manager=plugin_manager,
         )
     except (ValueError, TypeError, ConfigError) as exc:
@@ -279,6 +303,7 @@ class Lineage:
     stages: list[dict[str, Any]] = attrs.field(factory=list)
     hardware: str | None = None
     base: str | None = None
+    contamination: dict[str, Any] | None = None
 
     @classmethod
     def start(cls, pipeline: Pipeline, run_dir: Path) -> Lineage:
@@ -320,7 +345,13 @@ class Lineage:
     def save(self) -> None:
         if not is_main_process():
             return
-        data = {**self.header, "hardware": self.hardware, "base_checkpoint": self.base, "stages": self.stages}
+        data = {
+            **self.header,
+            "hardware": self.hardware,
+            "base_checkpoint": self.base,
+            "contamination": self.contamination,
+            "stages": self.stages,
+        }
         self.path.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
@@ -334,6 +365,7 @@ class PipelineResult:
     finetuned: dict[tuple[str, str, int], StageResult]
     profile: Any
     lineage: Lineage
+    contamination: ContaminationReport
 
     def ablation(self, seeds: Sequence[int] | None = None) -> Any:
         from sec_cybert.ablation import AblationTable
@@ -354,7 +386,7 @@ class PipelineResult:
                         else f"{variant.tag}-seed{seed}"
                     )
                     results[key] = self.pipeline._run_stage(
-                        stage, self.run_dir, variant, self.profile, seed, tag, self.lineage
+                        stage, self.run_dir, variant, self.profile, seed, tag, self.lineage, self.contamination
                     )
         table = AblationTable.from_results(self.pipeline, self.variants, results, seeds)
         if is_main_process():

@@ -44,6 +44,9 @@ class Plan:
     tokens_per_second: float | None
     throughput_source: str | None
     stages: tuple[StagePlan, ...]
+    #: The contamination check's counts, and what the policy would refuse (the run stops on it).
+    contamination: tuple[str, ...] = ()
+    refused: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -54,6 +57,9 @@ class Plan:
             lines.append(f"throughput: {self.tokens_per_second:,.0f} tokens/s ({self.throughput_source})")
         else:
             lines.append("throughput: unknown for this profile (no duration estimate)")
+        lines.extend(f"contamination: {line}" for line in self.contamination)
+        if self.refused:
+            lines.append(f"contamination: the run would stop here: {self.refused}")
         for s in self.stages:
             lines.append(f"\n[{s.stage}] ({s.kind})")
             if s.documents is not None:
@@ -83,18 +89,26 @@ def warmup_steps(ratio: float, steps: int) -> int:
 
 def plan_pipeline(pipeline: Any, *, world_size: int = 1) -> Plan:
     """Plan every stage of ``pipeline`` without training anything."""
+    from sec_cybert.errors import DataError
     from sec_cybert.stages.loading import load_tokenizer
 
     # Planning an rtx3090 run on a laptop is the point: do not require the GPU here.
     profile = pipeline._hardware(check=False)
+    contamination = pipeline.contamination_check()
+    try:
+        contamination.enforce()
+        refused = None
+    except DataError as exc:
+        refused = str(exc)
     with tempfile.TemporaryDirectory(prefix="sec-cybert-plan-") as scratch:
-        base = pipeline._materialize_encoder(Path(scratch))
+        base = pipeline._materialize_encoder(Path(scratch), contamination)
         # Pretraining stages keep the tokenizer, so the base tokenizer plans every stage.
         tokenizer = load_tokenizer(base)
         plans = []
         for stage in pipeline.stages:
             if stage.kind == "mlm":
-                plans.append(_plan_mlm(stage, tokenizer, pipeline.seed, world_size, profile))
+                exclusions = contamination.exclusions.get(stage.name)
+                plans.append(_plan_mlm(stage, tokenizer, pipeline.seed, world_size, profile, exclusions))
             elif stage.kind == "finetune":
                 plans.append(_plan_finetune(stage, world_size))
             else:
@@ -125,11 +139,15 @@ def plan_pipeline(pipeline: Any, *, world_size: int = 1) -> Plan:
         tokens_per_second=profile.tokens_per_second,
         throughput_source=profile.throughput_source,
         stages=tuple(plans),
+        contamination=tuple(contamination.summary_lines()),
+        refused=refused,
     )
 
 
-def _plan_mlm(stage: Any, tokenizer: Any, seed: int, world_size: int, profile: Any) -> StagePlan:
-    train, validation, report = stage.prepare_data(tokenizer, seed)
+def _plan_mlm(
+    stage: Any, tokenizer: Any, seed: int, world_size: int, profile: Any, exclusions: Any
+) -> StagePlan:
+    train, validation, report = stage.prepare_data(tokenizer, seed, exclusions)
     training = stage.training
     steps = training.optimizer_steps(len(train), world_size)
     per_step = training.effective_batch_size * world_size
@@ -141,6 +159,19 @@ def _plan_mlm(stage: Any, tokenizer: Any, seed: int, world_size: int, profile: A
     notes = []
     if report["read"]["skipped"]:
         notes.append(f"records skipped: {report['read']['skipped']}")
+    if report["duplicates"]["dropped"]:
+        notes.append(
+            f"copies dropped ({report['duplicates']['mode']} duplicates): {report['duplicates']['dropped']:,}"
+        )
+    if report["truncated"]["documents"]:
+        notes.append(
+            f"documents truncated: {report['truncated']['documents']:,} "
+            f"({report['truncated']['tokens']:,} tokens cut off)"
+        )
+    notes.append(
+        f"validation holds {report['validation']['documents']:,} whole documents "
+        f"({report['validation']['tokens']:,} tokens)"
+    )
     if profile.tokens_per_second:
         notes.append(
             "duration scales the profile's throughput; it was measured for one model and sequence length"

@@ -289,6 +289,8 @@ def test_pipeline_runs_mlm_and_finetune_on_tiny_neobert(tmp_path):
         "encoder_options": {"vocab_size": 400, "max_position_embeddings": 128},
         "hardware": "cpu",
         "seed": 0,
+        # One file for TAPT, training and evaluation: this test is about the plugin, not leakage.
+        "contamination": {"pretraining": "warn", "finetune": "warn"},
         "stages": [
             {
                 "kind": "mlm",

@@ -19,8 +19,8 @@ import hashlib
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Literal
 
 import attrs
 import numpy as np
@@ -173,7 +173,7 @@ class NearDuplicateIndex:
         near: bool = True,
         prefilter: bool = False,
     ) -> None:
-        from datasketch import MinHashLSH
+        from datasketch import MinHash, MinHashLSH
 
         self.threshold = threshold
         self.shingle_size = shingle_size
@@ -183,21 +183,36 @@ class NearDuplicateIndex:
         self._shingles: list[np.ndarray] = []
         self._lsh = MinHashLSH(num_perm=num_perm, params=lsh_bands(threshold, num_perm)) if near else None
         self._known: set[int] | None = set() if prefilter and near else None
+        # Drawing the permutations is most of a MinHash's construction: draw them once.
+        template = MinHash(num_perm=num_perm, seed=1)
+        self._permutations, self._scheme = template.permutations, template.scheme
+        self._prepared: tuple[str, int, np.ndarray | None, Any] | None = None
 
     def __len__(self) -> int:
         return len(self._payloads)
 
-    def _signature(self, grams: np.ndarray):
+    def _prepare(self, text: str, *, signature: bool) -> tuple[int, np.ndarray | None, Any]:
+        """Exact key, shingles and (when asked) MinHash of ``text``, kept for the next call, since
+        ``add`` usually follows ``find`` on the same text."""
         from datasketch import MinHash
 
-        signature = MinHash(num_perm=self.num_perm, seed=1, hashfunc=int)
-        signature.update_batch(grams.tolist())
-        return signature
+        if self._prepared is None or self._prepared[0] is not text:
+            key = exact_key(text)
+            grams = shingles(text, self.shingle_size) if self._lsh is not None else None
+            self._prepared = (text, key, grams, None)
+        _, key, grams, minhash = self._prepared
+        if signature and minhash is None and grams is not None:
+            minhash = MinHash(
+                num_perm=self.num_perm, hashfunc=int, permutations=self._permutations, scheme=self._scheme
+            )
+            minhash.update_batch(grams.tolist())
+            self._prepared = (text, key, grams, minhash)
+        return key, grams, minhash
 
     def add(self, payload: object, text: str) -> None:
         """Index ``text``, returned as ``payload`` by ``find``; an exact copy of an indexed text is
         not indexed again (``find`` returns the first one)."""
-        exact = exact_key(text)
+        exact, grams, signature = self._prepare(text, signature=True)
         if exact in self._exact:
             return
         key = len(self._payloads)
@@ -205,30 +220,36 @@ class NearDuplicateIndex:
         self._exact[exact] = key
         if self._lsh is None:
             return
-        grams = shingles(text, self.shingle_size)
-        self._lsh.insert(key, self._signature(grams))
+        self._lsh.insert(key, signature)
         self._shingles.append(grams)
         if self._known is not None:
             self._known.update(grams.tolist())
 
     def find(self, text: str) -> list[Match]:
         """Indexed texts that ``text`` copies: the exact copy if any, else the verified near ones."""
-        exact = self._exact.get(exact_key(text))
-        if exact is not None:
-            return [Match(self._payloads[exact], "exact", 1.0)]
+        return list(self.iter_matches(text))
+
+    def iter_matches(self, text: str, *, skip: Callable[[object], bool] | None = None) -> Iterator[Match]:
+        """``find``, lazily: ``skip(payload)`` is asked before each candidate is verified, so a
+        clustering that joins as it goes never computes the Jaccard of a text it already joined."""
+        exact, grams, _ = self._prepare(text, signature=False)
+        found = self._exact.get(exact)
+        if found is not None:
+            yield Match(self._payloads[found], "exact", 1.0)
+            return
         if self._lsh is None or not len(self):
-            return []
-        grams = shingles(text, self.shingle_size)
+            return
         if self._known is not None and len(grams):
             known = sum(1 for g in grams.tolist() if g in self._known)
             if known < self.threshold * len(grams):
-                return []
-        matches = []
-        for candidate in sorted(self._lsh.query(self._signature(grams))):
+                return
+        _, _, signature = self._prepare(text, signature=True)
+        for candidate in sorted(self._lsh.query(signature)):
+            if skip is not None and skip(self._payloads[candidate]):
+                continue
             similarity = jaccard(grams, self._shingles[candidate])
             if similarity >= self.threshold:
-                matches.append(Match(self._payloads[candidate], "near", similarity))
-        return matches
+                yield Match(self._payloads[candidate], "near", similarity)
 
 
 def duplicate_clusters(
@@ -254,13 +275,15 @@ def duplicate_clusters(
         parents.append(position)
         if mode == "none":
             continue
-        matches = index.find(text)
-        for match in matches:
+        copy_of_indexed = False
+        same_cluster = lambda first: union.find(first) == union.find(position)  # noqa: B023, E731
+        for match in index.iter_matches(text, skip=same_cluster):
             joined = union.union(match.payload, position)  # type: ignore[arg-type]
             if match.kind == "exact":
                 exact += joined
+                copy_of_indexed = True
             else:
                 near += joined
-        if not matches or matches[0].kind != "exact":
+        if not copy_of_indexed:
             index.add(position, text)
     return Clusters(tuple(union.find(i) for i in range(len(parents))), exact, near)

@@ -27,7 +27,8 @@ log = structlog.get_logger(__name__)
 
 
 def fingerprint_of(stage: Any, context: StageContext) -> str:
-    """Hash of what makes a run this run: settings that differ from their defaults, input, seed.
+    """Hash of what makes a run this run: settings that differ from their defaults, input, seed,
+    and what the contamination check removed from its corpus.
 
     Defaults are left out so that a setting added in a later release (with a default that keeps
     the old behaviour) does not make every earlier run directory look like a different run.
@@ -36,15 +37,15 @@ def fingerprint_of(stage: Any, context: StageContext) -> str:
     from sec_cybert.plugins import get_registry
 
     settings = unstructure(stage, get_registry(context.plugin_manager), omit_defaults=True)
-    payload = json.dumps(
-        {
-            "config": settings,
-            "init_from": _portable(context.init_from, context.run_dir),
-            "seed": context.seed,
-        },
-        sort_keys=True,
-        default=str,
-    )
+    identity: dict[str, Any] = {
+        "config": settings,
+        "init_from": _portable(context.init_from, context.run_dir),
+        "seed": context.seed,
+    }
+    if context.exclusions:
+        # Other holdout texts removed from the corpus make another run.
+        identity["exclusions"] = context.exclusions.digest
+    payload = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -30,6 +30,10 @@ class StageContext:
     variant: str = "base"
     tag: str = "base"
     tracking: str = "none"
+    #: What the contamination check removes from this stage's corpus (MLM stages), and this
+    #: stage's share of the check's counts, for its record.
+    exclusions: Any = None
+    contamination: Mapping[str, Any] | None = None
 
 
 @attrs.frozen

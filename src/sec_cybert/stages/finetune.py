@@ -10,7 +10,7 @@ import attrs
 import structlog
 from attrs import validators as v
 
-from sec_cybert.components import ReadReport
+from sec_cybert.components import Document, ReadReport
 from sec_cybert.corpus.sources import OnBadRecord, _existing_path, read_jsonl_documents
 from sec_cybert.distributed import is_main_process
 from sec_cybert.errors import ConfigError, DataError
@@ -106,6 +106,21 @@ class FineTuneStage:
         return Path(context.run_dir) / f"{self.name}-{context.tag}"
 
     # --- data -----------------------------------------------------------------------------
+    def labeled_documents(self) -> dict[str, list[Document]]:
+        """The texts of each labeled file by split (``train``, ``eval``, ``holdout``), for the
+        contamination check. Read as training reads them; unusable records are left to ``run``,
+        which counts or refuses them."""
+        files = {"train": self.train_file, "eval": self.eval_file, "holdout": self.holdout_file}
+        return {
+            split: list(
+                read_jsonl_documents(
+                    [path], ReadReport(), text_field=self.text_field, id_field="id", min_chars=1, on_bad_record="skip"
+                )
+            )
+            for split, path in files.items()
+            if path is not None
+        }
+
     def read_labeled(self, path: Path, report: ReadReport) -> dict[str, list[Any]]:
         columns: dict[str, list[Any]] = {"text": [], **{f"labels_{h.name}": [] for h in self.heads}}
         indices = {h.name: {label: i for i, label in enumerate(h.labels)} for h in self.heads}
@@ -142,17 +157,28 @@ class FineTuneStage:
             raise DataError(f"{path} holds no usable labeled records ({dict(report.skipped)} skipped)")
         return columns
 
-    def _dataset(self, path: Path, tokenizer: Any, report: ReadReport) -> Any:
+    def _dataset(self, path: Path, tokenizer: Any, report: ReadReport) -> tuple[Any, dict[str, int]]:
+        """The tokenized split, and how many of its texts ``max_length`` cut (and by how many tokens)."""
         import datasets
 
+        from sec_cybert.chunking import count_truncated_tokens
+
+        def tokenize(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+            encoded = tokenizer(batch["text"], truncation=True, max_length=self.max_length)
+            lengths = [len(ids) for ids in encoded["input_ids"]]
+            return {
+                **encoded,
+                "tokens_truncated": count_truncated_tokens(batch["text"], lengths, tokenizer, self.max_length),
+            }
+
         columns = self.read_labeled(path, report)
-        dataset = datasets.Dataset.from_dict(columns)
-        return dataset.map(
-            lambda batch: tokenizer(batch["text"], truncation=True, max_length=self.max_length),
-            batched=True,
-            remove_columns=["text"],
-            desc=f"tokenizing {path.name}",
+        dataset = datasets.Dataset.from_dict(columns).map(
+            tokenize, batched=True, remove_columns=["text"], desc=f"tokenizing {path.name}"
         )
+        cut = [n for n in dataset["tokens_truncated"] if n]
+        if cut:
+            log.warning("texts truncated", file=str(path), texts=len(cut), tokens=sum(cut), max_length=self.max_length)
+        return dataset.remove_columns(["tokens_truncated"]), {"documents": len(cut), "tokens": int(sum(cut))}
 
     def class_weights(self, train: Any) -> dict[str, list[float]]:
         """Balanced weights n / (k * n_c); a class absent from training gets weight 1 and a warning."""
@@ -182,11 +208,12 @@ class FineTuneStage:
 
         tokenizer = load_tokenizer(context.init_from)
         reports = {"train": ReadReport(), "eval": ReadReport(), "holdout": ReadReport()}
-        train = self._dataset(self.train_file, tokenizer, reports["train"])
-        evaluation = self._dataset(self.eval_file, tokenizer, reports["eval"]) if self.eval_file else None
-        holdout = (
-            self._dataset(self.holdout_file, tokenizer, reports["holdout"]) if self.holdout_file else None
-        )
+        truncated: dict[str, dict[str, int]] = {}
+        splits: dict[str, Any] = {}
+        for name, path in (("train", self.train_file), ("eval", self.eval_file), ("holdout", self.holdout_file)):
+            if path is not None:
+                splits[name], truncated[name] = self._dataset(path, tokenizer, reports[name])
+        train, evaluation, holdout = (splits.get(name) for name in ("train", "eval", "holdout"))
 
         runtime = self.training.runtime(context.hardware)
         model = self.build_model(context.init_from, runtime, seed=context.seed, train=train)
@@ -227,8 +254,10 @@ class FineTuneStage:
             metrics.update(self._metrics(prediction.predictions, prediction.label_ids, detailed=True))
         if is_main_process():
             model.save(out, tokenizer)
-        report = {name: r.as_dict() for name, r in reports.items()}
+        report = {name: {**r.as_dict(), "truncated": truncated.get(name)} for name, r in reports.items()}
         report |= {"runtime": attrs.asdict(runtime), "world_size": args.world_size}
+        if context.contamination is not None:
+            report["contamination"] = dict(context.contamination)
         return run.finish(metrics, report, variant=context.variant)
 
     def build_model(self, init_from: str, runtime: Any, *, seed: int, train: Any) -> Any:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
 from attrs import validators as v
 
-from sec_cybert.components import Chunker, CorpusSource, Masker, ReadReport
+from sec_cybert.components import Chunker, CorpusSource, Document, Masker, ReadReport
+from sec_cybert.corpus.dedup import Deduplication
 from sec_cybert.distributed import is_main_process
 from sec_cybert.errors import ConfigError, DataError
 from sec_cybert.stages.checkpoints import begin_stage, train_resuming
 from sec_cybert.stages.context import StageContext, StageResult
 from sec_cybert.stages.training import Training, perplexity
+
+if TYPE_CHECKING:
+    from sec_cybert.corpus.contamination import Exclusions
 
 log = structlog.get_logger(__name__)
 
@@ -30,10 +35,12 @@ def _stage_name(instance, attribute, value: str) -> None:
 class MLMStage:
     """Continue masked-language-model pretraining of the incoming checkpoint on a corpus.
 
-    The stage reads ``corpus``, tokenizes with ``chunker``, keeps the newest documents up to
-    ``max_tokens``, groups into blocks, holds out ``validation_split`` of them, and trains with
-    ``masker`` deciding the targets. It writes the final model and tokenizer to
-    ``<run_dir>/<name>/`` and Trainer checkpoints under ``<run_dir>/<name>/checkpoints/``.
+    The stage reads ``corpus`` (less what the contamination check excludes), finds copies
+    (``deduplicate``), tokenizes with ``chunker``, keeps the newest documents up to
+    ``max_tokens``, holds out ``validation_split`` of those *documents* (whole duplicate clusters,
+    and whole ``validation_group_field`` groups such as companies when set), groups each side
+    into blocks, and trains with ``masker`` deciding the targets. It writes the final model and
+    tokenizer to ``<run_dir>/<name>/`` and Trainer checkpoints under ``<run_dir>/<name>/checkpoints/``.
     """
 
     corpus: CorpusSource
@@ -43,7 +50,10 @@ class MLMStage:
     training: Training = attrs.field(factory=Training)
     max_tokens: int | None = attrs.field(default=None, validator=v.optional([v.instance_of(int), v.ge(1)]))
     validation_split: float = attrs.field(default=0.02, validator=[v.ge(0), v.lt(1)])
-    deduplicate: bool = False
+    #: Metadata key whose value is held out whole (``cik``: validation filings come from
+    #: companies training never saw). By default each document is its own group.
+    validation_group_field: str | None = None
+    deduplicate: Deduplication = attrs.field(factory=Deduplication)
     #: Decode only the masked positions where the architecture can (ModernBERT's
     #: ``sparse_prediction``): the same loss, without a [tokens x vocabulary] logits tensor for
     #: the 70 % of positions that carry no target (benchmarks/RESULTS.md has the figures).
@@ -77,7 +87,8 @@ class MLMStage:
 
     @classmethod
     def tapt(cls, corpus: CorpusSource, **overrides: Any) -> MLMStage:
-        """TAPT: one paragraph per block at 512, 30 % whole-word masking, 5 epochs, batch 32."""
+        """TAPT: one paragraph per block at 512, 30 % whole-word masking, 5 epochs, batch 32;
+        near-duplicate paragraphs (companies repeat their Item 1C text yearly) kept once."""
         from sec_cybert.chunking import ParagraphChunker
         from sec_cybert.masking import WholeWordMasker
 
@@ -86,6 +97,7 @@ class MLMStage:
             "chunker": ParagraphChunker(max_length=512),
             "masker": WholeWordMasker(probability=0.30),
             "validation_split": 0.05,
+            "deduplicate": Deduplication(mode="near"),
             "training": Training(
                 per_device_train_batch_size=32,
                 gradient_accumulation_steps=1,
@@ -98,16 +110,36 @@ class MLMStage:
     def output_dir(self, context: StageContext) -> Path:
         return Path(context.run_dir) / self.name
 
-    def prepare_data(self, tokenizer: Any, seed: int) -> tuple[Any, Any, dict[str, Any]]:
-        """Read, select, chunk and split the corpus: (train blocks, validation blocks or None, report)."""
+    def documents(self, report: ReadReport) -> Iterator[Document]:
+        """The documents this stage would pretrain on, before any exclusion (for the contamination check)."""
+        return self.corpus.iter_documents(report)
+
+    def prepare_data(
+        self, tokenizer: Any, seed: int, exclusions: Exclusions | None = None
+    ) -> tuple[Any, Any, dict[str, Any]]:
+        """Read, deduplicate, tokenize, select, split and group: (train blocks, validation blocks or
+        None, report). ``plan`` calls this too, so what it reports is what trains."""
         from sec_cybert.corpus.dataset import documents_dataset
-        from sec_cybert.corpus.select import drop_exact_duplicates, newest_first
+        from sec_cybert.corpus.dedup import duplicate_clusters
+        from sec_cybert.corpus.select import iter_column, newest_first, validation_mask
 
         read = ReadReport()
-        documents = documents_dataset(self.corpus, read)
-        duplicates = 0
-        if self.deduplicate:
-            documents, duplicates = drop_exact_duplicates(documents)
+        documents = documents_dataset(
+            self.corpus, read, exclusions=exclusions, group_field=self.validation_group_field
+        )
+        dedup = self.deduplicate
+        clusters = duplicate_clusters(
+            iter_column(documents, "text"),
+            dedup.mode,
+            threshold=dedup.threshold,
+            shingle_size=dedup.shingle_size,
+            num_perm=dedup.num_perm,
+        )
+        documents = documents.add_column("cluster", list(clusters.ids))
+        dropped = 0
+        if dedup.drop and clusters.count < len(documents):
+            documents = documents.select(clusters.first_of_each())
+            dropped = len(clusters.ids) - clusters.count
         tokenized = self.chunker.tokenize(documents, tokenizer)
         selected, selection = newest_first(tokenized, self.max_tokens)
         if selection.documents_kept == 0:
@@ -115,19 +147,24 @@ class MLMStage:
                 f"max_tokens={self.max_tokens} is smaller than the newest document, so nothing is "
                 "kept; raise max_tokens (or set it to null for the whole corpus)"
             )
-        blocks = self.chunker.group(
-            selected.remove_columns([c for c in ("text", "id") if c in selected.column_names])
-        )
-        validation = None
-        if self.validation_split > 0 and len(blocks) >= 2:
-            split = blocks.train_test_split(test_size=self.validation_split, seed=seed, shuffle=True)
-            blocks, validation = split["train"], split["test"]
+        held_out = validation_mask(selected["cluster"], selected["group"], self.validation_split, seed)
+        sides = {
+            "train": selected.select([i for i, held in enumerate(held_out) if not held]),
+            "validation": selected.select([i for i, held in enumerate(held_out) if held]),
+        }
+        bookkeeping = [c for c in ("text", "id", "filing_date", "group", "cluster") if c in selected.column_names]
+        blocks = {
+            side: self.chunker.group(rows.remove_columns(bookkeeping)) if len(rows) else None
+            for side, rows in sides.items()
+        }
         report = {
             "read": read.as_dict(),
-            "duplicates_removed": duplicates,
+            "duplicates": {"mode": dedup.mode, **clusters.as_dict(), "dropped": dropped},
             "selection": selection.as_dict(),
-            "train_blocks": len(blocks),
-            "validation_blocks": len(validation) if validation is not None else 0,
+            "truncated": _truncation(selected),
+            **{side: _side_report(rows, blocks[side]) for side, rows in sides.items()},
+            "train_blocks": len(blocks["train"]),
+            "validation_blocks": len(blocks["validation"]) if blocks["validation"] is not None else 0,
         }
         log.info(
             "corpus prepared",
@@ -135,10 +172,13 @@ class MLMStage:
             documents=selection.documents_kept,
             tokens=selection.tokens_kept,
             skipped=read.total_skipped,
+            duplicates_dropped=dropped,
             train_blocks=report["train_blocks"],
             validation_blocks=report["validation_blocks"],
         )
-        return blocks, validation, report
+        if report["truncated"]["documents"]:
+            log.warning("documents truncated", stage=self.name, **report["truncated"])
+        return blocks["train"], blocks["validation"], report
 
     def run(self, context: StageContext) -> StageResult:
         from transformers import AutoModelForMaskedLM, Trainer
@@ -153,7 +193,11 @@ class MLMStage:
         out = run.output_dir
 
         tokenizer = load_tokenizer(context.init_from)
-        train_blocks, validation_blocks, report = self.prepare_data(tokenizer, context.seed)
+        train_blocks, validation_blocks, report = self.prepare_data(
+            tokenizer, context.seed, context.exclusions
+        )
+        if context.contamination is not None:
+            report["contamination"] = dict(context.contamination)
         runtime = self.training.runtime(context.hardware)
         model = load_pretrained(
             AutoModelForMaskedLM,
@@ -199,3 +243,19 @@ class MLMStage:
         return run.finish(
             metrics, {**report, "runtime": attrs.asdict(runtime), "world_size": args.world_size}
         )
+
+
+def _side_report(rows: Any, blocks: Any) -> dict[str, int]:
+    """Documents, tokens and blocks of one side of the split, counted on what it holds."""
+    return {
+        "documents": len(rows),
+        "tokens": int(sum(rows["n_tokens"])) if len(rows) else 0,
+        "blocks": len(blocks) if blocks is not None else 0,
+    }
+
+
+def _truncation(selected: Any) -> dict[str, int]:
+    if "tokens_truncated" not in selected.column_names:
+        return {"documents": 0, "tokens": 0}
+    cut = [n for n in selected["tokens_truncated"] if n]
+    return {"documents": len(cut), "tokens": int(sum(cut))}

@@ -56,14 +56,28 @@ class TinyCorpus:
     holdout: Path
 
 
+#: Words that make each tiny paragraph its own: without them every paragraph of a cell would be
+#: a near-duplicate of the others, and the contamination check would (rightly) refuse the files.
+_FILLER = ["systems", "data", "network", "controls", "staff", "policies", "partners", "reviews", "audits", "threats", "alerts", "patches", "backups", "access", "logs", "training", "exercises", "insurance", "budget", "roadmap", "cloud", "endpoints", "suppliers", "contracts", "regulators", "customers", "facilities", "plans", "metrics", "dashboards", "findings"]
+
+
 def labeled_paragraphs(n_per_cell: int, seed: int) -> list[dict[str, Any]]:
-    """``n_per_cell`` labeled paragraphs per (category, specificity) cell, shuffled."""
+    """``n_per_cell`` labeled paragraphs per (category, specificity) cell, shuffled.
+
+    Each paragraph ends in a dozen words drawn for it alone, so paragraphs of different seeds
+    are never near-duplicates of one another (Jaccard of word 3-grams well below 0.8).
+    """
     rng = random.Random(seed)
     records = []
     for category in CATEGORIES:
         for level, specificity in enumerate(SPECIFICITY_LEVELS):
             for i in range(n_per_cell):
-                text = _TOPIC_SENTENCES[category] + _SPECIFICITY_ADDITIONS[level] + f" Paragraph {seed}-{i}."
+                filler = " ".join(rng.choice(_FILLER) for _ in range(14))
+                text = (
+                    _TOPIC_SENTENCES[category]
+                    + _SPECIFICITY_ADDITIONS[level]
+                    + f" Paragraph {seed}-{i} covers {filler}."
+                )
                 records.append(
                     {
                         "id": f"p{seed}-{category[:4]}-{level}-{i}",
