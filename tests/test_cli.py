@@ -41,9 +41,13 @@ def test_plugins_lists_components_with_their_plugin(capsys):
     rows = {(c["kind"], c["name"]): c["plugin"] for c in payload["components"]}
     assert rows[("masker", "whole-word")] == "builtin-maskers"
     assert rows[("hardware", "rtx3090")] == "builtin-hardware"
-    assert {"name": "builtin-runner", "hooks": ["stage_run"]} in payload["plugins"]
+    from importlib.metadata import version
+
+    assert {"name": "builtin-runner", "distribution": "sec-cybert", "version": version("sec-cybert"), "hooks": ["stage_run"]} in payload["plugins"]
+    assert rows[("tracker", "wandb")] == "builtin-wandb"
     assert main(["plugins"]) == 0
-    assert "whole-word" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "whole-word" in out and f"sec-cybert {version('sec-cybert')}" in out
 
 
 def test_validate_reports_every_problem_with_its_key_path(tmp_path, tiny_corpus, capsys):
@@ -119,7 +123,7 @@ def test_missing_config_file_and_missing_output_dir(tmp_path, tiny_corpus, capsy
 def test_stage_command_checks_the_stage_kind(tmp_path, tiny_corpus, capsys):
     config = tiny_pipeline_config(tiny_corpus, finetune=False)
     (line,) = _user_error(capsys, ["finetune", "--config", str(_write(tmp_path, config)), "--out", str(tmp_path)])
-    assert "has no finetune stage" in line
+    assert "has no fine-tune stage" in line
 
 
 def test_shipped_configs_resolve_by_their_repository_path(capsys, tmp_path, monkeypatch):

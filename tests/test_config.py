@@ -23,7 +23,8 @@ def _problems(config, plugin_manager):
 def test_valid_config_builds_typed_components(tiny_corpus, plugin_manager):
     run = load_run_config(tiny_pipeline_config(tiny_corpus), plugin_manager=plugin_manager)
     dapt, tapt, finetune = run.pipeline.stages
-    assert (dapt.name, dapt.kind, dapt.chunker.seq_len, dapt.masker.probability) == ("dapt", "mlm", 64, 0.3)
+    assert (dapt.name, dapt.produces_variant, dapt.chunker.seq_len, dapt.masker.probability) == ("dapt", True, 64, 0.3)
+    assert not finetune.produces_variant
     assert type(tapt.masker).__name__ == "WholeWordMasker" and tapt.chunker.provides_word_ids
     assert [h.kind for h in finetune.heads] == ["softmax", "coral"]
     assert isinstance(dapt.corpus.path, Path)

@@ -30,6 +30,12 @@ def test_every_hook_is_documented_with_its_signature(hook):
     assert documented == parameters
 
 
+def test_the_hook_reference_is_generated_from_the_hookspecs():
+    from sec_cybert.hookdoc import render
+
+    assert (DOCS / "hooks.md").read_text() == render(), "regenerate: python -m sec_cybert.hookdoc > docs/hooks.md"
+
+
 def test_configs_doc_covers_every_shipped_config():
     text = (DOCS / "configs.md").read_text()
     for config in ("configs/dapt/modernbert.yaml", "configs/tapt/modernbert.yaml", "configs/finetune/modernbert.yaml", "configs/pipeline/sec-cybert-large.yaml"):

@@ -104,7 +104,7 @@ def test_a_class_absent_from_the_holdout_is_reported_not_scored_zero(tmp_path, t
     # Its row is empty: the confusion matrix keeps every class.
     assert sum(stage["category_confusion_matrix"][CATEGORIES.index("Incident Disclosure")]) == 0
     row = json.loads((tmp_path / "run" / "ablation.json").read_text())["rows"][0]
-    assert row["per_class_f1"]["category"]["Incident Disclosure"] is None  # null across seeds, not averaged
-    assert isinstance(row["per_class_f1"]["category"]["Board Governance"], float)
-    assert row["absent_classes"] == {"category": ["Incident Disclosure"]}
-    assert "absent from it: category: Incident Disclosure." in table.to_markdown()
+    assert row["breakdowns"]["category_per_class_f1"]["Incident Disclosure"] is None  # null across seeds, not averaged
+    assert isinstance(row["breakdowns"]["category_per_class_f1"]["Board Governance"], float)
+    assert row["notes"] == {"category_absent_classes": ["Incident Disclosure"]}
+    assert "category_absent_classes (over seeds and variants): Incident Disclosure." in table.to_markdown()

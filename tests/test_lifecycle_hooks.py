@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 import types
 
+import attrs
 import pytest
 
 from sec_cybert import hookimpl
 from sec_cybert.errors import OptionalDependencyError
 from sec_cybert.pipeline import load_run_config
-from sec_cybert.stages.training import Training
 from sec_cybert.testing import builtin_plugin_manager, tiny_pipeline_config
 
 
@@ -21,13 +21,13 @@ class Recorder:
     @hookimpl(wrapper=True)
     def stage_run(self, stage, context):
         self.calls.append(("before", stage.name, context.variant))
-        result = yield
-        self.calls.append(("after", stage.name, result.metrics["global_step"]))
-        return result
+        outcome = yield
+        self.calls.append(("after", stage.name, outcome.metrics["global_step"]))
+        return outcome
 
     @hookimpl
-    def on_train_event(self, event, stage_name, step, metrics):
-        self.calls.append((event, stage_name, step, dict(metrics)))
+    def on_train_event(self, event, stage_name, step, metrics, context):
+        self.calls.append((event, stage_name, step, dict(metrics), context.variant, context.tag))
 
 
 def _one_stage(tiny_corpus, **overrides):
@@ -48,39 +48,83 @@ def test_wrappers_and_observers_see_every_stage_and_event(tmp_path, tiny_corpus)
     assert logs and {"loss", "learning_rate", "grad_norm", "epoch", "tokens_seen"} <= set(logs[-1][3])
     assert any(c[0] == "evaluate" and "eval_loss" in c[3] for c in events)
     assert [c[2] for c in events if c[0] == "checkpoint"] == [2, 3]
+    assert {(c[4], c[5]) for c in events} == {("base", "base")}
 
 
-def test_wandb_tracking_opens_one_run_per_stage(tmp_path, tiny_corpus, monkeypatch):
+def test_observers_tell_the_fine_tunes_of_an_ablation_apart(tmp_path, tiny_corpus):
+    pm = builtin_plugin_manager()
+    recorder = Recorder()
+    pm.register(recorder, name="recorder")
+    config = tiny_pipeline_config(tiny_corpus)
+    config["stages"] = config["stages"][1:]  # TAPT, then the fine-tune
+    load_run_config(config, plugin_manager=pm).pipeline.ablation(tmp_path, seeds=[1, 2])
+    finetune = {(c[4], c[5]) for c in recorder.calls if len(c) == 6 and c[1] == "finetune"}
+    # The run's own fine-tune (seed 7, tag "tapt"), then each variant with seeds 1 and 2.
+    assert finetune == {("+TAPT", "tapt"), ("base", "base-seed1"), ("base", "base-seed2"), ("+TAPT", "tapt-seed1"), ("+TAPT", "tapt-seed2")}
+
+
+class FakeRun:
+    def __init__(self, **kwargs):
+        self.kwargs, self.summary, self.logged, self.exit_code = kwargs, {}, [], None
+
+    def log(self, data, step=None):
+        self.logged.append((step, data))
+
+    def finish(self, exit_code=0):
+        self.exit_code = exit_code
+
+
+def test_wandb_tracker_records_each_stage_run_with_our_config_and_curves(tmp_path, tiny_corpus, monkeypatch):
     runs = []
-
-    class FakeRun:
-        def __init__(self, **kwargs):
-            self.kwargs, self.summary, self.finished = kwargs, {}, False
-            runs.append(self)
-
-        def finish(self):
-            self.finished = True
-
-    fake = types.SimpleNamespace(init=lambda **kwargs: FakeRun(**kwargs))
+    fake = types.SimpleNamespace(
+        init=lambda **kwargs: runs.append(FakeRun(**kwargs)) or runs[-1],
+        Table=lambda columns, data: {"columns": columns, "data": data},
+    )
     monkeypatch.setitem(sys.modules, "wandb", fake)
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    # The Trainer's own W&B integration needs the real package: this test checks our wrapper only.
-    original = Training.trainer_arguments
+    config = tiny_pipeline_config(tiny_corpus, tracking={"kind": "wandb", "tags": ["unit"]})
+    config["stages"] = config["stages"][1:]
+    load_run_config(config, plugin_manager=builtin_plugin_manager()).pipeline.ablation(tmp_path / "run")
+    names = [run.kwargs["name"] for run in runs]
+    assert names == ["tapt-base", "finetune-tapt", "finetune-base", "ablation"]
+    tapt = runs[0]
+    assert tapt.kwargs["job_type"] == "mlm" and tapt.kwargs["tags"] == ["unit"]
+    assert tapt.kwargs["config"]["stage"]["masker"]["kind"] == "whole-word"  # our config, not the Trainer's
+    assert tapt.kwargs["config"]["variant"] == "base" and tapt.exit_code == 0
+    assert any("loss" in data for _, data in tapt.logged) and tapt.summary["global_step"] == 3
+    group = tapt.kwargs["group"]
+    assert group.startswith("run-") and {run.kwargs["group"] for run in runs} == {group}
+    assert runs[-1].logged[0][1]["ablation"]["columns"][:2] == ["task", "variant"]
 
-    def without_report(self, *args, **kwargs):
-        kwargs["report_to"] = "none"
-        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Training, "trainer_arguments", without_report)
-    pipeline = load_run_config(_one_stage(tiny_corpus, tracking="wandb"), plugin_manager=builtin_plugin_manager()).pipeline
-    pipeline.run(tmp_path)
-    (run,) = runs
-    assert run.kwargs["name"] == "tapt" and run.kwargs["job_type"] == "mlm" and run.finished
-    assert run.summary["global_step"] == 3
+def test_wandb_missing_is_a_clear_error_before_anything_runs(tmp_path, tiny_corpus, monkeypatch):
+    from sec_cybert.errors import ConfigError
+    from sec_cybert.pipeline import Pipeline
 
-
-def test_wandb_missing_is_a_clear_error(tmp_path, tiny_corpus, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)
-    pipeline = load_run_config(_one_stage(tiny_corpus, tracking="wandb"), plugin_manager=builtin_plugin_manager()).pipeline
+    with pytest.raises(ConfigError, match=r"^tracking: the wandb tracker needs the optional package 'wandb': pip install 'sec-cybert\[wandb\]'"):
+        load_run_config(_one_stage(tiny_corpus, tracking="wandb"), plugin_manager=builtin_plugin_manager())
+    # By name from Python, the tracker is built when the run starts: still before anything trains.
+    stages = load_run_config(_one_stage(tiny_corpus), plugin_manager=builtin_plugin_manager()).pipeline.stages
+    pipeline = Pipeline(encoder="tiny-modernbert", stages=stages, hardware="cpu", tracking="wandb", plugin_manager=builtin_plugin_manager())
     with pytest.raises(OptionalDependencyError, match=r"pip install 'sec-cybert\[wandb\]'"):
         pipeline.run(tmp_path)
+    assert not (tmp_path / "tapt").exists()
+
+
+def test_a_failing_tracker_never_stops_training(tmp_path, tiny_corpus):
+    class Broken:
+        def start_stage(self, context, config):
+            raise RuntimeError("no network")
+
+        def log(self, context, event, step, metrics):
+            raise AssertionError("must not be called after a failure in the stage")
+
+        def finish_stage(self, context, result):
+            pass
+
+        def finish_run(self, run_dir, summary):
+            pass
+
+    pipeline = load_run_config(_one_stage(tiny_corpus), plugin_manager=builtin_plugin_manager()).pipeline
+    result = attrs.evolve(pipeline, tracking=(Broken(),)).run(tmp_path)
+    assert result.variants[-1].mlm_result.metrics["global_step"] == 3

@@ -54,6 +54,14 @@ def test_lineage_records_which_checkpoint_fed_which_stage(finished_run):
     assert by_output["tapt"]["config"]["masker"]["kind"] == "whole-word"
     assert by_output["dapt"]["config"]["training"]["learning_rate"] == 1e-3
     assert lineage["hardware"] == "cpu" and lineage["encoder"] == "tiny-modernbert"
+    # Every plugin that provided a component of the run, with its package and version.
+    from importlib.metadata import version
+
+    plugins = lineage["plugins"]
+    assert plugins["builtin-stages"] == {"distribution": "sec-cybert", "version": version("sec-cybert"), "components": ["stage:mlm", "stage:finetune"]}
+    assert set(plugins["builtin-maskers"]["components"]) == {"masker:token", "masker:whole-word"}
+    assert "encoder:tiny-modernbert" in plugins["builtin-encoders"]["components"]
+    assert "hardware:cpu" in plugins["builtin-hardware"]["components"]
 
 
 def test_ablation_rows_and_perplexity_is_e_to_the_loss(finished_run):
@@ -63,7 +71,7 @@ def test_ablation_rows_and_perplexity_is_e_to_the_loss(finished_run):
     for row in data["rows"]:
         for column in ("category_macro_f1", "specificity_macro_f1", "specificity_qwk"):
             assert 0.0 <= row["metrics"][column]["mean"] <= 1.0
-        assert set(row["per_class_f1"]["category"]) >= {"Board Governance", "None/Other"}
+        assert set(row["breakdowns"]["category_per_class_f1"]) >= {"Board Governance", "None/Other"}
     base, dapt, tapt = data["rows"]
     assert base["mlm_eval_loss"] is None
     for row in (dapt, tapt):
@@ -151,7 +159,7 @@ def test_labels_outside_the_label_set(tmp_path, tiny_corpus, plugin_manager):
 def test_finetune_before_pretraining_is_refused(tiny_corpus, plugin_manager):
     config = tiny_pipeline_config(tiny_corpus)
     config["stages"] = [config["stages"][2], config["stages"][0]]
-    with pytest.raises(ConfigError, match="fine-tune stages must come after every MLM stage"):
+    with pytest.raises(ConfigError, match="must come before the stages that use one"):
         load_run_config(config, plugin_manager=plugin_manager)
 
 

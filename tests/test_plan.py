@@ -45,8 +45,8 @@ def test_plan_reports_parameters_and_static_memory(tmp_path, tiny_corpus, plugin
     assert plan.stages[0].static_memory_gib == real * 16 / 2**30
     # ModernBERT-large's 396M parameters in float32 leave a 24 GiB card 18 GiB for activations;
     # 1.5B would not fit at all.
-    fits = _with_memory(plan.stages[0], pipeline.stages[0], 396_000_000, rtx3090_profile())
+    fits = _with_memory(plan.stages[0], 396_000_000, rtx3090_profile())
     assert round(fits.static_memory_gib, 1) == 5.9 and not any("FSDP" in n for n in fits.notes)
-    too_big = _with_memory(plan.stages[0], pipeline.stages[0], 1_500_000_000, rtx3090_profile())
+    too_big = _with_memory(plan.stages[0], 1_500_000_000, rtx3090_profile())
     assert any("FSDP" in n and "model_dtype: bfloat16" in n for n in too_big.notes)
     assert parameter_count(str(tmp_path / "not-a-model")) is None

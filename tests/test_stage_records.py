@@ -6,9 +6,11 @@ import json
 
 import pytest
 
+from sec_cybert.config import unstructure
 from sec_cybert.errors import ConfigError
+from sec_cybert.lifecycle import fingerprint_of
 from sec_cybert.pipeline import load_run_config
-from sec_cybert.stages.checkpoints import fingerprint_of
+from sec_cybert.plugins import get_registry
 from sec_cybert.stages.context import StageContext
 from sec_cybert.stages.loading import load_pretrained
 from sec_cybert.testing import tiny_pipeline_config
@@ -20,10 +22,15 @@ def test_fingerprint_ignores_settings_left_at_their_default(tiny_corpus, plugin_
     config["stages"][0]["training"]["model_dtype"] = "float32"  # the default, spelled out
     explicit = load_run_config(config, plugin_manager=plugin_manager).pipeline.stages[0]
     context = StageContext(run_dir=tmp_path, init_from="x", hardware=None, seed=1, plugin_manager=None)
-    assert fingerprint_of(stage, context) == fingerprint_of(explicit, context)
+    registry = get_registry(plugin_manager)
+
+    def fingerprint(stage):
+        return fingerprint_of(unstructure(stage, registry, omit_defaults=True), context)
+
+    assert fingerprint(stage) == fingerprint(explicit)
     config["stages"][0]["training"]["learning_rate"] = 0.002
     changed = load_run_config(config, plugin_manager=plugin_manager).pipeline.stages[0]
-    assert fingerprint_of(changed, context) != fingerprint_of(stage, context)
+    assert fingerprint(changed) != fingerprint(stage)
 
 
 def test_per_stage_commands_share_lineage_and_name_variants_by_their_history(tmp_path, tiny_corpus, plugin_manager):

@@ -28,6 +28,10 @@ def _summary(values: list[float]) -> dict[str, Any]:
     }
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _mean_of_measured(values: list[float | None]) -> float | None:
     """Mean over the seeds that measured it: a class absent from the split has F1 None, not 0."""
     measured = [x for x in values if x is not None]
@@ -45,39 +49,42 @@ class AblationTable:
     @classmethod
     def from_results(
         cls,
-        pipeline: Any,
+        stages: Sequence[Any],
         variants: Sequence[Any],
         results: Mapping[tuple[str, str, int], Any],
         seeds: Sequence[int],
     ) -> AblationTable:
+        """One row per (stage, variant). What a row shows of a stage is what its
+        ``ablation_metrics()`` names: numbers become columns (mean ± std over seeds), mappings
+        (per-class F1) are averaged key by key over the seeds that measured them, and lists
+        (absent classes) are joined over seeds and noted under the table."""
+        named = {stage.name: tuple(getattr(stage, "ablation_metrics", tuple)()) for stage in stages}
+        runs_of = {
+            (stage.name, variant.name): [results[(stage.name, variant.name, seed)] for seed in seeds]
+            for stage in stages
+            for variant in variants
+        }
         columns: list[str] = []
-        for stage in pipeline.finetune_stages:
-            for head in stage.heads:
-                for suffix in ("macro_f1", "qwk") if head.is_ordinal else ("macro_f1",):
-                    if f"{head.name}_{suffix}" not in columns:
-                        columns.append(f"{head.name}_{suffix}")
+        for stage in stages:
+            runs = [run for variant in variants for run in runs_of[(stage.name, variant.name)]]
+            for name in named[stage.name]:
+                if name not in columns and any(_is_number(r.metrics.get(name)) for r in runs):
+                    columns.append(name)
         rows = []
-        for stage in pipeline.finetune_stages:
+        for stage in stages:
             for variant in variants:
-                runs = [results[(stage.name, variant.name, seed)] for seed in seeds]
-                metrics = {
-                    name: _summary([float(r.metrics[name]) for r in runs])
-                    for name in columns
-                    if all(name in r.metrics for r in runs)
-                }
-                per_class, absent = {}, {}
-                for head in stage.heads:
-                    key = f"{head.name}_per_class_f1"
-                    if all(key in r.metrics for r in runs):
-                        per_class[head.name] = {
-                            label: _mean_of_measured([r.metrics[key][label] for r in runs])
-                            for label in head.labels
-                        }
-                    missing = {c for r in runs for c in r.metrics.get(f"{head.name}_absent_classes", [])}
-                    if missing:
-                        absent[head.name] = [label for label in head.labels if label in missing]
-                mlm = variant.mlm_result.metrics if variant.mlm_result else {}
-                eval_loss = mlm.get("eval_loss")
+                runs = runs_of[(stage.name, variant.name)]
+                metrics, breakdowns, notes = {}, {}, {}
+                for name in named[stage.name]:
+                    values = [r.metrics.get(name) for r in runs]
+                    if all(_is_number(x) for x in values):
+                        metrics[name] = _summary([float(x) for x in values])
+                    elif all(isinstance(x, Mapping) for x in values):
+                        breakdowns[name] = {key: _mean_of_measured([x.get(key) for x in values]) for key in values[0]}
+                    elif all(isinstance(x, list) for x in values) and any(values):
+                        notes[name] = sorted({item for x in values for item in x}, key=str)
+                produced = variant.mlm_result.metrics if variant.mlm_result else {}
+                eval_loss = produced.get("eval_loss")
                 rows.append(
                     {
                         "variant": variant.name,
@@ -86,8 +93,8 @@ class AblationTable:
                         "finetuned": [str(r.output_dir) for r in runs],
                         "evaluated_on": runs[0].metrics.get("evaluated_on"),
                         "metrics": metrics,
-                        "per_class_f1": per_class,
-                        "absent_classes": absent,
+                        "breakdowns": breakdowns,
+                        "notes": notes,
                         "mlm_stage": variant.mlm_result.stage if variant.mlm_result else None,
                         "mlm_eval_loss": eval_loss,
                         "mlm_perplexity": perplexity(eval_loss) if eval_loss is not None else None,
@@ -135,14 +142,12 @@ class AblationTable:
             + f". Metrics on the {evaluated} split.",
             "MLM eval loss is each pretraining stage's own validation split; perplexity = e^loss.",
         ]
-        absent = {
-            f"{row['task']} {head}" if multi_task else head: classes
-            for row in self.rows
-            for head, classes in row["absent_classes"].items()
-        }
-        if absent:
-            listed = "; ".join(f"{head}: {', '.join(classes)}" for head, classes in absent.items())
-            lines.append(f"Macro F1 averages the classes present in the split; absent from it: {listed}.")
+        noted: dict[str, set[str]] = {}
+        for row in self.rows:
+            for name, values in row["notes"].items():
+                noted.setdefault(f"{row['task']} {name}" if multi_task else name, set()).update(values)
+        for name, values in noted.items():
+            lines.append(f"{name} (over seeds and variants): {', '.join(sorted(values))}.")
         return "\n".join(lines) + "\n"
 
     def write(self, run_dir: Path) -> None:

@@ -79,13 +79,14 @@ def _out(run_config: Any, out: Path | None) -> Path:
 
 
 def _run(
-    config: Path, out: Path | None, hardware: str | None, ablate: bool, expect_kind: str | None = None
+    config: Path, out: Path | None, hardware: str | None, ablate: bool, expect_variant: bool | None = None
 ) -> None:
     run_config = _load(config, hardware)
-    if expect_kind and not any(stage.kind == expect_kind for stage in run_config.pipeline.stages):
-        raise ConfigError(
-            f"{config} has no {expect_kind} stage; use `sec-cybert run {config}` for other pipelines"
-        )
+    if expect_variant is not None and not any(
+        stage.produces_variant == expect_variant for stage in run_config.pipeline.stages
+    ):
+        wanted = "pretraining (mlm)" if expect_variant else "fine-tune"
+        raise ConfigError(f"{config} has no {wanted} stage; use `sec-cybert run {config}` for other pipelines")
     run_dir = _out(run_config, out)
     result = run_config.pipeline.run(run_dir)
     if ablate:
@@ -124,7 +125,7 @@ def run(config: Path, out: Path | None, hardware: str | None, ablate: bool) -> N
 @_hardware_option
 def dapt(config: Path, out: Path | None, hardware: str | None) -> None:
     """Domain-adaptive pretraining from a DAPT config (e.g. configs/dapt/modernbert.yaml)."""
-    _run(config, out, hardware, ablate=False, expect_kind="mlm")
+    _run(config, out, hardware, ablate=False, expect_variant=True)
 
 
 @cli.command()
@@ -133,7 +134,7 @@ def dapt(config: Path, out: Path | None, hardware: str | None) -> None:
 @_hardware_option
 def tapt(config: Path, out: Path | None, hardware: str | None) -> None:
     """Task-adaptive pretraining from a TAPT config (e.g. configs/tapt/modernbert.yaml)."""
-    _run(config, out, hardware, ablate=False, expect_kind="mlm")
+    _run(config, out, hardware, ablate=False, expect_variant=True)
 
 
 @cli.command()
@@ -142,7 +143,7 @@ def tapt(config: Path, out: Path | None, hardware: str | None) -> None:
 @_hardware_option
 def finetune(config: Path, out: Path | None, hardware: str | None) -> None:
     """Fine-tune classifiers from a fine-tune config."""
-    _run(config, out, hardware, ablate=False, expect_kind="finetune")
+    _run(config, out, hardware, ablate=False, expect_variant=False)
 
 
 @cli.command()
@@ -173,8 +174,14 @@ def _parse_seeds(text: str) -> list[int]:
 @_config_argument
 def validate(config: Path) -> None:
     """Check CONFIG and report every problem at once (key path, bad value, what is allowed)."""
+    from sec_cybert.config import registered_name
+    from sec_cybert.plugins import get_registry
+
     run_config = _load(config, None)
-    stages = ", ".join(f"{s.name} ({s.kind})" for s in run_config.pipeline.stages)
+    registry = get_registry()
+    stages = ", ".join(
+        f"{s.name} ({registered_name(type(s), registry) or type(s).__name__})" for s in run_config.pipeline.stages
+    )
     click.echo(f"{config}: valid; stages: {stages}")
 
 
@@ -238,11 +245,12 @@ def split(labeled, out, by, fractions, stratify, threshold, seed, skip_bad_recor
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:
-    """List registered components by kind, with the plugin that provided each."""
-    from sec_cybert.plugins import get_plugin_manager, get_registry
+    """List registered components by kind, and each plugin with its package, version and hooks."""
+    from sec_cybert.plugins import get_plugin_manager, get_registry, plugin_distributions
 
     pm = get_plugin_manager()
     registry = get_registry(pm)
+    distributions = plugin_distributions(pm)
     hooks_by_plugin = {
         name: sorted(
             impl.function.__name__
@@ -255,7 +263,10 @@ def plugins(as_json: bool) -> None:
     if as_json:
         payload = {
             "components": [{"kind": r.kind, "name": r.name, "plugin": r.plugin} for r in registry],
-            "plugins": [{"name": name, "hooks": hooks} for name, hooks in sorted(hooks_by_plugin.items())],
+            "plugins": [
+                {"name": name, **distributions.get(name, {}), "hooks": hooks}
+                for name, hooks in sorted(hooks_by_plugin.items())
+            ],
         }
         click.echo(json.dumps(payload, indent=2))
         return
@@ -267,7 +278,9 @@ def plugins(as_json: bool) -> None:
         click.echo(f"  {registration.name:<24} {registration.plugin}")
     click.echo("plugins:")
     for name, hooks in sorted(hooks_by_plugin.items()):
-        click.echo(f"  {name:<24} {', '.join(hooks)}")
+        dist = distributions.get(name, {})
+        package = f"{dist['distribution']} {dist['version']}" if dist.get("distribution") else "(registered from code)"
+        click.echo(f"  {name:<24} {package:<24} {', '.join(hooks)}")
 
 
 @cli.command()

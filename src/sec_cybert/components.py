@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
-    from sec_cybert.stages.context import StageContext, StageResult
+    from sec_cybert.stages.context import StageContext, StageOutcome, StageResult
 
 
 @attrs.frozen
@@ -122,6 +122,9 @@ class HardwareProfile(Protocol):
 
     Stage settings left unset (``None``) take the profile's value; a setting the device cannot
     honour (bf16 on a GPU without it, flash-attn not installed) is downgraded with one log line.
+    These attributes are everything the host reads: ``resolve_runtime`` the first seven and
+    ``dataloader_num_workers``, ``plan`` the memory and throughput ones. ``auto`` detection
+    also calls ``matches_device(name)`` when a profile has it (optional).
     """
 
     name: str
@@ -131,8 +134,10 @@ class HardwareProfile(Protocol):
     torch_compile: bool
     attn_implementation: str  # "flash_attention_2", "sdpa" or "eager"
     optim: str
-    memory_gib: float | None
+    dataloader_num_workers: int
+    memory_gib: float | None  # per device, for plan's memory check; None when unknown
     tokens_per_second: float | None  # measured or declared training throughput, for `plan`
+    throughput_source: str | None  # where tokens_per_second comes from, printed beside it
 
     def problems(self) -> list[str]:
         """Why this profile cannot run on this machine; empty when it can."""
@@ -141,15 +146,91 @@ class HardwareProfile(Protocol):
 
 @runtime_checkable
 class Stage(Protocol):
-    """One step of a pipeline: reads the previous checkpoint, writes a loadable checkpoint directory.
+    """One step of a pipeline: it reads ``context.init_from`` and writes ``context.output_dir``.
 
-    ``kind`` is ``"mlm"`` for stages that produce a new pretrained variant (DAPT, TAPT) and
-    ``"finetune"`` for stages that train task heads on a variant.
+    The host (the Pipeline) owns the lifecycle around ``run``: it resolves the stage's config,
+    fingerprints it with its input, claims and prepares ``output_dir(context)``, reuses a
+    finished result, runs the contamination check, writes ``stage.json``, waits for every rank,
+    records the lineage and tells the trackers. ``run`` does the stage's own work only and
+    returns its metrics and report (:class:`~sec_cybert.stages.context.StageOutcome`).
+
+    Required:
+
+    * ``name``: names the stage in records and, usually, its directory;
+    * ``produces_variant``: ``True`` when the output directory is a new pretrained encoder
+      (``AutoModelForMaskedLM.from_pretrained`` loads it) that later stages start from and the
+      ablation compares (DAPT, TAPT); ``False`` for a stage that uses a variant (a fine-tune),
+      which the Pipeline runs on the last variant, and on every variant in an ablation.
+      Variant-producing stages come first in a pipeline;
+    * ``output_dir(context)`` and ``run(context)``.
+
+    Optional capabilities, each called by the host when present (see docs/plugins.md):
+
+    * ``pretraining_documents(report) -> Iterator[Document]``: the texts it would train on. The
+      contamination check compares them with the fine-tune eval and holdout texts, what it
+      excludes reaches ``run`` as ``context.exclusions``, and a tokenizer-training encoder
+      (``tiny-modernbert``) learns its vocabulary from them;
+    * ``labeled_documents() -> Mapping[str, Sequence[Document]]``: its labeled texts by split
+      (``train``, ``eval``, ``holdout``). Eval and holdout texts are kept out of pretraining, and
+      the splits are checked against each other; ``train`` feeds a tokenizer when no stage has
+      pretraining documents;
+    * ``plan(planning: PlanContext) -> StagePlan``: what ``sec-cybert plan`` prints for it,
+      computed by the stage's own data path;
+    * ``ablation_metrics() -> Sequence[str]``: the metrics of its result the ablation table shows
+      (scalars as columns, mappings such as per-class F1 averaged per key over seeds).
     """
 
     name: str
-    kind: str
+    produces_variant: bool
 
-    def run(self, context: StageContext) -> StageResult: ...
+    def run(self, context: StageContext) -> StageOutcome: ...
 
     def output_dir(self, context: StageContext) -> Path: ...
+
+
+#: The optional Stage methods the host looks for, in the order the docs list them.
+STAGE_CAPABILITIES = ("pretraining_documents", "labeled_documents", "plan", "ablation_metrics")
+
+
+def stage_problems(stage: Any) -> list[str]:
+    """What ``stage`` lacks of the Stage protocol, one line each; empty when it conforms."""
+    problems = []
+    if not isinstance(getattr(stage, "name", None), str):
+        problems.append("a string attribute `name`")
+    if not isinstance(getattr(stage, "produces_variant", None), bool):
+        problems.append("a bool attribute `produces_variant` (True for DAPT/TAPT-like stages, False for fine-tunes)")
+    for method in ("run", "output_dir", *STAGE_CAPABILITIES):
+        value = getattr(stage, method, None)
+        if method in ("run", "output_dir") and not callable(value):
+            problems.append(f"a method `{method}(context)`")
+        elif value is not None and not callable(value):
+            problems.append(f"`{method}` must be a method, not {type(value).__name__}")
+    return problems
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """Records a run somewhere (W&B, MLflow, a file): the host calls it, it never raises into training.
+
+    Built from ``tracking: [{kind: NAME, ...params}]``; one instance serves a whole pipeline run
+    (its stages, and the ablation after it). ``context`` says which stage, variant, tag and run
+    directory an event belongs to. A tracker that cannot start (a missing package, no
+    credentials) should raise in its constructor, before anything trains; an error inside
+    ``log`` is logged once and the tracker is dropped for the rest of the stage.
+    """
+
+    def start_stage(self, context: StageContext, config: Mapping[str, Any]) -> None:
+        """A stage is about to run (not called for a finished stage that is reused)."""
+        ...
+
+    def log(self, context: StageContext, event: str, step: int, metrics: Mapping[str, float]) -> None:
+        """A training event: ``log``, ``evaluate`` or ``checkpoint`` (see ``on_train_event``)."""
+        ...
+
+    def finish_stage(self, context: StageContext, result: StageResult | None) -> None:
+        """The stage ended: its result, or ``None`` when it failed."""
+        ...
+
+    def finish_run(self, run_dir: Path, summary: Mapping[str, Any]) -> None:
+        """The pipeline finished (``summary``: ``lineage``), or an ablation did (``ablation``)."""
+        ...

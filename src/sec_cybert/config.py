@@ -51,14 +51,12 @@ def load_yaml(path: Path | str) -> dict[str, Any]:
 
 @attrs.frozen
 class PipelineSettings:
-    """The top-level keys of a pipeline config, beside ``stages``."""
+    """The top-level keys of a pipeline config, beside ``stages`` and ``tracking`` (both lists of
+    registered components, built by :func:`build_component`)."""
 
     encoder: str
     hardware: str = "auto"
     seed: int = 42
-    tracking: typing.Literal["none", "wandb"] = attrs.field(
-        default="none", validator=attrs.validators.in_(("none", "wandb"))
-    )
     encoder_options: dict[str, Any] = attrs.field(factory=dict)
     output_dir: Path | None = None
     ablation_seeds: list[int] | None = None
@@ -287,7 +285,7 @@ def unstructure(obj: Any, registry: Any = None, *, omit_defaults: bool = False) 
         registry = get_registry()
     if attrs.has(type(obj)):
         data: dict[str, Any] = {}
-        kind = _registered_name(type(obj), registry)
+        kind = registered_name(type(obj), registry)
         if kind is not None:
             data["kind"] = kind
         for field in attrs.fields(type(obj)):
@@ -324,11 +322,42 @@ def _is_default(field: Any, value: Any) -> bool:
         return False
 
 
-def _registered_name(cls: type, registry: Any) -> str | None:
+#: Component kinds whose classes a config names with ``kind:`` (hardware profiles and encoders
+#: are named by a string instead).
+NAMED_BY_KIND = ("corpus", "chunker", "masker", "stage", "tracker")
+
+
+def registration_of(cls: type, registry: Any) -> Any:
+    """The registration whose factory is ``cls``, or ``None`` (a class used from Python only)."""
     for registration in registry:
-        if registration.factory is cls and registration.kind in ("corpus", "chunker", "masker", "stage"):
-            return registration.name
+        if registration.factory is cls and registration.kind in NAMED_BY_KIND:
+            return registration
     return None
+
+
+def registered_name(cls: type, registry: Any) -> str | None:
+    registration = registration_of(cls, registry)
+    return registration.name if registration is not None else None
+
+
+def registrations_used(obj: Any, registry: Any) -> list[Any]:
+    """Every registered component in ``obj`` and the components nested in it (a stage's corpus,
+    chunker, masker ...), each once: what ``lineage.json`` names the providing plugins of."""
+    found: list[Any] = []
+
+    def walk(value: Any) -> None:
+        if attrs.has(type(value)):
+            registration = registration_of(type(value), registry)
+            if registration is not None and registration not in found:
+                found.append(registration)
+            for field in attrs.fields(type(value)):
+                walk(getattr(value, field.name))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk(obj)
+    return found
 
 
 def resolve_config_path(path: Path | str) -> Path:

@@ -1,10 +1,14 @@
 """Pipeline: chain pretraining stages into variants, fine-tune them, and record the lineage.
 
-A pipeline's MLM stages run in order, each starting from the previous one's checkpoint; every
-MLM stage yields a new *variant* of the encoder (``base``, ``+DAPT``, ``+DAPT+TAPT``). Fine-tune
-stages train on the last variant in :meth:`Pipeline.run`, and on every variant, seed by seed,
-in :meth:`Pipeline.ablation`. Each stage resumes or reuses what an earlier run into the same
-directory left (see :mod:`sec_cybert.stages.checkpoints`).
+The Pipeline is the host: it resolves the registry once, checks every stage against the Stage
+Protocol, runs the contamination check, and drives each stage through
+:func:`sec_cybert.lifecycle.run_stage` (fingerprint, reuse, ``stage.json``, barriers, trackers).
+
+Stages whose ``produces_variant`` is true run in order, each starting from the previous one's
+output; each yields a new *variant* of the encoder (``base``, ``+DAPT``, ``+DAPT+TAPT``). The
+other stages (fine-tunes) run on the last variant in :meth:`Pipeline.run`, and on every variant,
+seed by seed, in :meth:`Pipeline.ablation`. Each stage resumes or reuses what an earlier run
+into the same directory left.
 """
 
 from __future__ import annotations
@@ -14,13 +18,13 @@ import platform
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 import structlog
 from attrs import validators as v
 
-from sec_cybert.components import ReadReport
+from sec_cybert.components import ReadReport, stage_problems
 from sec_cybert.corpus.contamination import ContaminationPolicy, ContaminationReport, Exclusions
 from sec_cybert.distributed import is_main_process, wait_for_everyone
 from sec_cybert.errors import ConfigError
@@ -42,7 +46,7 @@ class Variant:
     mlm_result: StageResult | None = None
 
     def extended_by(self, stage_name: str, result: StageResult) -> Variant:
-        """The variant an MLM stage makes of this one: base -> +DAPT -> +DAPT+TAPT."""
+        """The variant a variant-producing stage makes of this one: base -> +DAPT -> +DAPT+TAPT."""
         suffix = stage_name.upper()
         name = f"+{suffix}" if self.name == "base" else f"{self.name}+{suffix}"
         tag = stage_name if self.tag == "base" else f"{self.tag}-{stage_name}"
@@ -57,10 +61,19 @@ def variant_chain(checkpoint: str) -> list[Variant]:
     """
     directory = Path(checkpoint)
     record = StageResult.load(directory) if directory.is_dir() else None
-    if record is None or record.kind != "mlm":
+    if record is None or not record.produces_variant:
         return [Variant(name="base", tag="base", checkpoint=checkpoint)]
     chain = variant_chain(record.init_from)
     return [*chain, chain[-1].extended_by(record.stage, record)]
+
+
+def _trackers(value: Any) -> tuple[Any, ...]:
+    """``tracking`` as given: ``"none"``, a registered name, a tracker object, or a list of them."""
+    if value is None or value == "none":
+        return ()
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        return (value,)
+    return tuple(item for item in value if item != "none")
 
 
 @attrs.frozen
@@ -69,26 +82,37 @@ class Pipeline:
 
     ``encoder`` is a registered encoder name (``tiny-modernbert``, ``modernbert-large``, or a
     plugin's), a local checkpoint directory, or a hub id. ``hardware`` is a registered profile
-    name or ``auto``.
+    name or ``auto``. ``tracking`` names registered trackers (``"wandb"``) or holds tracker
+    objects. ``contamination`` is the policy of the check that runs before training.
     """
 
     encoder: str
     stages: tuple[Any, ...] = attrs.field(converter=tuple, validator=v.min_len(1))
     hardware: str = "auto"
     seed: int = 42
-    tracking: Literal["none", "wandb"] = attrs.field(default="none", validator=v.in_(("none", "wandb")))
+    tracking: tuple[Any, ...] = attrs.field(default=(), converter=_trackers)
     encoder_options: Mapping[str, Any] = attrs.field(factory=dict)
     contamination: ContaminationPolicy = attrs.field(factory=ContaminationPolicy)
     plugin_manager: Any = attrs.field(default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        problems = [
+            f"stages[{i}] ({type(stage).__name__}) is not a Stage: it needs {', '.join(missing)} "
+            "(docs/plugins.md lists what a stage provides)"
+            for i, stage in enumerate(self.stages)
+            if (missing := stage_problems(stage))
+        ]
+        if problems:
+            raise ConfigError(problems)
         names = [stage.name for stage in self.stages]
         if len(set(names)) != len(names):
             raise ConfigError(f"stage names must be unique (they name output directories), got {names}")
-        kinds = [stage.kind for stage in self.stages]
-        first_finetune = kinds.index("finetune") if "finetune" in kinds else len(kinds)
-        if "mlm" in kinds[first_finetune:]:
-            raise ConfigError("fine-tune stages must come after every MLM stage")
+        first_user = next((i for i, s in enumerate(self.stages) if not s.produces_variant), len(self.stages))
+        if any(stage.produces_variant for stage in self.stages[first_user:]):
+            raise ConfigError(
+                "stages that produce an encoder variant (DAPT, TAPT) must come before the stages "
+                "that use one (fine-tunes)"
+            )
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -105,20 +129,28 @@ class Pipeline:
         return self.plugin_manager or get_plugin_manager()
 
     @property
-    def mlm_stages(self) -> list[Any]:
-        return [s for s in self.stages if s.kind == "mlm"]
+    def producers(self) -> list[Any]:
+        """The stages that make encoder variants (DAPT, TAPT), in order."""
+        return [s for s in self.stages if s.produces_variant]
 
     @property
-    def finetune_stages(self) -> list[Any]:
-        return [s for s in self.stages if s.kind == "finetune"]
+    def consumers(self) -> list[Any]:
+        """The stages that use a variant (fine-tunes): run on the last one, or on each in an ablation."""
+        return [s for s in self.stages if not s.produces_variant]
 
     # -- running -----------------------------------------------------------------------------
     def run(self, run_dir: Path | str) -> PipelineResult:
-        """Run every MLM stage, then fine-tune the last variant. Resumes what ``run_dir`` holds."""
+        """Run every variant-producing stage, then the others on the last variant. Resumes what
+        ``run_dir`` holds."""
+        from sec_cybert.lifecycle import TrackerFanOut
+        from sec_cybert.plugins import get_registry
+
         run_dir = Path(run_dir)
         if is_main_process():
             run_dir.mkdir(parents=True, exist_ok=True)
-        lineage = Lineage.start(self, run_dir)
+        registry = get_registry(self.pm)
+        trackers = TrackerFanOut(self._tracker_objects(registry))
+        lineage = Lineage.start(self, run_dir, registry)
         profile = self._hardware()
         lineage.hardware = profile.name
         # Before anything trains -- the tokenizer of a tiny encoder included -- so a refused
@@ -130,39 +162,47 @@ class Pipeline:
         base = self._materialize_encoder(run_dir, contamination) if is_main_process() else None
         wait_for_everyone()
         base = base or self._materialize_encoder(run_dir, contamination)
-        variants = variant_chain(base)
-        lineage.base = variants[0].checkpoint
-        for stage in self.mlm_stages:
-            previous = variants[-1]
-            result = self._run_stage(stage, run_dir, previous, profile, self.seed, previous.tag, lineage, contamination)
-            variants.append(previous.extended_by(stage.name, result))
-        finetuned = {}
-        for stage in self.finetune_stages:
-            finetuned[(stage.name, variants[-1].name, self.seed)] = self._run_stage(
-                stage, run_dir, variants[-1], profile, self.seed, variants[-1].tag, lineage, contamination
-            )
-        return PipelineResult(
+        result = PipelineResult(
             pipeline=self,
             run_dir=run_dir,
-            variants=tuple(variants),
-            finetuned=finetuned,
+            variants=tuple(variant_chain(base)),
+            finetuned={},
             profile=profile,
             lineage=lineage,
             contamination=contamination,
+            registry=registry,
+            trackers=trackers,
         )
+        lineage.base = result.variants[0].checkpoint
+        variants = list(result.variants)
+        for stage in self.producers:
+            previous = variants[-1]
+            variants.append(previous.extended_by(stage.name, result.run_stage(stage, previous, self.seed, previous.tag)))
+        result = attrs.evolve(result, variants=tuple(variants))
+        for stage in self.consumers:
+            result.finetuned[(stage.name, variants[-1].name, self.seed)] = result.run_stage(
+                stage, variants[-1], self.seed, variants[-1].tag
+            )
+        if is_main_process():
+            trackers.finish_run(run_dir, {"lineage": lineage.as_dict()})
+        return result
+
+    def ablation(self, run_dir: Path | str, seeds: Sequence[int] | None = None) -> Any:
+        """``run`` then run every other stage on every variant with the same seeds; write the table."""
+        return self.run(run_dir).ablation(seeds)
 
     def contamination_check(self) -> ContaminationReport:
         """Pretraining corpora and fine-tune files against the fine-tune eval and holdout texts
-        (:mod:`sec_cybert.corpus.contamination`); counts only, ``enforce`` applies the policy."""
+        (:mod:`sec_cybert.corpus.contamination`); counts only, ``enforce`` applies the policy.
+        Stages take part through their ``pretraining_documents`` and ``labeled_documents``."""
         from sec_cybert.corpus.contamination import check_contamination
 
-        pretraining = {stage.name: stage.documents for stage in self.mlm_stages}
-        finetune = {stage.name: stage.labeled_documents() for stage in self.finetune_stages}
-        return check_contamination(pretraining, finetune, self.contamination)
+        pretraining = {s.name: s.pretraining_documents for s in self.stages if hasattr(s, "pretraining_documents")}
+        labeled = {s.name: s.labeled_documents() for s in self.stages if hasattr(s, "labeled_documents")}
+        return check_contamination(pretraining, labeled, self.contamination)
 
-    def ablation(self, run_dir: Path | str, seeds: Sequence[int] | None = None) -> Any:
-        """``run`` then fine-tune every variant with the same seeds; write the ablation table."""
-        return self.run(run_dir).ablation(seeds)
+    def _tracker_objects(self, registry: Any) -> list[Any]:
+        return [registry.factory("tracker", t)() if isinstance(t, str) else t for t in self.tracking]
 
     def _hardware(self, *, check: bool = True) -> Any:
         from sec_cybert.hardware import resolve_profile
@@ -195,52 +235,20 @@ class Pipeline:
         )
 
     def _corpus_texts(self, exclusions: Mapping[str, Exclusions]) -> Iterator[str]:
-        """Texts to train a tokenizer on, read only if an encoder asks: the MLM corpora (less
-        what the contamination check excludes), or the fine-tune training texts when the
-        pipeline has no MLM stage."""
-        for stage in self.mlm_stages:
+        """Texts to train a tokenizer on, read only if an encoder asks: the stages' pretraining
+        documents (less what the contamination check excludes), or, when no stage has any, the
+        training split of their labeled documents."""
+        pretraining = [s for s in self.stages if hasattr(s, "pretraining_documents")]
+        for stage in pretraining:
             excluded = exclusions.get(stage.name)
-            for position, document in enumerate(stage.documents(ReadReport())):
+            for position, document in enumerate(stage.pretraining_documents(ReadReport())):
                 kept = excluded.apply(position, document) if excluded else document
                 if kept is not None:
                     yield kept.text
-        if not self.mlm_stages:
-            for stage in self.finetune_stages:
-                yield from (document.text for document in stage.labeled_documents()["train"])
-
-    def _run_stage(
-        self,
-        stage: Any,
-        run_dir: Path,
-        variant: Variant,
-        profile: Any,
-        seed: int,
-        tag: str,
-        lineage: Lineage,
-        contamination: ContaminationReport,
-    ) -> StageResult:
-        context = StageContext(
-            run_dir=run_dir,
-            init_from=variant.checkpoint,
-            hardware=profile,
-            seed=seed,
-            plugin_manager=self.pm,
-            variant=variant.name,
-            tag=tag,
-            tracking=self.tracking,
-            exclusions=contamination.exclusions.get(stage.name),
-            contamination=contamination.for_stage(stage.name),
-        )
-        log.info(
-            "stage starting",
-            stage=stage.name,
-            kind=stage.kind,
-            variant=variant.name,
-            init_from=variant.checkpoint,
-        )
-        result = self.pm.hook.stage_run(stage=stage, context=context)
-        lineage.record(result, variant=variant.name)
-        return result
+        if not pretraining:
+            for stage in self.stages:
+                if hasattr(stage, "labeled_documents"):
+                    yield from (document.text for document in stage.labeled_documents().get("train", ()))
 
 
 @attrs.frozen
@@ -250,6 +258,21 @@ class RunConfig:
     pipeline: Pipeline
     output_dir: Path | None
     ablation_seeds: tuple[int, ...] | None
+
+
+def _build_trackers(value: Any, registry: Any, problems: Any) -> list[Any]:
+    """``tracking:`` as YAML gives it -- ``none``, a name, ``{kind: NAME, ...}`` or a list of those."""
+    from sec_cybert.config import build_component
+
+    items = [] if value in (None, "none") else value if isinstance(value, list) else [value]
+    built = []
+    for index, item in enumerate(items):
+        path = "tracking" if not isinstance(value, list) else f"tracking[{index}]"
+        if item == "none":
+            continue
+        spec = {"kind": item} if isinstance(item, str) else item
+        built.append(build_component("tracker", spec, path, registry, problems))
+    return built
 
 
 def load_run_config(
@@ -262,7 +285,11 @@ def load_run_config(
     registry = get_registry(plugin_manager)
     problems = Problems()
     settings = build(
-        PipelineSettings, {k: val for k, val in data.items() if k != "stages"}, "", registry, problems
+        PipelineSettings,
+        {k: val for k, val in data.items() if k not in ("stages", "tracking")},
+        "",
+        registry,
+        problems,
     )
     stages_data = data.get("stages")
     built_stages = []
@@ -272,6 +299,7 @@ def load_run_config(
         built_stages = [
             build_component("stage", s, f"stages[{i}]", registry, problems) for i, s in enumerate(stages_data)
         ]
+    trackers = _build_trackers(data.get("tracking", "none"), registry, problems)
     hardware = data.get("hardware", "auto")
     if isinstance(hardware, str) and hardware != "auto" and hardware not in registry.names("hardware"):
         known = ", ".join(["auto", *registry.names("hardware")])
@@ -283,7 +311,7 @@ def load_run_config(
             stages=tuple(built_stages),
             hardware=settings.hardware,
             seed=settings.seed,
-            tracking=settings.tracking,
+            tracking=tuple(trackers),
             encoder_options=settings.encoder_options,
             contamination=settings.contamination,
             plugin_manager=plugin_manager,
@@ -292,6 +320,32 @@ def load_run_config(
         raise ConfigError(str(exc), source=source) from None
     seeds = tuple(settings.ablation_seeds) if settings.ablation_seeds else None
     return RunConfig(pipeline=pipeline, output_dir=settings.output_dir, ablation_seeds=seeds)
+
+
+def _plugins_used(pipeline: Pipeline, registry: Any) -> dict[str, dict[str, Any]]:
+    """The plugins that provided a component of this run, with their distribution, version and
+    the components they provided."""
+    from sec_cybert.config import registrations_used
+    from sec_cybert.plugins import plugin_distributions
+
+    used = registrations_used([*pipeline.stages, *pipeline.tracking], registry)
+    for kind, name in (("encoder", pipeline.encoder), ("hardware", pipeline.hardware)):
+        if name in registry.entries[kind]:
+            used.append(registry.get(kind, name))
+    for name in pipeline.tracking:
+        if isinstance(name, str) and name in registry.entries["tracker"]:
+            used.append(registry.get("tracker", name))
+    distributions = plugin_distributions(pipeline.pm)
+    plugins: dict[str, dict[str, Any]] = {}
+    for registration in used:
+        entry = plugins.setdefault(
+            registration.plugin,
+            {**distributions.get(registration.plugin, {"distribution": None, "version": None}), "components": []},
+        )
+        component = f"{registration.kind}:{registration.name}"
+        if component not in entry["components"]:
+            entry["components"].append(component)
+    return plugins
 
 
 @attrs.define
@@ -306,7 +360,7 @@ class Lineage:
     contamination: dict[str, Any] | None = None
 
     @classmethod
-    def start(cls, pipeline: Pipeline, run_dir: Path) -> Lineage:
+    def start(cls, pipeline: Pipeline, run_dir: Path, registry: Any) -> Lineage:
         import torch
         import transformers
 
@@ -322,6 +376,7 @@ class Lineage:
                 "torch": torch.__version__,
                 "python": platform.python_version(),
             },
+            "plugins": _plugins_used(pipeline, registry),
         }
         path = run_dir / LINEAGE_FILE
         # Per-stage commands (dapt, then tapt, then finetune) share one lineage file.
@@ -342,22 +397,24 @@ class Lineage:
         self.stages = [s for s in self.stages if s["output"] != entry["output"]] + [entry]
         self.save()
 
-    def save(self) -> None:
-        if not is_main_process():
-            return
-        data = {
+    def as_dict(self) -> dict[str, Any]:
+        return {
             **self.header,
             "hardware": self.hardware,
             "base_checkpoint": self.base,
             "contamination": self.contamination,
             "stages": self.stages,
         }
-        self.path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+    def save(self) -> None:
+        if not is_main_process():
+            return
+        self.path.write_text(json.dumps(self.as_dict(), indent=2, default=str) + "\n")
 
 
 @attrs.frozen
 class PipelineResult:
-    """What :meth:`Pipeline.run` produced; :meth:`ablation` fine-tunes the other variants too."""
+    """What :meth:`Pipeline.run` produced; :meth:`ablation` runs the other variants too."""
 
     pipeline: Pipeline
     run_dir: Path
@@ -366,15 +423,39 @@ class PipelineResult:
     profile: Any
     lineage: Lineage
     contamination: ContaminationReport
+    registry: Any = attrs.field(eq=False, repr=False)
+    trackers: Any = attrs.field(eq=False, repr=False)
+
+    def run_stage(self, stage: Any, variant: Variant, seed: int, tag: str) -> StageResult:
+        """One stage on ``variant`` through the host lifecycle; recorded in the lineage."""
+        from sec_cybert.lifecycle import run_stage
+
+        context = StageContext(
+            run_dir=self.run_dir,
+            init_from=variant.checkpoint,
+            hardware=self.profile,
+            seed=seed,
+            plugin_manager=self.pipeline.pm,
+            variant=variant.name,
+            tag=tag,
+            exclusions=self.contamination.exclusions.get(stage.name),
+            contamination=self.contamination.for_stage(stage.name),
+        )
+        result = run_stage(
+            stage, context, registry=self.registry, plugin_manager=self.pipeline.pm, trackers=self.trackers
+        )
+        self.lineage.record(result, variant=variant.name)
+        return result
 
     def ablation(self, seeds: Sequence[int] | None = None) -> Any:
         from sec_cybert.ablation import AblationTable
 
         seeds = list(seeds or [self.pipeline.seed])
-        if not self.pipeline.finetune_stages:
-            raise ConfigError("an ablation needs a fine-tune stage in the pipeline")
+        consumers = self.pipeline.consumers
+        if not consumers:
+            raise ConfigError("an ablation needs a stage that uses the variants (a fine-tune) in the pipeline")
         results = dict(self.finetuned)
-        for stage in self.pipeline.finetune_stages:
+        for stage in consumers:
             for variant in self.variants:
                 for seed in seeds:
                     key = (stage.name, variant.name, seed)
@@ -385,10 +466,9 @@ class PipelineResult:
                         if len(seeds) == 1 and seed == self.pipeline.seed
                         else f"{variant.tag}-seed{seed}"
                     )
-                    results[key] = self.pipeline._run_stage(
-                        stage, self.run_dir, variant, self.profile, seed, tag, self.lineage, self.contamination
-                    )
-        table = AblationTable.from_results(self.pipeline, self.variants, results, seeds)
+                    results[key] = self.run_stage(stage, variant, seed, tag)
+        table = AblationTable.from_results(consumers, self.variants, results, seeds)
         if is_main_process():
             table.write(self.run_dir)
+            self.trackers.finish_run(self.run_dir, {"ablation": table.as_dict()})
         return table

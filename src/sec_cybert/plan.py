@@ -1,7 +1,7 @@
 """``sec-cybert plan``: what a run will do, computed by the code that will do it.
 
-The plan reads and tokenizes each stage's data with the stage's own ``prepare_data``, so its
-counts are the run's counts; step and warmup arithmetic mirror the HF Trainer's (steps per epoch
+Each stage plans itself (its ``plan`` method), reading and tokenizing its data with its own data
+path, so the counts are the run's counts; step and warmup arithmetic mirror the HF Trainer's (steps per epoch
 = ceil(batches / accumulation); warmup = ceil(ratio x steps)). The reference procedure's own step
 counts disagree with each other (docs/configs.md works through them); this is the source of truth.
 """
@@ -15,26 +15,44 @@ from typing import Any
 
 import attrs
 
-from sec_cybert.components import ReadReport
-
 
 @attrs.frozen
 class StagePlan:
+    """What a run of one stage will do. A stage's ``plan`` method returns it, computed by the
+    stage's own data path; fields it cannot know stay ``None`` (or 0 for counts)."""
+
     stage: str
-    kind: str
-    documents: int | None
-    tokens: int | None
-    sequences_train: int
-    sequences_validation: int
-    optimizer_steps: int
-    warmup_steps: int
-    sequences_per_step: int
-    tokens_per_step: int | None
-    estimated_seconds: float | None
+    documents: int | None = None
+    tokens: int | None = None
+    sequences_train: int = 0
+    sequences_validation: int = 0
+    optimizer_steps: int = 0
+    warmup_steps: int = 0
+    sequences_per_step: int = 0
+    tokens_per_step: int | None = None
+    estimated_seconds: float | None = None
     notes: tuple[str, ...] = ()
+    #: The dtype of the weights it trains ("float32", "bfloat16"): the host then adds the
+    #: parameter count and the memory of weights, gradients and AdamW states.
+    model_dtype: str | None = None
+    #: Filled in by the host: the stage's registered name, the model's parameters, and weights +
+    #: gradients + AdamW's two moments per process (activations come on top).
+    kind: str = ""
     parameters: int | None = None
-    #: Weights, gradients and AdamW's two moments per process (activations come on top).
     static_memory_gib: float | None = None
+
+
+@attrs.frozen
+class PlanContext:
+    """What a stage's ``plan`` gets: the base tokenizer (pretraining keeps it, so it plans every
+    stage), the run's seed, the data-parallel world size, the hardware profile, and what the
+    contamination check removes from the stage's corpus."""
+
+    tokenizer: Any
+    seed: int
+    world_size: int
+    profile: Any
+    exclusions: Any = None
 
 
 @attrs.frozen
@@ -89,7 +107,9 @@ def warmup_steps(ratio: float, steps: int) -> int:
 
 def plan_pipeline(pipeline: Any, *, world_size: int = 1) -> Plan:
     """Plan every stage of ``pipeline`` without training anything."""
+    from sec_cybert.config import registered_name
     from sec_cybert.errors import DataError
+    from sec_cybert.plugins import get_registry
     from sec_cybert.stages.loading import load_tokenizer
 
     # Planning an rtx3090 run on a laptop is the point: do not require the GPU here.
@@ -100,39 +120,24 @@ def plan_pipeline(pipeline: Any, *, world_size: int = 1) -> Plan:
         refused = None
     except DataError as exc:
         refused = str(exc)
+    registry = get_registry(pipeline.plugin_manager)
     with tempfile.TemporaryDirectory(prefix="sec-cybert-plan-") as scratch:
         base = pipeline._materialize_encoder(Path(scratch), contamination)
-        # Pretraining stages keep the tokenizer, so the base tokenizer plans every stage.
         tokenizer = load_tokenizer(base)
+        parameters = parameter_count(base)
         plans = []
         for stage in pipeline.stages:
-            if stage.kind == "mlm":
-                exclusions = contamination.exclusions.get(stage.name)
-                plans.append(_plan_mlm(stage, tokenizer, pipeline.seed, world_size, profile, exclusions))
-            elif stage.kind == "finetune":
-                plans.append(_plan_finetune(stage, world_size))
-            else:
-                plans.append(
-                    StagePlan(
-                        stage=stage.name,
-                        kind=stage.kind,
-                        documents=None,
-                        tokens=None,
-                        sequences_train=0,
-                        sequences_validation=0,
-                        optimizer_steps=0,
-                        warmup_steps=0,
-                        sequences_per_step=0,
-                        tokens_per_step=None,
-                        estimated_seconds=None,
-                        notes=("no planner for this stage kind",),
-                    )
-                )
-        parameters = parameter_count(base)
-        plans = [
-            _with_memory(plan, stage, parameters, profile)
-            for plan, stage in zip(plans, pipeline.stages, strict=True)
-        ]
+            planning = PlanContext(
+                tokenizer=tokenizer,
+                seed=pipeline.seed,
+                world_size=world_size,
+                profile=profile,
+                exclusions=contamination.exclusions.get(stage.name),
+            )
+            planner = getattr(stage, "plan", None)
+            plan = planner(planning) if planner else StagePlan(stage=stage.name, notes=("this stage has no plan method",))
+            kind = registered_name(type(stage), registry) or type(stage).__name__
+            plans.append(_with_memory(attrs.evolve(plan, kind=kind), parameters, profile))
     return Plan(
         hardware=profile.name,
         world_size=world_size,
@@ -141,76 +146,6 @@ def plan_pipeline(pipeline: Any, *, world_size: int = 1) -> Plan:
         stages=tuple(plans),
         contamination=tuple(contamination.summary_lines()),
         refused=refused,
-    )
-
-
-def _plan_mlm(
-    stage: Any, tokenizer: Any, seed: int, world_size: int, profile: Any, exclusions: Any
-) -> StagePlan:
-    train, validation, report = stage.prepare_data(tokenizer, seed, exclusions)
-    training = stage.training
-    steps = training.optimizer_steps(len(train), world_size)
-    per_step = training.effective_batch_size * world_size
-    block = getattr(stage.chunker, "seq_len", None) or getattr(stage.chunker, "max_length", None)
-    tokens_per_step = per_step * block if block else None
-    epochs = training.num_train_epochs
-    total_tokens = report["selection"]["tokens_kept"] * epochs
-    estimate = total_tokens / profile.tokens_per_second if profile.tokens_per_second else None
-    notes = []
-    if report["read"]["skipped"]:
-        notes.append(f"records skipped: {report['read']['skipped']}")
-    if report["duplicates"]["dropped"]:
-        notes.append(
-            f"copies dropped ({report['duplicates']['mode']} duplicates): {report['duplicates']['dropped']:,}"
-        )
-    if report["truncated"]["documents"]:
-        notes.append(
-            f"documents truncated: {report['truncated']['documents']:,} "
-            f"({report['truncated']['tokens']:,} tokens cut off)"
-        )
-    notes.append(
-        f"validation holds {report['validation']['documents']:,} whole documents "
-        f"({report['validation']['tokens']:,} tokens)"
-    )
-    if profile.tokens_per_second:
-        notes.append(
-            "duration scales the profile's throughput; it was measured for one model and sequence length"
-        )
-    return StagePlan(
-        stage=stage.name,
-        kind=stage.kind,
-        documents=report["selection"]["documents_kept"],
-        tokens=report["selection"]["tokens_kept"],
-        sequences_train=len(train),
-        sequences_validation=len(validation) if validation is not None else 0,
-        optimizer_steps=steps,
-        warmup_steps=warmup_steps(training.warmup_ratio, steps),
-        sequences_per_step=per_step,
-        tokens_per_step=tokens_per_step,
-        estimated_seconds=estimate,
-        notes=tuple(notes),
-    )
-
-
-def _plan_finetune(stage: Any, world_size: int) -> StagePlan:
-    report = ReadReport()
-    train = stage.read_labeled(stage.train_file, report)
-    validation = stage.read_labeled(stage.eval_file, ReadReport()) if stage.eval_file else {"text": []}
-    steps = stage.training.optimizer_steps(len(train["text"]), world_size)
-    notes = (f"records skipped: {dict(report.skipped)}",) if report.total_skipped else ()
-    return StagePlan(
-        stage=stage.name,
-        kind=stage.kind,
-        documents=len(train["text"]),
-        tokens=None,
-        sequences_train=len(train["text"]),
-        sequences_validation=len(validation["text"]),
-        optimizer_steps=steps,
-        warmup_steps=warmup_steps(stage.training.warmup_ratio, steps),
-        sequences_per_step=stage.training.effective_batch_size * world_size,
-        tokens_per_step=None,
-        estimated_seconds=None,
-        notes=notes + ("runs once per variant and seed in an ablation",),
     )
 
 
@@ -236,11 +171,10 @@ def parameter_count(reference: str) -> int | None:
     return sum(p.numel() for p in model.parameters())
 
 
-def _with_memory(plan: StagePlan, stage: Any, parameters: int | None, profile: Any) -> StagePlan:
-    training = getattr(stage, "training", None)
-    if parameters is None or training is None:
+def _with_memory(plan: StagePlan, parameters: int | None, profile: Any) -> StagePlan:
+    if parameters is None or plan.model_dtype not in BYTES_PER_PARAMETER:
         return plan
-    gib = parameters * BYTES_PER_PARAMETER[training.model_dtype] / 2**30
+    gib = parameters * BYTES_PER_PARAMETER[plan.model_dtype] / 2**30
     notes = plan.notes
     if profile.memory_gib and gib > 0.8 * profile.memory_gib:
         notes += (

@@ -37,6 +37,7 @@ KIND_HOOKS: dict[str, str] = {
     "hardware": "register_hardware_profiles",
     "stage": "register_stages",
     "encoder": "register_encoders",
+    "tracker": "register_trackers",
 }
 
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
@@ -101,6 +102,21 @@ def get_plugin_manager() -> pluggy.PluginManager:
         pm.check_pending()
         _default_manager = pm
     return _default_manager
+
+
+def plugin_distributions(pm: pluggy.PluginManager) -> dict[str, dict[str, str | None]]:
+    """For each plugin registered on ``pm``: the distribution (pip package) that provides it and
+    its version. A plugin registered from code rather than an entry point has neither."""
+    by_entry_point = {}
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(entry_point, "dist", None)
+        if dist is not None:
+            by_entry_point[entry_point.name] = {"distribution": dist.metadata["Name"], "version": dist.version}
+    return {
+        name: by_entry_point.get(name, {"distribution": None, "version": None})
+        for name, _ in pm.list_name_plugin()
+        if name is not None
+    }
 
 
 def reset_plugin_manager() -> None:

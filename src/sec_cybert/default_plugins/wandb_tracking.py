@@ -1,34 +1,109 @@
-"""Weights & Biases tracking, attached as a plugin around each stage.
+"""Weights & Biases tracking: the built-in tracker, registered through the same hook as a plugin's.
 
-Active only when a pipeline asks for ``tracking: wandb``. The Trainer's own W&B integration
-logs the training curves (``report_to="wandb"``); this wrapper gives every stage its own run,
-grouped by the pipeline's output directory, and records the stage's final metrics on it.
+Picked with ``tracking: wandb`` (or ``tracking: {kind: wandb, project: ..., group: ...}``). One
+W&B run per stage run, named ``<stage>-<tag>`` (``finetune-dapt-seed43``) and grouped by the
+pipeline's run directory; the stage's resolved config, variant and seed are the run's config, its
+training events are the curves, its final metrics the summary, and an ablation table becomes a
+``wandb.Table``. The Trainer's own W&B integration stays off (``report_to="none"``): it would open
+a second run per stage with the Trainer's arguments as config.
 """
 
 from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
 
 from sec_cybert.errors import OptionalDependencyError
 from sec_cybert.hookspecs import hookimpl
 
 
-@hookimpl(wrapper=True)
-def stage_run(stage, context):
-    if context.tracking != "wandb":
-        return (yield)
+def _wandb() -> Any:
     try:
         import wandb
     except ImportError:
-        raise OptionalDependencyError("tracking: wandb", extra="wandb", package="wandb") from None
-    run = wandb.init(
-        project="sec-cybert",
-        group=context.run_dir.name,
-        name=f"{stage.name}-{context.tag}" if stage.kind == "finetune" else stage.name,
-        job_type=stage.kind,
-        reinit="finish_previous",
+        raise OptionalDependencyError("the wandb tracker", extra="wandb", package="wandb") from None
+    return wandb
+
+
+def _numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+@attrs.define
+class WandbTracker:
+    """Records each stage run as a W&B run. ``group`` defaults to the run directory's name plus a
+    short hash of its absolute path, so two experiments named ``run`` do not share a group."""
+
+    project: str = "sec-cybert"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = attrs.field(factory=list)
+    mode: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.in_(("online", "offline", "disabled")))
     )
-    try:
-        result = yield
-        run.summary.update({k: v for k, v in result.metrics.items() if isinstance(v, (int, float))})
-        return result
-    finally:
+    _run: Any = attrs.field(default=None, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        _wandb()  # fail before training when the package is missing
+
+    def _group(self, run_dir: Path) -> str:
+        if self.group:
+            return self.group
+        digest = hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:6]
+        return f"{Path(run_dir).name}-{digest}"
+
+    def _init(self, run_dir: Path, name: str, job_type: str, config: Mapping[str, Any]) -> Any:
+        return _wandb().init(
+            project=self.project,
+            entity=self.entity,
+            group=self._group(run_dir),
+            name=name,
+            job_type=job_type,
+            tags=list(self.tags),
+            config=dict(config),
+            mode=self.mode,
+            reinit="finish_previous",
+        )
+
+    def start_stage(self, context: Any, config: Mapping[str, Any]) -> None:
+        self._run = self._init(
+            context.run_dir,
+            f"{context.stage_name}-{context.tag}",
+            str(config.get("kind", "stage")),
+            {"stage": dict(config), "variant": context.variant, "seed": context.seed, "init_from": context.init_from},
+        )
+
+    def log(self, context: Any, event: str, step: int, metrics: Mapping[str, float]) -> None:
+        if self._run is not None:
+            self._run.log(_numbers(metrics), step=step)
+
+    def finish_stage(self, context: Any, result: Any) -> None:
+        if self._run is None:
+            return
+        if result is not None:
+            self._run.summary.update(_numbers(result.metrics))
+        self._run.finish(exit_code=0 if result is not None else 1)
+        self._run = None
+
+    def finish_run(self, run_dir: Path, summary: Mapping[str, Any]) -> None:
+        table = summary.get("ablation")
+        if not table:
+            return
+        wandb = _wandb()
+        run = self._init(run_dir, "ablation", "ablation", {"seeds": table["seeds"]})
+        columns = ["task", "variant", *table["columns"]]
+        rows = [
+            [row["task"], row["variant"], *(row["metrics"].get(c, {}).get("mean") for c in table["columns"])]
+            for row in table["rows"]
+        ]
+        run.log({"ablation": wandb.Table(columns=columns, data=rows)})
         run.finish()
+
+
+@hookimpl
+def register_trackers(register):
+    register("wandb", WandbTracker)

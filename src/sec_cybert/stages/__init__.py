@@ -22,6 +22,7 @@ _EXPORTS = {
     "Training": ("sec_cybert.stages.training", "Training"),
     "StageContext": ("sec_cybert.stages.context", "StageContext"),
     "StageResult": ("sec_cybert.stages.context", "StageResult"),
+    "StageOutcome": ("sec_cybert.stages.context", "StageOutcome"),
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,4 @@
-"""Trainer callbacks: forward the Trainer's events to our hooks and log through structlog."""
+"""The Trainer callback that turns the Trainer's events into ours: progress lines and ``context.emit``."""
 
 from __future__ import annotations
 
@@ -13,32 +13,23 @@ from sec_cybert.stages.training import perplexity
 log = structlog.get_logger(__name__)
 
 
-def quiet_trainer(trainer: Any) -> Any:
-    """Drop the Trainer's print-to-stdout logger: EventCallback logs the same through structlog."""
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)
-    return trainer
-
-
 class EventCallback(TrainerCallback):
-    """Forwards Trainer events to the ``on_train_event`` hook and logs progress through structlog.
+    """Forwards Trainer events to ``context.emit`` (the ``on_train_event`` hook and the trackers)
+    and logs progress through structlog.
 
     Adds ``tokens_per_second`` (from the Trainer's count of non-padding input tokens) and, for MLM
     stages, ``eval_perplexity`` (= e^eval_loss, the loss being a mean cross-entropy in nats).
     """
 
-    def __init__(self, plugin_manager: Any, stage_name: str, *, perplexity: bool = False) -> None:
-        self.pm = plugin_manager
+    def __init__(self, context: Any, *, perplexity: bool = False) -> None:
+        self.context = context
         self.report_perplexity = perplexity  # only an MLM loss has a perplexity
-        self.stage_name = stage_name
+        self.stage_name = context.stage_name
         self._last: tuple[float, int] | None = None
 
     def _emit(self, event: str, state: Any, metrics: dict[str, float]) -> None:
         if state.is_world_process_zero:
-            self.pm.hook.on_train_event(
-                event=event, stage_name=self.stage_name, step=state.global_step, metrics=metrics
-            )
+            self.context.emit(event, state.global_step, metrics)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         metrics = dict(logs or {})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
 import structlog
@@ -14,11 +14,13 @@ from sec_cybert.components import Document, ReadReport
 from sec_cybert.corpus.sources import OnBadRecord, _existing_path, read_jsonl_documents
 from sec_cybert.distributed import is_main_process
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.stages.checkpoints import begin_stage, train_resuming
-from sec_cybert.stages.context import StageContext, StageResult
+from sec_cybert.stages.context import StageContext, StageOutcome
 from sec_cybert.stages.heads import Head
 from sec_cybert.stages.mlm import _stage_name
 from sec_cybert.stages.training import Training
+
+if TYPE_CHECKING:
+    from sec_cybert.plan import PlanContext, StagePlan
 
 log = structlog.get_logger(__name__)
 
@@ -69,7 +71,8 @@ class FineTuneStage:
     training: Training = attrs.field(factory=_finetune_training)
     on_bad_record: OnBadRecord = attrs.field(default="raise", validator=v.in_(("raise", "skip")))
 
-    kind = "finetune"
+    #: It trains heads on a variant; the Pipeline runs it on the last one, and on each in an ablation.
+    produces_variant: ClassVar[bool] = False
 
     def __attrs_post_init__(self) -> None:
         names = [h.name for h in self.heads]
@@ -195,16 +198,13 @@ class FineTuneStage:
         return weights
 
     # --- run --------------------------------------------------------------------------------
-    def run(self, context: StageContext) -> StageResult:
-        from transformers import DataCollatorWithPadding, Trainer
+    def run(self, context: StageContext) -> StageOutcome:
+        from transformers import DataCollatorWithPadding
 
-        from sec_cybert.stages.callbacks import EventCallback, quiet_trainer
         from sec_cybert.stages.loading import load_tokenizer
+        from sec_cybert.stages.trainer import checkpoint_dir, run_trainer
 
-        run = begin_stage(self, context)
-        if run.finished is not None:
-            return run.finished
-        out = run.output_dir
+        out = context.output_dir
 
         tokenizer = load_tokenizer(context.init_from)
         reports = {"train": ReadReport(), "eval": ReadReport(), "holdout": ReadReport()}
@@ -220,29 +220,24 @@ class FineTuneStage:
         best_metric = self.metric_for_best_model or f"{self.heads[0].name}_macro_f1"
         select_best = evaluation is not None and self.training.save_strategy != "no"
         args = self.training.trainer_arguments(
-            out / "checkpoints",
+            checkpoint_dir(context),
             runtime,
             seed=context.seed,
             has_eval=evaluation is not None,
-            report_to="wandb" if context.tracking == "wandb" else "none",
-            run_name=f"{context.run_dir.name}-{self.name}-{context.tag}",
             label_names=[f"labels_{h.name}" for h in self.heads],
             load_best_model_at_end=select_best,
             metric_for_best_model=f"eval_{best_metric}" if select_best else None,
             greater_is_better=None if not select_best else not best_metric.endswith("_mae"),
         )
-        trainer = quiet_trainer(
-            Trainer(
-                model=model,
-                args=args,
-                train_dataset=train,
-                eval_dataset=evaluation,
-                data_collator=DataCollatorWithPadding(tokenizer),
-                compute_metrics=self._trainer_metrics,
-                callbacks=[EventCallback(context.plugin_manager, self.name)],
-            )
+        trainer, train_output = run_trainer(
+            context,
+            model=model,
+            args=args,
+            train_dataset=train,
+            eval_dataset=evaluation,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=self._trainer_metrics,
         )
-        train_output = train_resuming(trainer, out, self.name)
         final_split, final_set = ("holdout", holdout) if holdout is not None else ("eval", evaluation)
         metrics: dict[str, Any] = {
             "train_loss": train_output.training_loss,
@@ -258,7 +253,40 @@ class FineTuneStage:
         report |= {"runtime": attrs.asdict(runtime), "world_size": args.world_size}
         if context.contamination is not None:
             report["contamination"] = dict(context.contamination)
-        return run.finish(metrics, report, variant=context.variant)
+        return StageOutcome(metrics=metrics, report=report)
+
+    def plan(self, planning: PlanContext) -> StagePlan:
+        """Examples and steps per run; it runs once per variant and seed in an ablation."""
+        from sec_cybert.plan import StagePlan, warmup_steps
+
+        report = ReadReport()
+        train = self.read_labeled(self.train_file, report)
+        validation = self.read_labeled(self.eval_file, ReadReport()) if self.eval_file else {"text": []}
+        steps = self.training.optimizer_steps(len(train["text"]), planning.world_size)
+        notes = (f"records skipped: {dict(report.skipped)}",) if report.total_skipped else ()
+        return StagePlan(
+            stage=self.name,
+            documents=len(train["text"]),
+            tokens=None,
+            sequences_train=len(train["text"]),
+            sequences_validation=len(validation["text"]),
+            optimizer_steps=steps,
+            warmup_steps=warmup_steps(self.training.warmup_ratio, steps),
+            sequences_per_step=self.training.effective_batch_size * planning.world_size,
+            tokens_per_step=None,
+            estimated_seconds=None,
+            notes=notes + ("runs once per variant and seed in an ablation",),
+            model_dtype=self.training.model_dtype,
+        )
+
+    def ablation_metrics(self) -> tuple[str, ...]:
+        """Each head's macro F1 (and QWK for ordinal heads) as columns, its per-class F1, and the
+        classes the evaluation split lacks (macro F1 averages the classes present)."""
+        columns = []
+        for head in self.heads:
+            columns += [f"{head.name}_macro_f1"] + ([f"{head.name}_qwk"] if head.is_ordinal else [])
+        details = [f"{head.name}_{suffix}" for head in self.heads for suffix in ("per_class_f1", "absent_classes")]
+        return (*columns, *details)
 
     def build_model(self, init_from: str, runtime: Any, *, seed: int, train: Any) -> Any:
         """The encoder from ``init_from`` and freshly initialised heads: the same ``seed``, the same weights.

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 import structlog
@@ -14,12 +14,12 @@ from sec_cybert.components import Chunker, CorpusSource, Document, Masker, ReadR
 from sec_cybert.corpus.dedup import Deduplication
 from sec_cybert.distributed import is_main_process
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.stages.checkpoints import begin_stage, train_resuming
-from sec_cybert.stages.context import StageContext, StageResult
+from sec_cybert.stages.context import StageContext, StageOutcome
 from sec_cybert.stages.training import Training, perplexity
 
 if TYPE_CHECKING:
     from sec_cybert.corpus.contamination import Exclusions
+    from sec_cybert.plan import PlanContext, StagePlan
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +59,8 @@ class MLMStage:
     #: the 70 % of positions that carry no target (benchmarks/RESULTS.md has the figures).
     sparse_prediction: bool = True
 
-    kind = "mlm"
+    #: Its output is a new encoder variant (+DAPT, +DAPT+TAPT) that later stages start from.
+    produces_variant: ClassVar[bool] = True
 
     def __attrs_post_init__(self) -> None:
         if self.masker.needs_word_ids and not self.chunker.provides_word_ids:
@@ -110,8 +111,9 @@ class MLMStage:
     def output_dir(self, context: StageContext) -> Path:
         return Path(context.run_dir) / self.name
 
-    def documents(self, report: ReadReport) -> Iterator[Document]:
-        """The documents this stage would pretrain on, before any exclusion (for the contamination check)."""
+    def pretraining_documents(self, report: ReadReport) -> Iterator[Document]:
+        """The documents this stage would pretrain on, before any exclusion (the contamination
+        check and a tokenizer-training encoder read them)."""
         return self.corpus.iter_documents(report)
 
     def prepare_data(
@@ -180,18 +182,19 @@ class MLMStage:
             log.warning("documents truncated", stage=self.name, **report["truncated"])
         return blocks["train"], blocks["validation"], report
 
-    def run(self, context: StageContext) -> StageResult:
-        from transformers import AutoModelForMaskedLM, Trainer
+    def run(self, context: StageContext) -> StageOutcome:
+        return self.run_with(context)
+
+    def run_with(self, context: StageContext, *, callbacks: Sequence[Any] = ()) -> StageOutcome:
+        """``run``, with extra Trainer callbacks: for a plugin's stage built on this one (see
+        docs/plugins.md, which freezes the embeddings for the first steps this way)."""
+        from transformers import AutoModelForMaskedLM
 
         from sec_cybert.collator import MaskingCollator, premask
-        from sec_cybert.stages.callbacks import EventCallback, quiet_trainer
         from sec_cybert.stages.loading import load_pretrained, load_tokenizer
+        from sec_cybert.stages.trainer import checkpoint_dir, run_trainer
 
-        run = begin_stage(self, context)
-        if run.finished is not None:
-            return run.finished
-        out = run.output_dir
-
+        out = context.output_dir
         tokenizer = load_tokenizer(context.init_from)
         train_blocks, validation_blocks, report = self.prepare_data(
             tokenizer, context.seed, context.exclusions
@@ -212,24 +215,18 @@ class MLMStage:
         if validation_blocks is not None:
             validation_blocks = premask(validation_blocks, tokenizer, self.masker, seed=context.seed)
         args = self.training.trainer_arguments(
-            out / "checkpoints",
-            runtime,
-            seed=context.seed,
-            has_eval=validation_blocks is not None,
-            report_to="wandb" if context.tracking == "wandb" else "none",
-            run_name=f"{context.run_dir.name}-{self.name}",
+            checkpoint_dir(context), runtime, seed=context.seed, has_eval=validation_blocks is not None
         )
-        trainer = quiet_trainer(
-            Trainer(
-                model=model,
-                args=args,
-                train_dataset=train_blocks,
-                eval_dataset=validation_blocks,
-                data_collator=collator,
-                callbacks=[EventCallback(context.plugin_manager, self.name, perplexity=True)],
-            )
+        trainer, train_output = run_trainer(
+            context,
+            model=model,
+            args=args,
+            train_dataset=train_blocks,
+            eval_dataset=validation_blocks,
+            data_collator=collator,
+            perplexity=True,
+            callbacks=callbacks,
         )
-        train_output = train_resuming(trainer, out, self.name)
         metrics: dict[str, Any] = {
             "train_loss": train_output.training_loss,
             "global_step": train_output.global_step,
@@ -240,9 +237,58 @@ class MLMStage:
         trainer.save_model(str(out))
         if is_main_process():
             tokenizer.save_pretrained(str(out))
-        return run.finish(
-            metrics, {**report, "runtime": attrs.asdict(runtime), "world_size": args.world_size}
+        report |= {"runtime": attrs.asdict(runtime), "world_size": args.world_size}
+        return StageOutcome(metrics=metrics, report=report)
+
+    def plan(self, planning: PlanContext) -> StagePlan:
+        """The run's counts, from the run's own data path (``prepare_data``)."""
+        from sec_cybert.plan import StagePlan, warmup_steps
+
+        train, validation, report = self.prepare_data(planning.tokenizer, planning.seed, planning.exclusions)
+        training = self.training
+        steps = training.optimizer_steps(len(train), planning.world_size)
+        per_step = training.effective_batch_size * planning.world_size
+        block = getattr(self.chunker, "seq_len", None) or getattr(self.chunker, "max_length", None)
+        profile = planning.profile
+        total_tokens = report["selection"]["tokens_kept"] * training.num_train_epochs
+        notes = []
+        if report["read"]["skipped"]:
+            notes.append(f"records skipped: {report['read']['skipped']}")
+        if report["duplicates"]["dropped"]:
+            notes.append(
+                f"copies dropped ({report['duplicates']['mode']} duplicates): {report['duplicates']['dropped']:,}"
+            )
+        if report["truncated"]["documents"]:
+            notes.append(
+                f"documents truncated: {report['truncated']['documents']:,} "
+                f"({report['truncated']['tokens']:,} tokens cut off)"
+            )
+        notes.append(
+            f"validation holds {report['validation']['documents']:,} whole documents "
+            f"({report['validation']['tokens']:,} tokens)"
         )
+        if profile.tokens_per_second:
+            notes.append(
+                "duration scales the profile's throughput; it was measured for one model and sequence length"
+            )
+        return StagePlan(
+            stage=self.name,
+            documents=report["selection"]["documents_kept"],
+            tokens=report["selection"]["tokens_kept"],
+            sequences_train=len(train),
+            sequences_validation=len(validation) if validation is not None else 0,
+            optimizer_steps=steps,
+            warmup_steps=warmup_steps(training.warmup_ratio, steps),
+            sequences_per_step=per_step,
+            tokens_per_step=per_step * block if block else None,
+            estimated_seconds=total_tokens / profile.tokens_per_second if profile.tokens_per_second else None,
+            notes=tuple(notes),
+            model_dtype=training.model_dtype,
+        )
+
+    def ablation_metrics(self) -> tuple[str, ...]:
+        """What a variant's row shows of this stage: its MLM loss on its own validation split."""
+        return ("eval_loss", "eval_perplexity")
 
 
 def _side_report(rows: Any, blocks: Any) -> dict[str, int]:

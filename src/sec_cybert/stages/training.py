@@ -99,7 +99,6 @@ class Training:
         *,
         seed: int,
         has_eval: bool,
-        report_to: str = "none",
         **extra: Any,
     ) -> Any:
         from transformers import TrainingArguments
@@ -143,7 +142,9 @@ class Training:
             remove_unused_columns=False,
             # Every parameter takes part in every step; searching for unused ones costs a DDP pass.
             ddp_find_unused_parameters=False,
-            report_to=report_to,
+            # Trackers (W&B ...) get our events through the host; the Trainer's own integrations
+            # would open runs of their own with the Trainer's arguments as config.
+            report_to="none",
             seed=seed,
             disable_tqdm=True,
             **extra,

@@ -1,0 +1,200 @@
+"""The host's side of a stage: everything around ``stage.run(context)``.
+
+For every stage the Pipeline resolves the config, fingerprints it with its input, claims the
+output directory, reuses a finished result or records the start, runs the stage through the
+``stage_run`` hook, writes ``stage.json``, waits for every rank, and tells the trackers. A stage
+-- built-in or a plugin's -- does none of this itself.
+
+A stage records a fingerprint of its resolved config, its input checkpoint, the seed and what
+the contamination check removed from its corpus when it starts (``stage-started.json``) and
+when it finishes (``stage.json``). Re-running the same stage into the same directory reuses a
+finished result, or lets the Trainer resume from its last checkpoint; a *different* run in that
+directory is refused, because resuming one run's optimizer state under another run's settings
+would silently mix the two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+
+from sec_cybert.distributed import is_main_process, wait_for_everyone
+from sec_cybert.errors import ConfigError, PluginError
+from sec_cybert.stages.context import StageContext, StageOutcome, StageResult
+
+STARTED_RECORD = "stage-started.json"
+
+log = structlog.get_logger(__name__)
+
+
+def fingerprint_of(settings: Mapping[str, Any], context: StageContext) -> str:
+    """Hash of what makes a run this run: the stage's settings that differ from their defaults
+    (``unstructure(stage, omit_defaults=True)``), its input, the seed, and what the contamination
+    check removed from its corpus.
+
+    Defaults are left out so that a setting added in a later release (with a default that keeps
+    the old behaviour) does not make every earlier run directory look like a different run.
+    """
+    identity: dict[str, Any] = {
+        "config": settings,
+        "init_from": _portable(context.init_from, context.run_dir),
+        "seed": context.seed,
+    }
+    if context.exclusions:
+        # Other holdout texts removed from the corpus make another run.
+        identity["exclusions"] = context.exclusions.digest
+    payload = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _portable(init_from: str, run_dir: Path) -> str:
+    """The input checkpoint as the fingerprint sees it: relative to the run when inside it.
+
+    So 'runs/demo' and '/home/me/runs/demo' are the same run, and a run directory can move.
+    """
+    path = Path(init_from)
+    if not path.exists():
+        return init_from  # a hub id
+    resolved = path.resolve()
+    try:
+        return "<run>/" + resolved.relative_to(Path(run_dir).resolve()).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
+def claim_output_dir(
+    out: Path, fingerprint: str, config: Mapping[str, Any], context: StageContext
+) -> StageResult | None:
+    """Create ``out``; return the finished result of this very run if there is one, else record
+    the start. Another run's directory is refused."""
+    if is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
+    wait_for_everyone()
+    finished = StageResult.load(out)
+    started_path = out / STARTED_RECORD
+    recorded = finished.fingerprint if finished else None
+    if recorded is None and started_path.is_file():
+        recorded = json.loads(started_path.read_text()).get("fingerprint")
+    if recorded is not None and recorded != fingerprint:
+        raise ConfigError(
+            f"{out} holds a run of this stage with a different config, input or seed; "
+            "use another output directory, or delete that one to start over"
+        )
+    if finished is not None:
+        # Where the record is now, not where it was written: a run directory can move.
+        return attrs.evolve(finished, output_dir=out)
+    wait_for_everyone()  # every rank has read the old record before the main process replaces it
+    if is_main_process():
+        record = {"fingerprint": fingerprint, "config": config, "init_from": context.init_from}
+        started_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return None
+
+
+@attrs.define
+class TrackerFanOut:
+    """The pipeline's trackers, called in order; one that fails is logged and left out of the stage."""
+
+    trackers: Sequence[Any]
+    _failed: set[int] = attrs.field(factory=set)
+
+    def _call(self, method: str, *args: Any) -> None:
+        for index, tracker in enumerate(self.trackers):
+            if index in self._failed:
+                continue
+            try:
+                getattr(tracker, method)(*args)
+            except Exception as exc:  # a tracker must never stop training
+                self._failed.add(index)
+                log.warning(
+                    "tracker failed; it is off for the rest of this stage",
+                    tracker=type(tracker).__name__,
+                    method=method,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+
+    def start_stage(self, context: StageContext, config: Mapping[str, Any]) -> None:
+        self._failed.clear()
+        self._call("start_stage", context, config)
+
+    def log(self, context: StageContext, event: str, step: int, metrics: Mapping[str, float]) -> None:
+        self._call("log", context, event, step, metrics)
+
+    def finish_stage(self, context: StageContext, result: StageResult | None) -> None:
+        self._call("finish_stage", context, result)
+        self._failed.clear()
+
+    def finish_run(self, run_dir: Path, summary: Mapping[str, Any]) -> None:
+        self._call("finish_run", run_dir, summary)
+
+
+def run_stage(
+    stage: Any,
+    context: StageContext,
+    *,
+    registry: Any,
+    plugin_manager: Any,
+    trackers: TrackerFanOut,
+) -> StageResult:
+    """The whole lifecycle of one stage; ``stage.run`` is called once, or not at all when this
+    very run already finished in its directory."""
+    from sec_cybert.config import registered_name, unstructure
+
+    config = unstructure(stage, registry)
+    kind = registered_name(type(stage), registry) or type(stage).__name__
+    fingerprint = fingerprint_of(unstructure(stage, registry, omit_defaults=True), context)
+    out = Path(stage.output_dir(context))
+    log.info("stage starting", stage=stage.name, kind=kind, variant=context.variant, init_from=context.init_from)
+    finished = claim_output_dir(out, fingerprint, config, context)
+    if finished is not None:
+        log.info("stage already complete; reusing it", stage=stage.name, output_dir=str(out))
+        return finished
+
+    def events(event: str, step: int, metrics: Mapping[str, float]) -> None:
+        if not is_main_process():
+            return
+        plugin_manager.hook.on_train_event(
+            event=event, stage_name=stage.name, step=step, metrics=metrics, context=context
+        )
+        trackers.log(context, event, step, metrics)
+
+    context = attrs.evolve(context, output_dir=out, stage_name=stage.name, events=events)
+    if is_main_process():
+        trackers.start_stage(context, config)
+    result = None
+    try:
+        outcome = plugin_manager.hook.stage_run(stage=stage, context=context)
+        if not isinstance(outcome, StageOutcome):
+            raise PluginError(
+                f"stage {stage.name!r} ({kind}) returned {type(outcome).__name__} from run(); "
+                "return sec_cybert.stages.StageOutcome(metrics=..., report=...)"
+            )
+        result = StageResult(
+            stage=stage.name,
+            kind=kind,
+            output_dir=out,
+            init_from=context.init_from,
+            metrics=dict(outcome.metrics),
+            config=config,
+            report=dict(outcome.report),
+            fingerprint=fingerprint,
+            produces_variant=bool(stage.produces_variant),
+        )
+        if is_main_process():
+            result.save()
+        wait_for_everyone()
+    finally:
+        if is_main_process():
+            trackers.finish_stage(context, result)
+    scalars = {
+        k: round(v, 4) if isinstance(v, float) else v
+        for k, v in result.metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    log.info("stage complete", stage=result.stage, variant=context.variant, **scalars)
+    return result
