@@ -1,11 +1,12 @@
-"""The five kinds of composable component, as Protocols, and the records that flow between them.
+"""The kinds of composable component, as Protocols, and the records that flow between them.
 
 Data flows one way::
 
     CorpusSource --Documents--> Chunker --token blocks--> Masker --batches--> Stage --checkpoint--> Stage
 
-Implementations are frozen attrs classes that take typed arguments; they satisfy these
-Protocols structurally and never inherit behaviour from one another.
+with a HardwareProfile setting how stages run and Trackers recording them. Each Protocol names
+everything the host reads of its kind. Implementations are attrs classes that take typed
+arguments; they satisfy these Protocols structurally and never inherit behaviour from one another.
 """
 
 from __future__ import annotations
