@@ -134,3 +134,14 @@ def test_lines_that_are_not_utf8_are_counted(tmp_path):
     path.write_bytes(b'{"text": "kept"}\n{"text": "caf\xe9"}\n')
     documents, report = _read(Paragraphs(path, on_bad_record="skip"))
     assert [d.text for d in documents] == ["kept"] and report.skipped == {"not UTF-8": 1}
+
+
+@pytest.mark.parametrize("metadata", ["filed 2024", ["cik", "123"], 7])
+def test_metadata_that_is_not_a_mapping_is_a_bad_record(tmp_path, metadata):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"text": "kept paragraph"}, {"text": "bad", "metadata": metadata}])
+    with pytest.raises(DataError, match=r"p\.jsonl:2: 'metadata' is \w+, not a mapping.*on_bad_record: skip"):
+        _read(Paragraphs(path))
+    documents, report = _read(JsonlShards(path, on_bad_record="skip"))
+    assert [d.text for d in documents] == ["kept paragraph"]
+    assert report.kept == 1 and report.total_skipped == 1
+    assert any(example.startswith(f"{path}:2") for example in report.examples)

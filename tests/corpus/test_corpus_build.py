@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from sec_cybert.components import CorpusSource, ReadReport
-from sec_cybert.corpus.build import build_item1c, build_shards
+from sec_cybert.corpus.build import build_item1c, build_shards, select_corpus
 from sec_cybert.corpus.edgar_source import EdgarHtmlFilings, iso_date, load_filing, sidecar_path
 from sec_cybert.errors import DataError, OptionalDependencyError
 
@@ -151,3 +151,75 @@ def test_iso_dates():
     assert iso_date("Dec 31,2024") == "2024-12-31"
     assert iso_date("2025-02-14") == "2025-02-14"
     assert iso_date("fiscal 2024") is None and iso_date(None) is None
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL/Ctrl-C: nothing after it runs, no cleanup is polite about it."""
+
+
+def _kill_after(monkeypatch, n_records: int) -> None:
+    from sec_cybert.corpus import build
+
+    write = build.ShardWriter.write
+    seen = []
+
+    def dying_write(self, record):
+        if len(seen) == n_records:
+            raise _Killed
+        seen.append(record)
+        write(self, record)
+
+    monkeypatch.setattr(build.ShardWriter, "write", dying_write)
+
+
+def test_a_killed_build_is_refused_until_rebuilt(html_dir, tmp_path, monkeypatch, tiny_tokenizer_dir):
+    from sec_cybert.corpus import JsonlShards
+    from sec_cybert.corpus.stats import corpus_stats, load_tokenizer
+
+    out = tmp_path / "shards"
+    build_shards(html_dir, out, min_chars=200, docs_per_shard=1, workers=1)
+    assert len(list(JsonlShards(out).iter_documents(ReadReport()))) == 3
+    # Killed while overwriting: a complete-looking shard, last run's report gone, marker left.
+    _kill_after(monkeypatch, 2)
+    with pytest.raises(_Killed):
+        build_shards(html_dir, out, min_chars=200, docs_per_shard=1, workers=1, overwrite=True)
+    monkeypatch.undo()
+    assert [p.name for p in sorted(out.glob("shard-*.jsonl"))] == ["shard-00000.jsonl"]
+    assert not (out / "report.json").exists()
+    for read in (
+        lambda: JsonlShards(out).files(),
+        lambda: JsonlShards(out / "shard-00000.jsonl").files(),
+        lambda: corpus_stats(out, load_tokenizer(str(tiny_tokenizer_dir))),
+        lambda: select_corpus(out, tmp_path / "sel", tokenizer=load_tokenizer(str(tiny_tokenizer_dir)), max_tokens=None),
+    ):
+        with pytest.raises(DataError, match=r"did not finish .BUILD-IN-PROGRESS\.json.*--overwrite") as caught:
+            read()
+        assert "\n" not in str(caught.value)
+    # Re-run to the end: accepted again, marker gone, report written.
+    build_shards(html_dir, out, min_chars=200, docs_per_shard=1, workers=1, overwrite=True)
+    assert not (out / "BUILD-IN-PROGRESS.json").exists() and (out / "report.json").exists()
+    assert len(JsonlShards(out).files()) == 3
+
+
+def test_shards_written_by_hand_are_read_as_they_are(tmp_path):
+    from sec_cybert.corpus import JsonlShards
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "part-a.jsonl").write_text('{"text": "one"}\n')
+    (out / "part-b.jsonl").write_text('{"text": "two"}\n')
+    report = ReadReport()
+    assert [d.text for d in JsonlShards(out).iter_documents(report)] == ["one", "two"]
+
+
+def test_a_build_directory_reads_its_shards_not_its_skip_log(html_dir, tmp_path):
+    from sec_cybert.corpus import JsonlShards
+
+    out = tmp_path / "shards"
+    build_shards(html_dir, out, min_chars=200, docs_per_shard=1, workers=1)
+    assert (out / "skipped.jsonl").read_text()  # not empty: four files were skipped
+    report = ReadReport()
+    assert len(list(JsonlShards(out).iter_documents(report))) == 3 and report.total_skipped == 0
+    (out / "shard-00001.jsonl").unlink()
+    with pytest.raises(DataError, match=r"lists 1 shard\(s\) that are missing \(shard-00001\.jsonl\)"):
+        JsonlShards(out).files()

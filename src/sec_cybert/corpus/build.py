@@ -4,15 +4,22 @@ Files are cleaned in worker processes; at most ``window`` results are in flight,
 is written out before the next is taken, so memory stays flat however many filings there are.
 Every file ends up in exactly one count: kept, or skipped with a reason (``skipped.jsonl`` lists
 each one by name).
+
+A build marks its directory first (``BUILD-IN-PROGRESS.json``) and unmarks it only after
+``report.json`` is written, atomically: the shards of a killed build are refused by the readers
+(:class:`~sec_cybert.corpus.sources.JsonlShards`, ``corpus stats``, ``corpus select``) with one line
+saying to re-run it, never read as the whole corpus.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -28,6 +35,7 @@ from sec_cybert.corpus.item1c import (
     find_item_1c,
     paragraph_documents,
 )
+from sec_cybert.corpus.sources import BUILD_MARKER, check_build_finished
 from sec_cybert.errors import ConfigError, DataError
 
 log = structlog.get_logger(__name__)
@@ -135,15 +143,39 @@ def _build_worker(
     )
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
+def _prepare_out_dir(out_dir: Path, overwrite: bool, *, command: str, rerun: str, report: str) -> Path:
+    """Mark ``out_dir`` as being built, then clear what an earlier build left; the marker's path.
+
+    The marker goes first, so a build killed at any point after this leaves a directory the
+    readers refuse; ``_finish`` removes it once ``report`` is written.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     old = sorted(out_dir.glob(SHARD_GLOB))
+    marker = out_dir / BUILD_MARKER
     if old and not overwrite:
+        unfinished = " from a build that did not finish" if marker.exists() else ""
         raise DataError(
-            f"{out_dir} already holds {len(old)} shards; pass --overwrite or choose another --out"
+            f"{out_dir} already holds {len(old)} shards{unfinished}; pass --overwrite or choose another --out"
         )
-    for path in old:
-        path.unlink()
+    _write_json_atomic(
+        marker,
+        {
+            "command": command,
+            "rerun": rerun,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "pid": os.getpid(),
+            "note": f"removed when {report} is written; while it is here the shards are not a whole corpus",
+        },
+    )
+    for path in [*old, *out_dir.glob(SHARD_GLOB + ".part"), out_dir / report]:
+        path.unlink(missing_ok=True)
+    return marker
+
+
+def _finish(out_dir: Path, report: str, payload: Any, marker: Path) -> None:
+    """Write the report atomically, then (and only then) remove the in-progress marker."""
+    _write_json_atomic(out_dir / report, payload)
+    marker.unlink()
 
 
 def build_shards(
@@ -163,7 +195,13 @@ def build_shards(
     paths = iter_filing_paths(html_dir)
     if not paths:
         raise DataError(f"{html_dir}: no .htm/.html files found; run `sec-cybert corpus fetch` first")
-    _prepare_out_dir(out_dir, overwrite)
+    marker = _prepare_out_dir(
+        out_dir,
+        overwrite,
+        command="sec-cybert corpus build",
+        rerun=f"sec-cybert corpus build --html {shlex.quote(str(html_dir))} --out {shlex.quote(str(out_dir))} --overwrite",
+        report="report.json",
+    )
     workers = workers or os.cpu_count() or 1
     writer = ShardWriter(out_dir, docs_per_shard)
     skipped: Counter[str] = Counter()
@@ -185,7 +223,7 @@ def build_shards(
             chars += len(record["text"])
         writer.close()
     summary = BuildSummary(len(paths), kept, chars, dict(skipped), dict(warnings), writer.names, min_chars)
-    _write_json_atomic(out_dir / "report.json", summary.as_dict())
+    _finish(out_dir, "report.json", summary.as_dict(), marker)
     log.info("corpus_built", out=str(out_dir), kept=kept, skipped=sum(skipped.values()))
     return summary
 
@@ -321,7 +359,14 @@ def select_corpus(
 
     if max_tokens is not None and max_tokens < 1:
         raise ConfigError("--max-tokens must be a positive number of tokens")
-    _prepare_out_dir(out_dir, overwrite)
+    check_build_finished(Path(shards))  # before out_dir is touched: it may be the same directory
+    marker = _prepare_out_dir(
+        out_dir,
+        overwrite,
+        command="sec-cybert corpus select",
+        rerun=f"sec-cybert corpus select {shlex.quote(str(shards))} --out {shlex.quote(str(out_dir))} --overwrite",
+        report="selection.json",
+    )
     report = ReadReport()
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".select-") as tmp:
         staged = Path(tmp) / "staged.jsonl"
@@ -349,6 +394,6 @@ def select_corpus(
         writer.close()
         del dataset  # release the memory-mapped Arrow files before the directory is removed
     result = SelectionReport(report.as_dict(), removed, summary.as_dict(), writer.names)
-    _write_json_atomic(out_dir / "selection.json", result.as_dict())
+    _finish(out_dir, "selection.json", result.as_dict(), marker)
     log.info("corpus_selected", out=str(out_dir), kept=summary.documents_kept, tokens=summary.tokens_kept)
     return result

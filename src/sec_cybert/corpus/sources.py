@@ -5,17 +5,23 @@ Both read the reference's layout, one JSON object per line::
     {"id": "...", "text": "...", "metadata": {"filing_date": "2024-02-01", ...}}
 
 Top-level keys other than the id and text fields are merged into the metadata. A record that
-cannot be used (broken JSON, no text, text of the wrong type) either stops the run with a
-:class:`DataError` naming file and line (``on_bad_record="raise"``, the default), or is skipped
-and counted in the :class:`ReadReport` (``on_bad_record="skip"``).
+cannot be used (broken JSON, no text, text of the wrong type, metadata that is not a mapping)
+either stops the run with a :class:`DataError` naming file and line (``on_bad_record="raise"``,
+the default), or is skipped and counted in the :class:`ReadReport` (``on_bad_record="skip"``).
+
+A directory that ``sec-cybert corpus build`` (or ``select``) is writing, or whose build was
+killed, holds :data:`BUILD_MARKER` until its report is written; such a directory is refused, so a
+part of a corpus is never read as the whole of it. A directory of shards written by hand (no
+marker) is read as it is.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 from attrs import validators as v
@@ -24,6 +30,44 @@ from sec_cybert.components import Document, ReadReport
 from sec_cybert.errors import DataError
 
 OnBadRecord = Literal["raise", "skip"]
+
+#: Written first into a directory ``corpus build``/``corpus select`` writes, removed last (after
+#: the report is written): while it is there, the shards may be only part of the corpus.
+BUILD_MARKER = "BUILD-IN-PROGRESS.json"
+#: The report each of those commands writes last, listing its shards.
+BUILD_REPORTS = ("report.json", "selection.json")
+#: Files ``corpus build`` writes beside its shards that are not documents.
+BUILD_SIDE_FILES = ("skipped.jsonl",)
+
+
+def check_build_finished(path: Path) -> None:
+    """Refuse the shards in ``path`` (a directory, or a file in one) while a build of it is unfinished."""
+    directory = path if path.is_dir() else path.parent
+    marker = directory / BUILD_MARKER
+    if not marker.exists():
+        return
+    try:
+        written = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        written = {}
+    written = written if isinstance(written, dict) else {}
+    command = str(written.get("command") or "sec-cybert corpus build")
+    rerun = str(written.get("rerun") or f"{command} ... --overwrite")
+    raise DataError(
+        f"{directory}: the `{command}` writing it did not finish ({BUILD_MARKER} is still there), so its "
+        f"shards may be only part of the corpus; re-run `{rerun}` with the same options and let it finish"
+    )
+
+
+def _build_report(directory: Path) -> dict[str, Any] | None:
+    for name in BUILD_REPORTS:
+        try:
+            report = json.loads((directory / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(report, dict) and isinstance(report.get("shards"), list):
+            return report
+    return None
 
 
 def _existing_path(instance, attribute, value: Path) -> None:
@@ -56,6 +100,10 @@ def read_jsonl_documents(
                     text = record.get(text_field)
                     if not isinstance(text, str):
                         raise ValueError(f"no string field {text_field!r}")
+                    if record.get("metadata") is not None and not isinstance(record["metadata"], Mapping):
+                        raise ValueError(
+                            f"'metadata' is {type(record['metadata']).__name__}, not a mapping of keys to values"
+                        )
                 except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
                     reason = (
                         "not UTF-8"
@@ -100,9 +148,24 @@ class JsonlShards:
     on_bad_record: OnBadRecord = attrs.field(default="raise", validator=v.in_(("raise", "skip")))
 
     def files(self) -> list[Path]:
+        """The shard files, in order. Refuses a directory whose ``corpus build`` did not finish, and
+        one whose report lists a shard that is missing; ``skipped.jsonl`` beside a build's shards is
+        not a shard."""
+        check_build_finished(self.path)
         if self.path.is_file():
             return [self.path]
         files = sorted(self.path.glob(self.pattern))
+        report = _build_report(self.path)
+        if report is not None:
+            files = [f for f in files if f.name not in BUILD_SIDE_FILES]
+            listed = [str(n) for n in report["shards"] if fnmatch.fnmatch(str(n), self.pattern)]
+            missing = [n for n in listed if not (self.path / n).is_file()]
+            if missing:
+                raise DataError(
+                    f"{self.path}: its build report lists {len(missing)} shard(s) that are missing "
+                    f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); rebuild the corpus "
+                    "with `sec-cybert corpus build --overwrite`"
+                )
         if not files:
             raise DataError(
                 f"no files matching {self.pattern!r} in {self.path}; is this the corpus directory?"

@@ -16,7 +16,7 @@ import attrs
 import structlog
 
 from sec_cybert.components import ReadReport
-from sec_cybert.corpus.sources import read_jsonl_documents
+from sec_cybert.corpus.sources import check_build_finished, read_jsonl_documents
 from sec_cybert.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -26,6 +26,9 @@ log = structlog.get_logger(__name__)
 
 
 def shard_files(path: Path) -> list[Path]:
+    """The shards at ``path``; refused while the build writing them is unfinished."""
+    if path.exists():
+        check_build_finished(path)
     if path.is_file():
         return [path]
     files = sorted(path.glob("shard-*.jsonl")) if path.is_dir() else []
