@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("httpx")
 
 from sec_cybert.corpus.fetch import EdgarEndpoints, RateLimiter, RetryPolicy, fetch_filings, parse_years  # noqa: E402
-from sec_cybert.errors import ConfigError  # noqa: E402
+from sec_cybert.errors import ConfigError, DataError  # noqa: E402
 
 UA = "Test Runner tests@example.com"
 DOC_2024 = "/Archives/edgar/data/123456/000012345625000007/acme-20241231.htm"
@@ -52,6 +52,15 @@ OLDER_PAGE = {
     "primaryDocument": ["acme-20231231.htm"],
 }
 TICKERS = {"0": {"cik_str": 123456, "ticker": "ACME", "title": "Acme Widgets, Inc."}}
+#: What EDGAR (and the CDN in front of it) sends with status 200 instead of a filing.
+ERROR_PAGES = {
+    "ratelimit": b"<!DOCTYPE html><html><head><title>SEC.gov | Request Rate Threshold Exceeded</title></head>"
+    b"<body><h1>Your Request Originates from an Undeclared Automated Tool</h1><p>To allow for equitable "
+    b"access to all users, SEC reserves the right to limit requests.</p></body></html>",
+    "denied": b"<HTML><HEAD>\n<TITLE>Access Denied</TITLE>\n</HEAD><BODY>\n<H1>Access Denied</H1>\n"
+    b"You don't have permission to access this resource on this server.<P>\nReference #18.1234\n</BODY>\n</HTML>\n",
+    "blank": b"<html><head></head><body></body></html>",
+}
 
 
 class EdgarStub:
@@ -80,8 +89,43 @@ class EdgarStub:
                 stub.user_agents.add(self.headers.get("User-Agent", ""))
                 queue = stub.faults.get(self.path) or []
                 fault = queue.pop(0) if queue else None
+                body = stub.routes.get(self.path)
                 if fault == "slow":
                     time.sleep(0.6)
+                if fault in ERROR_PAGES:  # a 200 whose body is an error page, not the document
+                    self._send(200, ERROR_PAGES[fault])
+                    return
+                if fault == "cut":  # no Content-Length: the body ends where the connection does
+                    self.send_response(200)
+                    self.end_headers()
+                    self.wfile.write((body or b"")[: len(body or b"") // 2])
+                    self.close_connection = True
+                    return
+                if fault == "trickle":  # one byte at a time, each well inside the read timeout
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body or b"")))
+                    self.end_headers()
+                    try:
+                        for byte in body or b"":
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(0.1)
+                    except OSError:  # the client gave up: that is the point
+                        pass
+                    return
+                if fault == "badgzip":  # says gzip, is not
+                    self.send_response(200)
+                    self.send_header("Content-Encoding", "gzip")
+                    self.send_header("Content-Length", str(len(body or b"")))
+                    self.end_headers()
+                    self.wfile.write(body or b"")
+                    return
+                if fault == "loop":  # a redirect to itself, forever
+                    self.send_response(302)
+                    self.send_header("Location", self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if fault == "drop":  # promise more bytes than are sent, then hang up
                     self.send_response(200)
                     self.send_header("Content-Length", "5000")
@@ -95,11 +139,13 @@ class EdgarStub:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                body = stub.routes.get(self.path)
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Length", str(len(body or b"")))
+                self._send(200 if body is not None else 404, body or b"")
+
+            def _send(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body or b"")
+                self.wfile.write(body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -182,6 +228,10 @@ def test_refuses_without_user_agent_or_with_unknown_ticker(edgar, tmp_path):
         _fetch(edgar, tmp_path, tickers=["acme", "nope"])
     with pytest.raises(ConfigError, match="at most 10"):
         _fetch(edgar, tmp_path, max_requests_per_second=50)
+    with pytest.raises(ConfigError, match="--deadline must be a positive number of seconds, got 0"):
+        _fetch(edgar, tmp_path, deadline=0)
+    with pytest.raises(ConfigError, match="--timeout must be a positive number of seconds, got -1"):
+        _fetch(edgar, tmp_path, timeout=-1)
 
 
 def test_rate_limiter_spaces_requests():
@@ -197,3 +247,118 @@ def test_parse_years():
     for bad in ("2025-2023", "23-25", ""):
         with pytest.raises(ConfigError):
             parse_years(bad)
+
+
+FILE_2023 = "123456_10K_2023_0000123456-24-000003.htm"
+FILE_2024 = "123456_10K_2024_0000123456-25-000007.htm"
+
+
+@pytest.mark.parametrize("fault", ["cut", "ratelimit", "denied", "blank"])
+def test_a_cut_body_or_a_200_error_page_is_retried_never_cached(edgar, tmp_path, fault):
+    edgar.faults[DOC_2024] = [fault]
+    edgar.faults[DOC_2023] = [fault] * 10
+    summary = _fetch(edgar, tmp_path, ciks=[123456], tickers=[])
+    # Once: retried, and the good body that follows is what is cached.
+    assert edgar.hits[DOC_2024] == 2
+    assert (tmp_path / FILE_2024).read_bytes() == edgar.routes[DOC_2024]
+    # Every time: counted as failed with the reason, and nothing written.
+    assert list(summary.failed) == [FILE_2023] and summary.downloaded == 1
+    reason = summary.failed[FILE_2023]
+    assert "4 attempts" in reason
+    expected = {
+        "cut": "cut short",
+        "ratelimit": "Request Rate Threshold Exceeded",
+        "denied": "Access Denied",
+        "blank": "no text",
+    }[fault]
+    assert expected in reason, reason
+    assert not (tmp_path / FILE_2023).exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_a_trickling_server_hits_the_overall_deadline(edgar, tmp_path):
+    edgar.faults[DOC_2023] = ["trickle"] * 10  # 45 bytes at 10/s: 4.5 s, each read well inside 0.3 s
+    start = time.monotonic()
+    summary = _fetch(edgar, tmp_path, ciks=[123456], tickers=[], deadline=0.5, retry=RetryPolicy(max_retries=1, backoff_base=0.01))
+    assert time.monotonic() - start < 3
+    assert list(summary.failed) == [FILE_2023]
+    assert "0.5 s deadline" in summary.failed[FILE_2023]
+    assert edgar.hits[DOC_2023] == 2 and not (tmp_path / FILE_2023).exists()
+
+
+def test_tickers_file_is_fetched_only_for_tickers(edgar, tmp_path):
+    edgar.faults["/files/company_tickers.json"] = ["403"] * 10
+    summary = _fetch(edgar, tmp_path, ciks=[123456], tickers=[])
+    assert summary.failed == {} and summary.downloaded == 2
+    assert edgar.hits["/files/company_tickers.json"] == 0
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [("badgzip", "could not decode the body"), ("loop", "redirect")],
+)
+def test_decode_and_redirect_errors_are_counted_failures(edgar, tmp_path, fault, expected):
+    edgar.faults[DOC_2023] = [fault] * 50
+    summary = _fetch(edgar, tmp_path, ciks=[123456], tickers=[])
+    assert list(summary.failed) == [FILE_2023] and summary.downloaded == 1
+    assert expected in summary.failed[FILE_2023], summary.failed
+    assert not (tmp_path / FILE_2023).exists()
+
+
+@pytest.mark.parametrize(
+    ("index", "expected"),
+    [
+        (b"[]", "not a JSON object"),
+        (b"not json at all", "not JSON"),
+        (json.dumps({"name": "Acme", "filings": {"recent": ["oops"]}}).encode(), "filings.recent"),
+        (
+            json.dumps(
+                {"filings": {"recent": {**SUBMISSIONS["filings"]["recent"], "form": ["10-K"]}}}
+            ).encode(),
+            "columns of different lengths",
+        ),
+        (json.dumps({"filings": {"recent": {}, "files": [{"filingTo": "2025-01-01"}]}}).encode(), "files[0]"),
+    ],
+)
+def test_a_malformed_submissions_index_is_a_counted_failure(edgar, tmp_path, index, expected):
+    edgar.routes["/submissions/CIK0000999999.json"] = index
+    summary = _fetch(edgar, tmp_path, ciks=[999999, 123456], tickers=[])
+    assert list(summary.failed) == ["CIK0000999999.json"], summary.failed
+    assert expected in summary.failed["CIK0000999999.json"]
+    assert summary.downloaded == 2  # the other company is fetched all the same
+
+
+def test_a_malformed_row_is_counted_and_unsafe_names_never_reach_the_cache(edgar, tmp_path):
+    recent = {
+        "accessionNumber": ["../../escape", "0000123456-25-000007"],
+        "filingDate": ["2025-02-14", "2025-02-14"],
+        "reportDate": ["2024-12-31", "2024-12-31"],
+        "form": ["10-K", "10-K"],
+        "primaryDocument": ["x.htm", "acme-20241231.htm"],
+    }
+    edgar.routes["/submissions/CIK0000123456.json"] = json.dumps({"name": "Acme", "filings": {"recent": recent}}).encode()
+    summary = _fetch(edgar, tmp_path, ciks=[123456], tickers=[])
+    assert summary.downloaded == 1 and summary.filings == 1
+    (key,) = summary.failed
+    assert key == "CIK0000123456.json recent[0]" and "accession" in summary.failed[key]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [FILE_2024, FILE_2024 + ".meta.json"]
+
+
+def test_a_failing_older_page_costs_only_that_page(edgar, tmp_path):
+    edgar.faults["/submissions/CIK0000123456-submissions-001.json"] = ["500"] * 10
+    summary = _fetch(edgar, tmp_path, ciks=[123456], tickers=[])
+    assert list(summary.failed) == ["CIK0000123456-submissions-001.json"]
+    assert summary.downloaded == 1 and (tmp_path / FILE_2024).exists()  # "recent" still fetched
+
+
+def test_a_malformed_tickers_file_is_one_clear_error(edgar, tmp_path):
+    edgar.routes["/files/company_tickers.json"] = json.dumps({"0": {"cik_str": "abc", "ticker": "ACME"}}).encode()
+    with pytest.raises(DataError, match=r"company_tickers\.json.*malformed.*--ciks"):
+        _fetch(edgar, tmp_path)
+
+
+def test_an_index_without_an_optional_column_is_still_read(edgar, tmp_path):
+    recent = {k: v for k, v in SUBMISSIONS["filings"]["recent"].items() if k != "filingDate"}
+    edgar.routes["/submissions/CIK0000123456.json"] = json.dumps({"name": "Acme", "filings": {"recent": recent}}).encode()
+    summary = _fetch(edgar, tmp_path, ciks=[123456], tickers=[])
+    assert summary.failed == {} and summary.downloaded == 1
+    assert json.loads((tmp_path / (FILE_2024 + ".meta.json")).read_text())["filing_date"] is None

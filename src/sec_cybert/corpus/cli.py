@@ -40,8 +40,14 @@ def corpus() -> None:
 )
 @click.option("--rate", type=float, default=10.0, show_default=True, help="Requests per second (at most 10).")
 @click.option("--threads", type=int, default=4, show_default=True)
-@click.option("--max-retries", type=int, default=5, show_default=True)
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per request.")
+@click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per read.")
+@click.option(
+    "--deadline",
+    type=float,
+    default=None,
+    help="Seconds per whole request, however slowly the server sends (default: 20 x --timeout).",
+)
 @click.option("--data-base", default="https://data.sec.gov", show_default=True, hidden=True)
 @click.option("--archives-base", default="https://www.sec.gov/Archives", show_default=True, hidden=True)
 @click.option("--tickers-url", default="https://www.sec.gov/files/company_tickers.json", hidden=True)
@@ -57,6 +63,7 @@ def fetch_command(
     threads,
     max_retries,
     timeout,
+    deadline,
     data_base,
     archives_base,
     tickers_url,
@@ -87,6 +94,7 @@ def fetch_command(
         max_requests_per_second=rate,
         retry=RetryPolicy(max_retries=max_retries, backoff_base=backoff),
         timeout=timeout,
+        deadline=deadline,
         threads=threads,
         progress=True,
     )
