@@ -144,3 +144,19 @@ def test_interrupt_is_one_line_that_says_how_to_resume(monkeypatch, capsys):
     assert main(["plugins"]) == 130
     err = capsys.readouterr().err
     assert err.strip() == "interrupted; run the same command again to resume from the last checkpoint"
+
+
+def test_binary_config_and_encoder_option_typo_are_one_line_each(tmp_path, tiny_corpus, capsys):
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b'\x48\x00\x00\x00\x00\x00\x00\x00{"__metadata__": {"format": "pt"}}' + bytes(64))
+    (line,) = _user_error(capsys, ["validate", str(weights)])
+    assert line == (
+        f"error: {weights}: a binary file (it holds NUL bytes), not a YAML config: "
+        "give the pipeline's .yaml file, not a model or data file"
+    )
+    config = tiny_pipeline_config(tiny_corpus)
+    config["encoder_options"]["hiden_size"] = 64
+    path = _write(tmp_path, config)
+    (line,) = _user_error(capsys, ["run", str(path), "--out", str(tmp_path / "run")])
+    assert line.startswith(f"error: {path}: encoder_options.hiden_size: unknown option of encoder 'tiny-modernbert'; did you mean 'hidden_size'?")
+    assert not (tmp_path / "run").exists()  # refused before anything ran

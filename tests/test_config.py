@@ -193,3 +193,80 @@ def test_shipped_deberta_config_builds(tmp_path, tiny_corpus, plugin_manager):
     (stage,) = run.pipeline.stages
     assert run.pipeline.encoder == "microsoft/deberta-v3-base"
     assert (stage.chunker.seq_len, stage.training.attn_implementation, stage.training.effective_batch_size) == (512, "eager", 32)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (bytes(range(256)) * 4, "a binary file (it holds NUL bytes), not a YAML config"),
+        (b'\x48\x00\x00\x00\x00\x00\x00\x00{"__metadata__": {"format": "pt"}}', "a binary file"),
+        ("encoder: caf\xe9\n".encode("latin-1"), "not UTF-8 text (byte 0xe9 at offset 12): save the config as UTF-8"),
+        (b"encoder: tiny\nseed: 4\x072\n", "not valid YAML at line 2: control character #x0007 is not allowed"),
+        (b"[" * 50_000, "not valid YAML: nested too deeply"),
+    ],
+)
+def test_a_binary_or_undecodable_config_is_one_line(tmp_path, content, expected):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        load_yaml(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and expected in message and "\n" not in message
+
+
+def test_a_directory_given_as_config_says_so(tmp_path):
+    with pytest.raises(ConfigError, match="is a directory; give the path of a YAML config file"):
+        load_yaml(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (
+            {"hiden_size": 64},
+            "encoder_options.hiden_size: unknown option of encoder 'tiny-modernbert'; did you mean "
+            "'hidden_size'? allowed: vocab_size, hidden_size, num_hidden_layers, num_attention_heads, "
+            "intermediate_size, max_position_embeddings, seed",
+        ),
+        (
+            {"hidden_size": 64, "num_attention_heads": 3},
+            "encoder_options.hidden_size: hidden_size 64 is not divisible by num_attention_heads 3",
+        ),
+        ({"num_hidden_layers": 0}, "encoder_options.num_hidden_layers: got 0; must be a positive integer"),
+        ({"num_attention_heads": -2}, "encoder_options.num_attention_heads: got -2; must be a positive integer"),
+        ({"hidden_size": "64"}, "encoder_options.hidden_size: got '64'; expected an integer"),
+        (
+            {"hidden_size": 6, "num_attention_heads": 2},
+            "encoder_options.hidden_size: hidden_size / num_attention_heads = 3 must be even",
+        ),
+    ],
+)
+def test_encoder_options_are_checked_when_the_config_is_loaded(tiny_corpus, plugin_manager, options, expected):
+    config = tiny_pipeline_config(tiny_corpus)
+    config["encoder_options"].update(options)
+    (problem,) = _problems(config, plugin_manager)
+    assert problem.startswith(expected), problem
+
+
+def test_a_hub_encoder_refuses_options_rather_than_ignoring_them(tiny_corpus, plugin_manager):
+    config = tiny_pipeline_config(tiny_corpus)
+    config["encoder"] = "modernbert-large"
+    (problem,) = _problems(config, plugin_manager)
+    assert problem.startswith(
+        "encoder_options: encoder 'modernbert-large' is a hub checkpoint and takes no options (got vocab_size, "
+    )
+
+
+def test_encoder_options_are_checked_from_python_before_anything_is_built(tmp_path):
+    from sec_cybert.encoders import tiny_modernbert, write_random_encoder
+
+    def never(tokenizer):
+        raise AssertionError("the model must not be built")
+
+    with pytest.raises(ConfigError, match="encoder_options.hiden_size: unknown option .*did you mean 'hidden_size'"):
+        tiny_modernbert(tmp_path, iter(()), hiden_size=64)
+    with pytest.raises(ConfigError, match="encoder_options.num_hidden_layers: got 0; must be a positive integer"):
+        write_random_encoder(
+            tmp_path, iter(()), never, name="plugin-encoder", recipe={"num_hidden_layers": 0, "vocab_size": 300}
+        )
+    assert not (tmp_path / "base").exists()

@@ -31,19 +31,50 @@ COMPONENT_FIELD_KINDS: dict[Any, str] = {CorpusSource: "corpus", Chunker: "chunk
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
 
+#: A pipeline config is a page of YAML; anything this large is some other file passed by mistake.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
 def load_yaml(path: Path | str) -> dict[str, Any]:
-    """Read a YAML mapping; a missing or unparsable file is a ConfigError, not a traceback."""
+    """Read a YAML mapping; a missing, binary or unparsable file is a one-line ConfigError."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a directory; give the path of a YAML config file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
+    not_a_config = "not a YAML config: give the pipeline's .yaml file, not a model or data file"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{size:,} bytes, too large to be a config; {not_a_config}", source=str(path))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read it ({exc.strerror or exc})", source=str(path)) from None
+    if b"\x00" in raw:
+        raise ConfigError(f"a binary file (it holds NUL bytes), {not_a_config}", source=str(path))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): save the config as UTF-8, "
+            "or give the pipeline's .yaml file if this is a model or data file",
+            source=str(path),
+        ) from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
+            line = text.count("\n", 0, exc.position) + 1
+            where, problem = f" at line {line}", f"control character #x{exc.character:04x} is not allowed"
+        else:
+            problem = getattr(exc, "problem", None) or exc
         raise ConfigError(
-            f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", source=str(path)
+            f"not valid YAML{where}: {' '.join(str(problem).split())}", source=str(path)
         ) from None
+    except RecursionError:
+        raise ConfigError("not valid YAML: nested too deeply to be a config", source=str(path)) from None
     if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping of keys to values", source=str(path))
     return data
@@ -61,6 +92,19 @@ class PipelineSettings:
     output_dir: Path | None = None
     ablation_seeds: list[int] | None = None
     contamination: ContaminationPolicy = attrs.field(factory=ContaminationPolicy)
+
+    def __config_check__(self, registry: Any) -> list[tuple[str, str]]:
+        """``encoder_options`` against the registered encoder's options, when the config is loaded
+        rather than when the encoder is built (after the contamination check, before training)."""
+        from sec_cybert.encoders import encoder_option_problems, option_path
+
+        entries = getattr(registry, "entries", {}).get("encoder", {})
+        if self.encoder not in entries:
+            return []  # a path or hub id; the Pipeline refuses encoder_options for those
+        factory = registry.factory("encoder", self.encoder)
+        problems = encoder_option_problems(self.encoder, factory, self.encoder_options)
+        return [(option_path(key), message) for key, message in problems]
+
 
 
 @attrs.define
@@ -209,10 +253,16 @@ def build(cls: type, data: Any, path: str, registry: Any, problems: Problems) ->
     if len(problems.lines) > before:
         return attrs.NOTHING
     try:
-        return cls(**kwargs)
+        built = cls(**kwargs)
     except (ValueError, TypeError, SecCybertError) as exc:
         problems.add(path, _validator_message(exc))
         return attrs.NOTHING
+    # A settings class may check what needs the registry (PipelineSettings: the encoder's options).
+    config_check = getattr(cls, "__config_check__", None)
+    found = config_check(built, registry) if config_check is not None and registry is not None else []
+    for key, message in found:
+        problems.add(_join(path, key), message)
+    return attrs.NOTHING if found else built
 
 
 def build_value(tp: Any, value: Any, path: str, registry: Any, problems: Problems) -> Any:
