@@ -124,7 +124,13 @@ class MaskingCollator:
             # Already masked (a fixed validation set): pad, never re-mask.
             labels = torch.full((len(features), width), -100, dtype=torch.long)
             for i, f in enumerate(features):
-                labels[i, : lengths[i]] = _row(f["labels"], "labels", i)
+                row = _row(f["labels"], "labels", i)
+                if len(row) != lengths[i]:
+                    raise DataError(
+                        f"feature {i}: labels has {len(row)} entries but input_ids has {lengths[i]}; "
+                        "a premasked row holds one label per token (-100 where no loss is taken)"
+                    )
+                labels[i, : lengths[i]] = row
             return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
         special_tokens_mask = torch.isin(input_ids, self._special_ids) | (attention_mask == 0)
 

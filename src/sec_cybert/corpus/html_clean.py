@@ -5,16 +5,21 @@ What is removed, and why (see docs/corpus.md for the user-facing version):
 * ``ix:header`` and every ``display:none`` element: hidden XBRL facts, contexts and units that
   no reader sees; stripped naively they become long runs of ids, dates and taxonomy URIs.
   Other ``ix:*`` tags are *unwrapped*, never deleted: FY2024+ filers wrap the whole Item 1C text
-  in ``ix:nonNumeric``/``ix:continuation`` facts.
+  in ``ix:nonNumeric``/``ix:continuation`` facts. ``<html>`` and ``<body>`` are never removed
+  (a stray ``<body style="display:none">`` would hide the whole filing).
 * Tables (:func:`_table_lines`): a *prose table* (layout for bullets, side-by-side headings,
   two-column text: no row of figures, half its rows sentences or list items) keeps all its text,
   in reading order; any other table keeps only its sentence rows (footnotes) and item headings,
   so financial statements, table-of-contents rows and whole exhibit indexes are dropped.
   Numbers cut from their row and column headers are noise for a language model. A nested table
-  is decided on its own rows, so its text comes out once, however deep it sits.
+  is decided on its own rows, so its text comes out once, however deep it sits (past 32 levels,
+  a table keeps all its text).
 * Page furniture (page numbers, ``F-12``, ``Page 3 of 90``, "Table of Contents" back-links,
   running headers/footers that repeat through the document), URLs, leader-dot TOC lines,
   exhibit listings and unbroken blobs (encoded data, XBRL ids).
+
+Lines are blocks as a browser renders them: a line break in the HTML source is a space (except
+in ``<pre>``), so a paragraph that a filing agent wrapped in its source stays one line.
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ _BLOCK_TAGS = (
 )
 _DROP_TAGS = "script, style, noscript, template, head, object, embed, ix\\:header, xbrl, xml"
 
-_WS = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+# Every whitespace character but the line break, which separates blocks: the no-break and
+# typographic spaces, and also the ones str.splitlines() breaks on (\x1c-\x1e, \x85, \u2028).
+_WS = re.compile(r"[^\S\n]+")
 _INVISIBLE = re.compile(r"[\u00ad\u200b-\u200d\u2060\ufeff]")
 _CHECKBOXES = re.compile(r"[\u2610\u2611\u2612\u2713\u2714\u25a1\u25a0\u00fe]|(?<!\S)[\u00a8\u00fd](?!\S)")
 _URL = re.compile(r"(?:https?://|ftp://|www\.)\S+", re.I)
@@ -188,23 +195,37 @@ def _own_rows(table) -> Iterator:
             yield from (tr for tr in child.iter() if tr.tag == "tr")
 
 
-def _flatten(node, counts: _TableCounts) -> Iterator[str | list[str]]:
-    """The raw text under ``node`` in order; a nested table is decided alone and comes as its lines."""
-    if node.tag == "-text" or node.css_first("table") is None:
-        yield node.text(deep=True, separator="")
-        return
-    for child in node.iter(include_text=True):
-        if child.tag == "table":
-            yield _table_lines(child, counts)
+# Tables nested deeper than this keep all their text, unread row by row: reading them would
+# recurse once per level (malformed HTML can nest thousands deep; real filings, a few).
+_MAX_TABLE_DEPTH = 32
+
+
+def _flatten(node, counts: _TableCounts, depth: int) -> Iterator[str | list[str]]:
+    """The raw text under ``node`` in order; a nested table is decided alone and comes as its lines.
+
+    The walk keeps its own stack, so no depth of nesting between a cell and its table recurses.
+    """
+    stack = [iter((node,))]
+    while stack:
+        child = next(stack[-1], None)
+        if child is None:
+            stack.pop()
+        elif child.tag == "table":
+            if depth < _MAX_TABLE_DEPTH:
+                yield _table_lines(child, counts, depth + 1)
+            else:
+                yield _lines_of(child.text(deep=True, separator=""))
+        elif child.tag == "-text" or child.css_first("table") is None:
+            yield child.text(deep=True, separator="")
         else:
-            yield from _flatten(child, counts)
+            stack.append(child.iter(include_text=True))
 
 
-def _cell_pieces(cell, counts: _TableCounts) -> list[_Piece]:
+def _cell_pieces(cell, counts: _TableCounts, depth: int) -> list[_Piece]:
     """A cell's lines (its blocks, ``<br>`` breaks) in reading order."""
     pieces: list[_Piece] = []
     raw: list[str] = []
-    for part in _flatten(cell, counts):
+    for part in _flatten(cell, counts, depth):
         if isinstance(part, str):
             raw.append(part)
             continue
@@ -301,10 +322,14 @@ def _emit(cells: list[list[_Piece]], mode: str) -> list[str]:
     return lines
 
 
-def _table_lines(table, counts: _TableCounts) -> list[str]:
+def _table_lines(table, counts: _TableCounts, depth: int = 0) -> list[str]:
     """The lines a table contributes, its rows decided on its own text (nested tables apart)."""
     rows = [
-        [cell for cell in (_cell_pieces(c, counts) for c in tr.iter() if c.tag in ("td", "th")) if cell]
+        [
+            cell
+            for cell in (_cell_pieces(c, counts, depth) for c in tr.iter() if c.tag in ("td", "th"))
+            if cell
+        ]
         for tr in _own_rows(table)
     ]
     texts = [[text for text in map(_own_text, cells) if text] for cells in rows]
@@ -363,6 +388,37 @@ def _filter_lines(lines: list[str]) -> list[str]:
     ]
 
 
+def _remove(node) -> None:
+    """Delete an element and its subtree, but never ``<html>`` or ``<body>``: a stray second
+    ``<html style="display:none">`` or ``<body ...>`` tag anywhere lends them its style (the
+    parser cannot delete the root at all), and hiding the whole filing for it loses every line."""
+    parent = node.parent
+    if parent is None or parent.tag == "-document" or (node.tag == "body" and parent.tag == "html"):
+        return
+    node.decompose()
+
+
+# Elements whose line breaks are rendered as written (an unclosed one runs to the end).
+_PREFORMATTED = re.compile(r"<(pre|listing|xmp|textarea)\b.*?(?:</\1\s*>|\Z)", re.I | re.S)
+
+
+def _source_breaks_to_spaces(html: str) -> str:
+    """A line break in the HTML source renders as a space (outside ``<pre>``): only block elements
+    and ``<br>`` start a new line. Filing agents wrap long source lines inside paragraphs, and a
+    break kept as a line would cut the paragraph in two blocks.
+    """
+    out: list[str] = []
+    last = 0
+    for match in _PREFORMATTED.finditer(html):
+        out += [html[last : match.start()].translate(_BREAKS), match.group()]
+        last = match.end()
+    out.append(html[last:].translate(_BREAKS))
+    return "".join(out)
+
+
+_BREAKS = {ord("\n"): " ", ord("\r"): " "}
+
+
 def clean_html(raw: bytes | str) -> CleanedFiling:
     """Clean one 10-K primary document. Never raises on malformed HTML; an empty result is valid."""
     if isinstance(raw, bytes):
@@ -370,19 +426,19 @@ def clean_html(raw: bytes | str) -> CleanedFiling:
     else:
         html, encoding = raw, "str"
     truncated = "</html" not in html[-4096:].lower()
-    tree = html_parser()(html)
+    tree = html_parser()(_source_breaks_to_spaces(html))
     dei = _dei_facts(tree)
     images = len(tree.css("img"))
 
     for node in tree.css(_DROP_TAGS):
-        node.decompose()
+        _remove(node)
     # Check boxes drawn with a symbol font: the letters ("T", "¨", "x") are glyphs, not text.
     for node in tree.css('[style*="wingdings" i], [style*="webdings" i], font[face*="wingdings" i]'):
-        node.decompose()
+        _remove(node)
     for node in tree.css('[style*="none" i]'):
         style = (node.attributes.get("style") or "").replace(" ", "").lower()
         if "display:none" in style:
-            node.decompose()
+            _remove(node)
 
     # Layout spacing: "Item 1C." and "Cybersecurity" are separate spans kept apart by padding.
     # Done before tables are read, so that blocks inside a cell stay apart too.
