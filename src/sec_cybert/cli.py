@@ -17,11 +17,13 @@ import click
 import structlog
 
 from sec_cybert.distributed import is_main_process
-from sec_cybert.errors import ConfigError, SecCybertError
+from sec_cybert.errors import ConfigError, Preempted, SecCybertError
 
 log = structlog.get_logger(__name__)
 
 USER_ERROR_EXIT = 2
+#: 128 + SIGTERM, what a shell reports for a process SIGTERM ended: schedulers treat it as preempted.
+PREEMPTED_EXIT = 143
 
 
 def configure_logging(verbosity: int, fmt: str) -> None:
@@ -312,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _add_plugin_commands()
         cli.main(args=argv, prog_name="sec-cybert", standalone_mode=False)
+    except Preempted as exc:
+        click.echo(f"stopped: {exc}", err=True)
+        return PREEMPTED_EXIT
     except SecCybertError as exc:
         lines = exc.problems if isinstance(exc, ConfigError) and len(exc.problems) > 1 else [str(exc)]
         prefix = (

@@ -1,7 +1,11 @@
 """The MLM data collator: pads token blocks to a batch and lets a Masker choose the targets.
 
 Masks are drawn at collate time, so every epoch sees a fresh masking of the same text
-(RoBERTa's dynamic masking). With ``seed`` set the sequence of masks is reproducible.
+(RoBERTa's dynamic masking). With ``seed`` set they are reproducible, and when every feature
+carries its ``row`` (its index in the training set) a batch's masks are a function of
+``(seed, epoch, rows)`` alone: the same batch gets the same masks whichever process or
+DataLoader worker collates it and whatever the global RNG holds -- so a run resumed from a
+checkpoint masks exactly as the uninterrupted run did.
 """
 
 from __future__ import annotations
@@ -66,9 +70,14 @@ class MaskingCollator:
     masker: Masker
     pad_to_multiple_of: int | None = attrs.field(default=None, validator=_optional_positive_int)
     seed: int | None = attrs.field(default=None, validator=_optional_int)
+    #: The training epoch, set by ``stages.callbacks.EpochToCollator`` at each epoch's start, so a batch that
+    #: recurs in another epoch is masked afresh.
+    epoch: int = 0
     _special_ids: torch.Tensor = attrs.field(init=False, repr=False)
     _generator: torch.Generator | None = attrs.field(init=False, default=None, repr=False)
     _generator_owner: tuple[int, int] | None = attrs.field(init=False, default=None, repr=False)
+    #: The training rows of the batch collated last in this process (a numerical guard names them).
+    last_rows: list[int] | None = attrs.field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         name = type(self.tokenizer).__name__
@@ -146,15 +155,24 @@ class MaskingCollator:
                     )
                 word_ids[i, : len(row)] = row
 
+        self.last_rows = [int(f["row"]) for f in features] if all("row" in f for f in features) else None
         corrupted, labels = self.masker.mask(
             input_ids,
             special_tokens_mask,
             mask_token_id=int(self.tokenizer.mask_token_id),
             vocab_size=len(self.tokenizer),
             word_ids=word_ids,
-            generator=self._process_generator(),
+            generator=self._batch_generator(features) or self._process_generator(),
         )
         return {"input_ids": corrupted, "attention_mask": attention_mask, "labels": labels}
+
+    def _batch_generator(self, features: Sequence[Mapping[str, Any]]) -> torch.Generator | None:
+        """A generator seeded by ``(seed, epoch, rows)`` when every feature names its row."""
+        if self.seed is None or not all("row" in f for f in features):
+            return None
+        rows = ",".join(str(int(f["row"])) for f in features)
+        digest = hashlib.blake2b(f"{self.seed}:{self.epoch}:{rows}".encode(), digest_size=8).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
 
     def _process_generator(self) -> torch.Generator | None:
         """The generator for this process, seeded on first use.

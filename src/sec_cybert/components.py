@@ -178,7 +178,10 @@ class Stage(Protocol):
     * ``plan(planning: PlanContext) -> StagePlan``: what ``sec-cybert plan`` prints for it,
       computed by the stage's own data path;
     * ``ablation_metrics() -> Sequence[str]``: the metrics of its result the ablation table shows
-      (scalars as columns, mappings such as per-class F1 averaged per key over seeds).
+      (scalars as columns, mappings such as per-class F1 averaged per key over seeds);
+    * ``data_files() -> Sequence[Path]``: the files (or directories) it reads. The host records
+      their content digest, with that of the input checkpoint's weights, and notices when either
+      changed since the stage ran (``on_input_change``: refuse, or redo).
     """
 
     name: str
@@ -190,7 +193,7 @@ class Stage(Protocol):
 
 
 #: The optional Stage methods the host looks for, in the order the docs list them.
-STAGE_CAPABILITIES = ("pretraining_documents", "labeled_documents", "plan", "ablation_metrics")
+STAGE_CAPABILITIES = ("pretraining_documents", "labeled_documents", "plan", "ablation_metrics", "data_files")
 
 
 def stage_problems(stage: Any) -> list[str]:

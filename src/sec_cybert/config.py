@@ -92,6 +92,9 @@ class PipelineSettings:
     output_dir: Path | None = None
     ablation_seeds: list[int] | None = None
     contamination: ContaminationPolicy = attrs.field(factory=ContaminationPolicy)
+    on_input_change: typing.Literal["refuse", "redo"] = attrs.field(
+        default="refuse", validator=attrs.validators.in_(("refuse", "redo"))
+    )
 
     def __config_check__(self, registry: Any) -> list[tuple[str, str]]:
         """``encoder_options`` against the registered encoder's options, when the config is loaded
@@ -270,7 +273,7 @@ def build_value(tp: Any, value: Any, path: str, registry: Any, problems: Problem
     if component_kind:
         return build_component(component_kind, value, path, registry, problems)
     if attrs.has(tp):
-        return build(tp, value, path, registry, problems)
+        return build(tp, _without_own_kind(tp, value, path, registry, problems), path, registry, problems)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (list, tuple) and args and (attrs.has(args[0]) or _component_kind(args[0])):
         if not isinstance(value, list):
@@ -285,6 +288,19 @@ def build_value(tp: Any, value: Any, path: str, registry: Any, problems: Problem
         if len(inner) == 1 and attrs.has(inner[0]):
             return build(inner[0], value, path, registry, problems)
     return _leaf(value, tp, path, problems)
+
+
+def _without_own_kind(tp: type, value: Any, path: str, registry: Any, problems: Problems) -> Any:
+    """A nested setting of a registered class may carry its own ``kind`` (``unstructure`` writes
+    it, so a recorded config pastes back): drop it when it names that class."""
+    if not isinstance(value, Mapping) or "kind" not in value or registry is None:
+        return value
+    own = registered_name(tp, registry)
+    if own is None:
+        return value
+    if value["kind"] != own:
+        problems.add(_join(path, "kind"), f"got {value['kind']!r}; this setting is a {own!r}: drop the key")
+    return {k: v for k, v in value.items() if k != "kind"}
 
 
 def _suggest(key: str, allowed: list[str]) -> str | None:

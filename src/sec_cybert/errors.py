@@ -61,3 +61,11 @@ class OptionalDependencyError(SecCybertError, ImportError):
         super().__init__(
             f"{feature} needs the optional package {package!r}: pip install 'sec-cybert[{extra}]'"
         )
+
+
+class NumericalError(SecCybertError):
+    """Training produced non-finite numbers (or a gradient norm alarm): the stage stopped."""
+
+
+class Preempted(SecCybertError):
+    """SIGTERM arrived: the stage saved a checkpoint and stopped; the same command resumes."""

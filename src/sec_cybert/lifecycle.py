@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ import structlog
 
 from sec_cybert.distributed import is_main_process, wait_for_everyone
 from sec_cybert.errors import ConfigError, PluginError
+from sec_cybert.files import read_json_record, write_json_atomic
 from sec_cybert.stages.context import StageContext, StageOutcome, StageResult
 
 STARTED_RECORD = "stage-started.json"
@@ -68,31 +71,102 @@ def _portable(init_from: str, run_dir: Path) -> str:
         return str(resolved)
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+_WEIGHTS = (".safetensors", ".bin", ".pt")
+
+
+def file_digest(path: Path) -> str:
+    """BLAKE2 of a file's content, remembered for the process by (path, size, mtime)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        with path.open("rb") as handle:
+            _DIGESTS[key] = hashlib.file_digest(handle, "blake2b").hexdigest()[:32]
+    return _DIGESTS[key]
+
+
+def _files_under(paths: Sequence[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        elif path.is_file():
+            found.append(path)
+    return found
+
+
+def input_digests(stage: Any, context: StageContext) -> dict[str, Any]:
+    """What the stage reads, by content: the weights of ``init_from`` (a local checkpoint) and
+    the files of its data (its ``data_files()`` capability, when it has one)."""
+    source = Path(context.init_from)
+    weights = sorted(p for p in source.iterdir() if p.suffix in _WEIGHTS) if source.is_dir() else []
+    data = list(getattr(stage, "data_files", tuple)())
+    return {
+        "init_from": {p.name: file_digest(p) for p in weights},
+        "data": {str(p): file_digest(p) for p in _files_under(data)},
+    }
+
+
+def _changes(recorded: Mapping[str, Any] | None, current: Mapping[str, Any]) -> list[str]:
+    if not recorded:
+        return []  # a record written before inputs were fingerprinted
+    changes = []
+    for part, what in (("init_from", "weights of the input checkpoint"), ("data", "data file")):
+        old, new = recorded.get(part, {}), current.get(part, {})
+        for name in sorted(set(old) | set(new)):
+            if old.get(name) != new.get(name):
+                state = "removed" if name not in new else "added" if name not in old else "changed"
+                changes.append(f"{what} {name} {state}")
+    return changes
+
+
 def claim_output_dir(
-    out: Path, fingerprint: str, config: Mapping[str, Any], context: StageContext
+    out: Path,
+    fingerprint: str,
+    config: Mapping[str, Any],
+    context: StageContext,
+    inputs: Mapping[str, Any],
+    on_input_change: str = "refuse",
 ) -> StageResult | None:
     """Create ``out``; return the finished result of this very run if there is one, else record
-    the start. Another run's directory is refused."""
+    the start. Another run's directory is refused; so is a run whose inputs changed since, unless
+    ``on_input_change`` is ``redo`` (the old directory is then set aside and the stage runs again)."""
     if is_main_process():
         out.mkdir(parents=True, exist_ok=True)
     wait_for_everyone()
     finished = StageResult.load(out)
     started_path = out / STARTED_RECORD
-    recorded = finished.fingerprint if finished else None
-    if recorded is None and started_path.is_file():
-        recorded = json.loads(started_path.read_text()).get("fingerprint")
+    started = read_json_record(started_path, "a started stage's record") if started_path.is_file() else {}
+    recorded = finished.fingerprint if finished else started.get("fingerprint")
     if recorded is not None and recorded != fingerprint:
         raise ConfigError(
             f"{out} holds a run of this stage with a different config, input or seed; "
             "use another output directory, or delete that one to start over"
         )
+    changes = _changes(finished.inputs if finished else started.get("inputs"), inputs)
+    if changes:
+        listed = "; ".join(changes[:3]) + (f"; and {len(changes) - 3} more" if len(changes) > 3 else "")
+        if on_input_change != "redo":
+            raise ConfigError(
+                f"{out} was trained on other inputs than the ones here now ({listed}); "
+                "restore them, or set on_input_change: redo to train this stage again (its old "
+                "directory is kept beside it)"
+            )
+        aside = out.with_name(f"{out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+        log.warning("inputs changed: stage redone", output_dir=str(out), old=str(aside), changes=listed)
+        wait_for_everyone()
+        if is_main_process():
+            os.replace(out, aside)
+            out.mkdir(parents=True)
+        wait_for_everyone()
+        finished = None
     if finished is not None:
         # Where the record is now, not where it was written: a run directory can move.
         return attrs.evolve(finished, output_dir=out)
     wait_for_everyone()  # every rank has read the old record before the main process replaces it
     if is_main_process():
-        record = {"fingerprint": fingerprint, "config": config, "init_from": context.init_from}
-        started_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        record = {"fingerprint": fingerprint, "config": config, "init_from": context.init_from, "inputs": inputs}
+        write_json_atomic(started_path, record)
     return None
 
 
@@ -140,6 +214,7 @@ def run_stage(
     registry: Any,
     plugin_manager: Any,
     trackers: TrackerFanOut,
+    on_input_change: str = "refuse",
 ) -> StageResult:
     """The whole lifecycle of one stage; ``stage.run`` is called once, or not at all when this
     very run already finished in its directory."""
@@ -150,7 +225,8 @@ def run_stage(
     fingerprint = fingerprint_of(unstructure(stage, registry, omit_defaults=True), context)
     out = Path(stage.output_dir(context))
     log.info("stage starting", stage=stage.name, kind=kind, variant=context.variant, init_from=context.init_from)
-    finished = claim_output_dir(out, fingerprint, config, context)
+    inputs = input_digests(stage, context)
+    finished = claim_output_dir(out, fingerprint, config, context, inputs, on_input_change)
     if finished is not None:
         log.info("stage already complete; reusing it", stage=stage.name, output_dir=str(out))
         return finished
@@ -184,6 +260,7 @@ def run_stage(
             report=dict(outcome.report),
             fingerprint=fingerprint,
             produces_variant=bool(stage.produces_variant),
+            inputs=inputs,
         )
         if is_main_process():
             result.save()

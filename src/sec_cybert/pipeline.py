@@ -13,7 +13,6 @@ into the same directory left.
 
 from __future__ import annotations
 
-import json
 import platform
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,6 +27,7 @@ from sec_cybert.components import ReadReport, stage_problems
 from sec_cybert.corpus.contamination import ContaminationPolicy, ContaminationReport, Exclusions
 from sec_cybert.distributed import is_main_process, wait_for_everyone
 from sec_cybert.errors import ConfigError
+from sec_cybert.files import read_json_record, write_json_atomic
 from sec_cybert.stages.context import StageContext, StageResult
 
 log = structlog.get_logger(__name__)
@@ -93,6 +93,9 @@ class Pipeline:
     tracking: tuple[Any, ...] = attrs.field(default=(), converter=_trackers)
     encoder_options: Mapping[str, Any] = attrs.field(factory=dict)
     contamination: ContaminationPolicy = attrs.field(factory=ContaminationPolicy)
+    #: A stage whose input checkpoint or data files changed since it ran: ``refuse`` (default)
+    #: stops with what changed; ``redo`` sets its directory aside and runs it again.
+    on_input_change: str = attrs.field(default="refuse", validator=v.in_(("refuse", "redo")))
     plugin_manager: Any = attrs.field(default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -215,7 +218,14 @@ class Pipeline:
 
         registry = get_registry(self.plugin_manager)
         if self.encoder in registry.entries["encoder"]:
+            from sec_cybert.encoders import encoder_option_problems, option_path
+
             factory = registry.factory("encoder", self.encoder)
+            # A config was checked when it was loaded; a Pipeline built in Python is checked here,
+            # before the factory turns a typo into a TypeError.
+            problems = encoder_option_problems(self.encoder, factory, dict(self.encoder_options))
+            if problems:
+                raise ConfigError([f"{option_path(key)}: {message}" for key, message in problems])
             exclusions = contamination.exclusions if contamination else {}
             return factory(run_dir, self._corpus_texts(exclusions), **dict(self.encoder_options))
         plugin_hint = (
@@ -314,6 +324,7 @@ def load_run_config(
             tracking=tuple(trackers),
             encoder_options=settings.encoder_options,
             contamination=settings.contamination,
+            on_input_change=settings.on_input_change,
             plugin_manager=plugin_manager,
         )
     except (ValueError, TypeError, ConfigError) as exc:
@@ -380,7 +391,7 @@ class Lineage:
         }
         path = run_dir / LINEAGE_FILE
         # Per-stage commands (dapt, then tapt, then finetune) share one lineage file.
-        earlier = json.loads(path.read_text()).get("stages", []) if path.is_file() else []
+        earlier = read_json_record(path, "the run's lineage").get("stages", []) if path.is_file() else []
         return cls(path=path, header=header, stages=earlier)
 
     def record(self, result: StageResult, *, variant: str) -> None:
@@ -409,7 +420,7 @@ class Lineage:
     def save(self) -> None:
         if not is_main_process():
             return
-        self.path.write_text(json.dumps(self.as_dict(), indent=2, default=str) + "\n")
+        write_json_atomic(self.path, self.as_dict())
 
 
 @attrs.frozen
@@ -442,7 +453,12 @@ class PipelineResult:
             contamination=self.contamination.for_stage(stage.name),
         )
         result = run_stage(
-            stage, context, registry=self.registry, plugin_manager=self.pipeline.pm, trackers=self.trackers
+            stage,
+            context,
+            registry=self.registry,
+            plugin_manager=self.pipeline.pm,
+            trackers=self.trackers,
+            on_input_change=self.pipeline.on_input_change,
         )
         self.lineage.record(result, variant=variant.name)
         return result

@@ -179,6 +179,15 @@ def test_lineage_names_the_distribution_and_its_components(ran):
     assert [(s["stage"], s["kind"]) for s in lineage["stages"][:2]] == [("dapt", "freeze-embeddings"), ("tapt", "freeze-embeddings")]
 
 
+def test_a_recorded_config_pastes_back_as_it_is(ran):
+    """lineage.json records the nested mlm settings with their own kind; the loader takes them."""
+    lineage = json.loads((ran["run_dir"] / "lineage.json").read_text())
+    recorded = [s["config"] for s in lineage["stages"][:2]]
+    assert recorded[0]["mlm"]["kind"] == "mlm"
+    again = load_run_config({**ran["config"], "stages": [*recorded, ran["config"]["stages"][2]]}, plugin_manager=get_plugin_manager())
+    assert list(again.pipeline.stages[:2]) == list(ran["result"].pipeline.stages[:2])
+
+
 def test_plugins_command_lists_the_package(installed, capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out

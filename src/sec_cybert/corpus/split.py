@@ -13,7 +13,6 @@ split, however its labels fall.
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -26,6 +25,7 @@ import structlog
 from sec_cybert.components import Document, ReadReport
 from sec_cybert.corpus.sources import OnBadRecord, read_jsonl_documents
 from sec_cybert.errors import ConfigError, DataError
+from sec_cybert.files import write_text_atomic
 
 log = structlog.get_logger(__name__)
 
@@ -229,7 +229,7 @@ def split_labeled(
         splits=written,
         read=read.as_dict(),
     )
-    _write_atomic(out_dir / "split-report.json", json.dumps(report.as_dict(), indent=2) + "\n")
+    write_text_atomic(out_dir / "split-report.json", json.dumps(report.as_dict(), indent=2) + "\n")
     log.info("labeled file split", **{split: s["records"] for split, s in written.items()})
     return report
 
@@ -239,10 +239,4 @@ def _write_jsonl(path: Path, documents: Any, text_field: str) -> None:
         json.dumps({"id": d.id, text_field: d.text, **d.metadata}, ensure_ascii=False) + "\n"
         for d in documents
     )
-    _write_atomic(path, "".join(lines))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(lines))

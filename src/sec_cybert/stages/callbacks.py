@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -54,3 +55,18 @@ class EventCallback(TrainerCallback):
 
 def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: (round(val, 6) if isinstance(val, float) else val) for k, val in metrics.items()}
+
+
+class EpochToCollator(TrainerCallback):
+    """Tells a :class:`~sec_cybert.collator.MaskingCollator` which epoch is starting.
+
+    The Trainer calls ``on_epoch_begin`` before it creates the epoch's DataLoader iterator (and
+    with it the worker processes, which get a copy of the collator), so every copy sees it. On a
+    run resumed mid-epoch ``state.epoch`` is fractional; its floor is the epoch.
+    """
+
+    def __init__(self, collator: Any) -> None:
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.collator.epoch = int(math.floor((state.epoch or 0.0) + 1e-6))

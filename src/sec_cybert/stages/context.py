@@ -3,7 +3,6 @@ records of it (StageResult, written as ``stage.json``)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -79,18 +78,23 @@ class StageResult:
     report: Mapping[str, Any] = attrs.field(factory=dict)
     fingerprint: str = ""
     produces_variant: bool = False
+    #: Content digests of what the stage read (input weights, data files), to notice later changes.
+    inputs: Mapping[str, Any] | None = None
 
     def save(self) -> None:
-        record = attrs.asdict(self, value_serializer=_jsonable)
-        (self.output_dir / STAGE_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        from sec_cybert.files import write_json_atomic
+
+        write_json_atomic(self.output_dir / STAGE_RECORD, attrs.asdict(self, value_serializer=_jsonable), sort_keys=True)
 
     @classmethod
     def load(cls, output_dir: Path) -> StageResult | None:
+        from sec_cybert.files import read_json_record
+
         path = Path(output_dir) / STAGE_RECORD
         if not path.is_file():
             return None
+        record = read_json_record(path, "a finished stage's record")
         try:
-            record = json.loads(path.read_text())
             record["output_dir"] = Path(record["output_dir"])
             # Records written before stages declared what they produce: only MLM stages did.
             record.setdefault("produces_variant", record.get("kind") == "mlm")

@@ -109,6 +109,10 @@ class FineTuneStage:
         return Path(context.run_dir) / f"{self.name}-{context.tag}"
 
     # --- data -----------------------------------------------------------------------------
+    def data_files(self) -> list[Path]:
+        """The labeled files, which the host fingerprints to notice a change after training."""
+        return [p for p in (self.train_file, self.eval_file, self.holdout_file) if p is not None]
+
     def labeled_documents(self) -> dict[str, list[Document]]:
         """The texts of each labeled file by split (``train``, ``eval``, ``holdout``), for the
         contamination check. Read as training reads them; unusable records are left to ``run``,
@@ -229,8 +233,9 @@ class FineTuneStage:
             metric_for_best_model=f"eval_{best_metric}" if select_best else None,
             greater_is_better=None if not select_best else not best_metric.endswith("_mae"),
         )
-        trainer, train_output = run_trainer(
+        run = run_trainer(
             context,
+            training=self.training,
             model=model,
             args=args,
             train_dataset=train,
@@ -239,6 +244,7 @@ class FineTuneStage:
             compute_metrics=self._trainer_metrics,
         )
         final_split, final_set = ("holdout", holdout) if holdout is not None else ("eval", evaluation)
+        trainer, train_output = run.trainer, run.output
         metrics: dict[str, Any] = {
             "train_loss": train_output.training_loss,
             "global_step": train_output.global_step,
@@ -250,7 +256,7 @@ class FineTuneStage:
         if is_main_process():
             model.save(out, tokenizer)
         report = {name: {**r.as_dict(), "truncated": truncated.get(name)} for name, r in reports.items()}
-        report |= {"runtime": attrs.asdict(runtime), "world_size": args.world_size}
+        report |= {"runtime": attrs.asdict(runtime), "world_size": args.world_size, **run.report()}
         if context.contamination is not None:
             report["contamination"] = dict(context.contamination)
         return StageOutcome(metrics=metrics, report=report)

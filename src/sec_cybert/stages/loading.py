@@ -91,12 +91,18 @@ def load_pretrained(auto_class: Any, reference: str, *, attn_implementation: str
 
     The runtime picks flash-attention for the GPU; an architecture without a kernel for it (NeoBERT,
     DeBERTa) refuses with a ValueError, and we step down to SDPA, then eager, with one log line.
+    Weights with a NaN or inf are refused: training on them gives NaN everywhere.
     """
     attempt = attn_implementation
     while True:
         try:
             with _own_load_report(reference):
-                return auto_class.from_pretrained(reference, attn_implementation=attempt, dtype=dtype)
+                model = auto_class.from_pretrained(reference, attn_implementation=attempt, dtype=dtype)
+            if hasattr(model, "named_parameters"):
+                from sec_cybert.stages.guards import require_finite
+
+                require_finite(model, f"the checkpoint {reference} (init_from)")
+            return model
         except ValueError as exc:
             fallback = _FALLBACK.get(attempt)
             if fallback is None or "attn" not in str(exc).lower() and "attention" not in str(exc).lower():

@@ -111,6 +111,15 @@ class MLMStage:
     def output_dir(self, context: StageContext) -> Path:
         return Path(context.run_dir) / self.name
 
+    def data_files(self) -> list[Path]:
+        """The corpus's files (its ``files()`` when it has one, else its ``path``): the host
+        fingerprints their content, so a corpus changed after this stage trained is noticed."""
+        files = getattr(self.corpus, "files", None)
+        if callable(files):
+            return list(files())
+        path = getattr(self.corpus, "path", None)
+        return [Path(path)] if path is not None else []
+
     def pretraining_documents(self, report: ReadReport) -> Iterator[Document]:
         """The documents this stage would pretrain on, before any exclusion (the contamination
         check and a tokenizer-training encoder read them)."""
@@ -129,6 +138,15 @@ class MLMStage:
         documents = documents_dataset(
             self.corpus, read, exclusions=exclusions, group_field=self.validation_group_field
         )
+        # A blank text tokenizes to special tokens only: nothing to mask, a loss of 0 or NaN.
+        with_text = documents.filter(lambda text: bool(text.strip()), input_columns="text")
+        blank = len(documents) - len(with_text)
+        if not len(with_text):
+            raise DataError(
+                f"corpus {self.corpus.describe()} holds {blank} documents and every one is blank; "
+                "check the text field of the records (text_field) and the corpus build"
+            )
+        documents = with_text
         dedup = self.deduplicate
         clusters = duplicate_clusters(
             iter_column(documents, "text"),
@@ -161,6 +179,7 @@ class MLMStage:
         }
         report = {
             "read": read.as_dict(),
+            "blank_documents": blank,
             "duplicates": {"mode": dedup.mode, **clusters.as_dict(), "dropped": dropped},
             "selection": selection.as_dict(),
             "truncated": _truncation(selected),
@@ -191,6 +210,7 @@ class MLMStage:
         from transformers import AutoModelForMaskedLM
 
         from sec_cybert.collator import MaskingCollator, premask
+        from sec_cybert.stages.callbacks import EpochToCollator
         from sec_cybert.stages.loading import load_pretrained, load_tokenizer
         from sec_cybert.stages.trainer import checkpoint_dir, run_trainer
 
@@ -210,23 +230,27 @@ class MLMStage:
         )
         if self.sparse_prediction and hasattr(model, "sparse_prediction"):
             model.sparse_prediction = True  # the instance flag: the saved config stays as it was
-        # No seed of its own: masks then come from torch's RNG, which the Trainer seeds and restores on resume.
-        collator = MaskingCollator(tokenizer=tokenizer, masker=self.masker)
+        # Masks are a function of (seed, epoch, rows): not of torch's global RNG, which the Trainer
+        # restores on resume only after the first resumed batches were collated.
+        collator = MaskingCollator(tokenizer=tokenizer, masker=self.masker, seed=context.seed)
+        train_blocks = train_blocks.add_column("row", list(range(len(train_blocks))))
         if validation_blocks is not None:
             validation_blocks = premask(validation_blocks, tokenizer, self.masker, seed=context.seed)
         args = self.training.trainer_arguments(
             checkpoint_dir(context), runtime, seed=context.seed, has_eval=validation_blocks is not None
         )
-        trainer, train_output = run_trainer(
+        run = run_trainer(
             context,
+            training=self.training,
             model=model,
             args=args,
             train_dataset=train_blocks,
             eval_dataset=validation_blocks,
             data_collator=collator,
             perplexity=True,
-            callbacks=callbacks,
+            callbacks=[EpochToCollator(collator), *callbacks],
         )
+        trainer, train_output = run.trainer, run.output
         metrics: dict[str, Any] = {
             "train_loss": train_output.training_loss,
             "global_step": train_output.global_step,
@@ -237,7 +261,7 @@ class MLMStage:
         trainer.save_model(str(out))
         if is_main_process():
             tokenizer.save_pretrained(str(out))
-        report |= {"runtime": attrs.asdict(runtime), "world_size": args.world_size}
+        report |= {"runtime": attrs.asdict(runtime), "world_size": args.world_size, **run.report()}
         return StageOutcome(metrics=metrics, report=report)
 
     def plan(self, planning: PlanContext) -> StagePlan:

@@ -1,18 +1,24 @@
 """The one place a stage builds and runs the HF Trainer.
 
 Every Trainer-based stage -- the built-in MLM and fine-tune stages, and a plugin's -- calls
-:func:`run_trainer`: it builds the Trainer with our event callback (progress lines, ``on_train_event``,
-trackers) instead of the Trainer's stdout printer, resumes from the newest checkpoint under
-``<output_dir>/checkpoints`` when there is one, and trains.
+:func:`run_trainer`. It builds the Trainer with our callbacks: the event callback (progress
+lines, ``on_train_event``, trackers) instead of the Trainer's stdout printer, checkpoint
+manifests and our own rotation (:mod:`~sec_cybert.stages.checkpointing`), the numerical guard
+and SIGTERM handling (:mod:`~sec_cybert.stages.guards`). It resumes from the newest checkpoint
+whose manifest verifies, and refuses to hand back a model with non-finite weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import errno
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import attrs
 import structlog
 
+from sec_cybert.errors import DataError, NumericalError, Preempted
 from sec_cybert.stages.context import StageContext
 
 log = structlog.get_logger(__name__)
@@ -20,14 +26,34 @@ log = structlog.get_logger(__name__)
 CHECKPOINTS = "checkpoints"
 
 
-def checkpoint_dir(context: StageContext) -> Any:
+def checkpoint_dir(context: StageContext) -> Path:
     """Where the Trainer writes ``checkpoint-N`` directories for this stage."""
-    return context.output_dir / CHECKPOINTS
+    return Path(context.output_dir) / CHECKPOINTS
+
+
+@attrs.frozen
+class TrainerRun:
+    """What :func:`run_trainer` did: the Trainer (for evaluation and saving), its output, and
+    what the stage report should say about resuming and skipped steps."""
+
+    trainer: Any
+    output: Any
+    resumed_from: str | None
+    checkpoints_skipped: tuple[str, ...]
+    nonfinite_steps_skipped: tuple[int, ...]
+
+    def report(self) -> Mapping[str, Any]:
+        return {
+            "resumed_from": self.resumed_from,
+            "checkpoints_skipped": list(self.checkpoints_skipped),
+            "nonfinite_steps_skipped": list(self.nonfinite_steps_skipped),
+        }
 
 
 def run_trainer(
     context: StageContext,
     *,
+    training: Any,
     model: Any,
     args: Any,
     train_dataset: Any,
@@ -36,19 +62,38 @@ def run_trainer(
     compute_metrics: Any = None,
     perplexity: bool = False,
     callbacks: Sequence[Any] = (),
-) -> tuple[Any, Any]:
-    """Build the Trainer, resume or start, train; return ``(trainer, train_output)``.
+) -> TrainerRun:
+    """Build the Trainer, resume or start, train; see the module docstring.
 
-    ``args`` comes from :meth:`Training.trainer_arguments` with ``checkpoint_dir(context)`` as its
-    output directory. ``perplexity`` adds ``eval_perplexity`` (e^eval_loss) to evaluation
+    ``training`` is the stage's :class:`~sec_cybert.stages.training.Training` (its guard settings
+    apply) and ``args`` what its ``trainer_arguments`` made, with ``checkpoint_dir(context)`` as
+    the output directory. ``perplexity`` adds ``eval_perplexity`` (e^eval_loss) to evaluation
     events: only an MLM loss has one. Extra ``callbacks`` are Trainer callbacks of the stage's own.
     """
     from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     from sec_cybert.stages.callbacks import EventCallback
+    from sec_cybert.stages.checkpointing import CheckpointManifest, checkpoints, last_verified_checkpoint
+    from sec_cybert.stages.guards import NumericalGuard, Preemption, nonfinite_tensors
 
+    directory = checkpoint_dir(context)
+    last, skipped = last_verified_checkpoint(directory)
+    # Rotation is ours: it counts only checkpoints whose manifest was written.
+    keep, args.save_total_limit = args.save_total_limit, None
+
+    def last_good() -> str | None:
+        done = [path for _, path in checkpoints(directory) if (path / "manifest.json").is_file()]
+        return str(done[-1]) if done else None
+
+    guard = NumericalGuard(
+        on_nonfinite=training.on_nonfinite,
+        grad_norm_alarm=training.grad_norm_alarm,
+        alarm_steps=training.grad_norm_alarm_steps,
+        last_checkpoint=last_good,
+        batch_rows=lambda: getattr(data_collator, "last_rows", None),
+    )
+    preemption = Preemption()
     trainer = Trainer(
         model=model,
         args=args,
@@ -56,12 +101,43 @@ def run_trainer(
         eval_dataset=eval_dataset,
         data_collator=data_collator,
         compute_metrics=compute_metrics,
-        callbacks=[EventCallback(context, perplexity=perplexity), *callbacks],
+        callbacks=[
+            EventCallback(context, perplexity=perplexity),
+            CheckpointManifest(directory, keep),
+            guard,
+            preemption,
+            *callbacks,
+        ],
     )
-    # EventCallback logs the same through structlog.
-    trainer.remove_callback(PrinterCallback)
-    directory = checkpoint_dir(context)
-    last = get_last_checkpoint(str(directory)) if directory.is_dir() else None
+    trainer.remove_callback(PrinterCallback)  # EventCallback logs the same through structlog
     if last:
-        log.info("resuming from checkpoint", stage=context.stage_name, checkpoint=last)
-    return trainer, trainer.train(resume_from_checkpoint=last)
+        log.info("resuming from checkpoint", stage=context.stage_name, checkpoint=str(last))
+    try:
+        with preemption:
+            output = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DataError(
+                f"no space left on the device while training {context.stage_name} into {directory}: "
+                f"free some space and run the same command again; it resumes from {last_good() or 'the start'} "
+                "(a checkpoint cut short is set aside)"
+            ) from None
+        raise
+    if preemption.stopped_at is not None:
+        raise Preempted(
+            f"stopped by SIGTERM after step {preemption.stopped_at} of {context.stage_name}, with a checkpoint "
+            f"({last_good()}); run the same command again to resume"
+        )
+    bad = nonfinite_tensors(trainer.model)
+    if bad:
+        raise NumericalError(
+            f"{context.stage_name} ended with non-finite weights in {len(bad)} tensors (e.g. {bad[0]}); "
+            f"the model is not saved. Lower learning_rate, or resume from {last_good() or 'the start'}"
+        )
+    return TrainerRun(
+        trainer=trainer,
+        output=output,
+        resumed_from=str(last) if last else None,
+        checkpoints_skipped=tuple(skipped),
+        nonfinite_steps_skipped=tuple(guard.skipped_steps),
+    )

@@ -19,23 +19,34 @@ from sec_cybert.hardware import ATTN_IMPLEMENTATIONS, RuntimeSettings, resolve_r
 
 log = structlog.get_logger(__name__)
 
+#: Far above any batch that fits a device, far below what would overflow step arithmetic: a
+#: value beyond it is a typo (an extra zero, a token count for a batch size).
+MAX_BATCH = 1 << 20
+
+
+def _finite(instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value!r}")
+
+
 _positive_int = [v.instance_of(int), v.ge(1)]
+_batch = [v.instance_of(int), v.ge(1), v.le(MAX_BATCH)]
 
 
 @attrs.frozen
 class Training:
     """Optimisation settings of one stage. Defaults are the reference procedure's DAPT values."""
 
-    per_device_train_batch_size: int = attrs.field(default=4, validator=_positive_int)
-    per_device_eval_batch_size: int | None = attrs.field(default=None, validator=v.optional(_positive_int))
-    gradient_accumulation_steps: int = attrs.field(default=8, validator=_positive_int)
-    num_train_epochs: float = attrs.field(default=1.0, validator=v.gt(0))
+    per_device_train_batch_size: int = attrs.field(default=4, validator=_batch)
+    per_device_eval_batch_size: int | None = attrs.field(default=None, validator=v.optional(_batch))
+    gradient_accumulation_steps: int = attrs.field(default=8, validator=_batch)
+    num_train_epochs: float = attrs.field(default=1.0, validator=[_finite, v.gt(0)])
     max_steps: int | None = attrs.field(default=None, validator=v.optional(_positive_int))
-    learning_rate: float = attrs.field(default=5e-5, validator=[v.gt(0), v.lt(1)])
-    weight_decay: float = attrs.field(default=1e-5, validator=v.ge(0))
+    learning_rate: float = attrs.field(default=5e-5, validator=[_finite, v.gt(0), v.lt(1)])
+    weight_decay: float = attrs.field(default=1e-5, validator=[_finite, v.ge(0)])
     warmup_ratio: float = attrs.field(default=0.05, validator=[v.ge(0), v.lt(1)])
     lr_scheduler_type: str = "linear"
-    max_grad_norm: float = attrs.field(default=1.0, validator=v.gt(0))
+    max_grad_norm: float = attrs.field(default=1.0, validator=[_finite, v.gt(0)])
     gradient_checkpointing: bool = False
     bf16: bool | None = None
     tf32: bool | None = None
@@ -59,6 +70,13 @@ class Training:
     model_dtype: Literal["float32", "bfloat16"] = attrs.field(
         default="float32", validator=v.in_(("float32", "bfloat16"))
     )
+    #: A step whose loss or gradients are not finite stops the stage (naming the step, its rows
+    #: and the last good checkpoint), or is skipped (its gradients zeroed) and counted.
+    on_nonfinite: Literal["stop", "skip"] = attrs.field(default="stop", validator=v.in_(("stop", "skip")))
+    #: Stop when the logged gradient norm (before clipping) exceeds this at
+    #: ``grad_norm_alarm_steps`` logging steps in a row; off by default.
+    grad_norm_alarm: float | None = attrs.field(default=None, validator=v.optional([_finite, v.gt(0)]))
+    grad_norm_alarm_steps: int = attrs.field(default=3, validator=_positive_int)
 
     def load_dtype(self) -> Any:
         import torch

@@ -45,6 +45,10 @@ class FreezeEmbeddingsStage:
         """The MLM corpus: the contamination check reads it, a tokenizer-training encoder learns from it."""
         return self.mlm.pretraining_documents(report)
 
+    def data_files(self) -> list[Path]:
+        """The corpus files: the host fingerprints them and notices a corpus changed since."""
+        return self.mlm.data_files()
+
     def plan(self, planning: PlanContext) -> StagePlan:
         plan = self.mlm.plan(planning)
         frozen = min(self.steps, plan.optimizer_steps)

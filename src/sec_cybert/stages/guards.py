@@ -1,0 +1,142 @@
+"""Training that stops on bad numbers, and on SIGTERM with a checkpoint.
+
+* :class:`NumericalGuard` checks every optimizer step's gradients before the step is taken: a
+  non-finite gradient (a NaN or inf loss makes every gradient one) stops the stage -- naming the
+  step, the batch's training rows and the last good checkpoint -- or, with
+  ``on_nonfinite: skip``, zeroes that step's gradients and counts it. A gradient norm above
+  ``grad_norm_alarm`` at ``grad_norm_alarm_steps`` logging steps in a row stops it too (the
+  norm the Trainer logs, before clipping, so set ``logging_steps: 1`` to watch every step).
+* :func:`require_finite` refuses weights with a NaN or inf: before a final model is saved, and
+  when a checkpoint is loaded as ``init_from``.
+* :class:`Preemption` turns SIGTERM (a cluster's preemption notice) into "finish this step,
+  save a checkpoint, stop", then :class:`~sec_cybert.errors.Preempted`; the CLI says that the
+  same command resumes. Ranks agree on the step to stop at (the flag is all-reduced), so none
+  waits for another at a collective. SIGINT keeps its default: Ctrl-C stops at once.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from typing import Any
+
+import structlog
+import torch
+from transformers import TrainerCallback
+
+from sec_cybert.errors import DataError, NumericalError
+
+log = structlog.get_logger(__name__)
+
+
+def nonfinite_tensors(model: Any) -> list[str]:
+    """Names of the parameters holding a NaN or an inf."""
+    return [name for name, p in model.named_parameters() if not torch.isfinite(p.detach()).all()]
+
+
+def require_finite(model: Any, what: str) -> None:
+    bad = nonfinite_tensors(model)
+    if bad:
+        raise DataError(
+            f"{what} has non-finite weights (NaN or inf) in {len(bad)} tensors, e.g. {bad[0]}; "
+            "use an earlier checkpoint, or retrain the stage that wrote it"
+        )
+
+
+class NumericalGuard(TrainerCallback):
+    """See the module docstring. ``last_checkpoint`` names where a stopped run resumes from;
+    ``batch_rows`` returns the training rows of the batch just collated (when known)."""
+
+    def __init__(
+        self,
+        *,
+        on_nonfinite: str,
+        grad_norm_alarm: float | None,
+        alarm_steps: int,
+        last_checkpoint: Any,
+        batch_rows: Any,
+    ) -> None:
+        self.on_nonfinite = on_nonfinite
+        self.grad_norm_alarm = grad_norm_alarm
+        self.alarm_steps = alarm_steps
+        self.last_checkpoint = last_checkpoint
+        self.batch_rows = batch_rows
+        self.skipped_steps: list[int] = []
+        self._over = 0
+
+    def _where(self, step: int) -> str:
+        rows = self.batch_rows()
+        checkpoint = self.last_checkpoint()
+        resume = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written yet"
+        return f"at step {step} (training rows {rows if rows else 'unknown'}); {resume}"
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if not grads or all(bool(torch.isfinite(g).all()) for g in grads):
+            return
+        step = state.global_step + 1
+        if self.on_nonfinite == "skip":
+            for g in grads:
+                g.zero_()
+            self.skipped_steps.append(step)
+            log.warning("non-finite gradients: batch skipped", step=step, rows=self.batch_rows())
+            return
+        raise NumericalError(
+            f"non-finite loss or gradients {self._where(step)}: lower learning_rate or check the data "
+            "of that batch; on_nonfinite: skip skips such batches instead"
+        )
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        norm = (logs or {}).get("grad_norm")
+        if norm is None:
+            return
+        if not math.isfinite(norm) and self.on_nonfinite != "skip":
+            raise NumericalError(f"non-finite gradient norm {self._where(state.global_step)}")
+        if self.grad_norm_alarm is None:
+            return
+        self._over = self._over + 1 if norm > self.grad_norm_alarm else 0
+        if self._over >= self.alarm_steps:
+            raise NumericalError(
+                f"gradient norm above grad_norm_alarm={self.grad_norm_alarm} for {self._over} logged steps "
+                f"(last {norm:.3g}) {self._where(state.global_step)}: lower learning_rate, raise the alarm, "
+                "or check the data"
+            )
+
+
+class Preemption(TrainerCallback):
+    """SIGTERM -> save and stop at the end of the current step (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.stopped_at: int | None = None
+        self._previous: Any = None
+
+    def __enter__(self) -> Preemption:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def _agreed(self) -> bool:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([1.0 if self.requested else 0.0])
+            if torch.distributed.get_backend() == "nccl":
+                flag = flag.cuda()
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            return bool(flag.item())
+        return self.requested
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._agreed():
+            self.requested = True
+            self.stopped_at = state.global_step
+            control.should_save = True
+            control.should_training_stop = True
+        return control
