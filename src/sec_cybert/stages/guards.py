@@ -44,6 +44,15 @@ def require_finite(model: Any, what: str) -> None:
         )
 
 
+def _all_finite(tensors: list[Any]) -> bool:
+    """One fused norm over every gradient, one device sync: the norm is NaN or inf exactly when
+    some element is (or when finite values overflow it, which is a divergence as well)."""
+    total_norm = getattr(torch.nn.utils, "get_total_norm", None)  # torch >= 2.6
+    if total_norm is None:
+        return all(bool(torch.isfinite(t).all()) for t in tensors)
+    return bool(torch.isfinite(total_norm(tensors)))
+
+
 class NumericalGuard(TrainerCallback):
     """See the module docstring. ``last_checkpoint`` names where a stopped run resumes from;
     ``batch_rows`` returns the training rows of the batch just collated (when known)."""
@@ -73,7 +82,7 @@ class NumericalGuard(TrainerCallback):
 
     def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
         grads = [p.grad for p in model.parameters() if p.grad is not None]
-        if not grads or all(bool(torch.isfinite(g).all()) for g in grads):
+        if not grads or _all_finite(grads):
             return
         step = state.global_step + 1
         if self.on_nonfinite == "skip":
