@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import pytest
 import yaml
@@ -160,3 +162,114 @@ def test_binary_config_and_encoder_option_typo_are_one_line_each(tmp_path, tiny_
     (line,) = _user_error(capsys, ["run", str(path), "--out", str(tmp_path / "run")])
     assert line.startswith(f"error: {path}: encoder_options.hiden_size: unknown option of encoder 'tiny-modernbert'; did you mean 'hidden_size'?")
     assert not (tmp_path / "run").exists()  # refused before anything ran
+
+
+# -- degenerate runs: warned about by plan and run, refused with --strict -------------------------
+
+_ZERO_LR = (
+    "tapt: 1 optimizer step, 1 warmup step (linear schedule): the learning rate is 0 at every step, so the "
+    "weights never change; set warmup_ratio: 0 (now 0.05), or raise max_steps (now 1)"
+)
+
+
+def test_run_warns_of_a_run_whose_learning_rate_stays_zero_and_the_warning_is_true(tmp_path, tiny_corpus, capsys):
+    from safetensors.torch import load_file
+
+    config = _mlm_only(tiny_corpus)  # TAPT alone
+    run = tmp_path / "run"
+    assert main(["run", str(_write(tmp_path, config)), "--out", str(run), "stages.0.training.max_steps=1"]) == 0
+    err = capsys.readouterr().err
+    # The stage checks its own numbers as it starts (no second pass over the data) and says so.
+    assert "degenerate run" in err and "the learning rate is 0 at every step" in err
+    assert err.count("corpus prepared") == 1
+    assert json.loads((run / "tapt" / "stage.json").read_text())["report"]["warnings"] == [_ZERO_LR]
+    base, tapt = load_file(run / "base" / "model.safetensors"), load_file(run / "tapt" / "model.safetensors")
+    assert base.keys() == tapt.keys() and all(base[k].equal(tapt[k]) for k in base)  # it did not learn
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["run", "{config}"], ["tapt", "--config", "{config}"], ["dapt", "--config", "{config}"], ["ablate", "{config}"], ["plan", "{config}"]],
+    ids=lambda c: c[0],
+)
+def test_strict_refuses_a_degenerate_run_before_anything_runs(tmp_path, tiny_corpus, capsys, command):
+    path = _write(tmp_path, _mlm_only(tiny_corpus))
+    argv = [part.format(config=path) for part in command]
+    out = [] if command[0] == "plan" else ["--out", str(tmp_path / "run")]
+    lines = _user_error(capsys, [*argv, *out, "--strict", "stages.0.training.max_steps=1"])
+    assert lines == [f"error: {path}: {_ZERO_LR}"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_strict_reports_every_problem_one_line_each(tmp_path, tiny_corpus, capsys):
+    config = tiny_pipeline_config(tiny_corpus)
+    config["stages"] = config["stages"][2:]  # the fine-tune alone; its train file holds 56 examples
+    path = _write(tmp_path, config)
+    argv = ["finetune", "--config", str(path), "--out", str(tmp_path / "run"), "--strict"]
+    lines = _user_error(capsys, [*argv, "stages.0.training.per_device_train_batch_size=64"])
+    assert lines == [
+        f"error: {path}: finetune: 1 optimizer step, 1 warmup step (linear schedule): the learning rate is 0 at "
+        "every step, so the weights never change; set warmup_ratio: 0 (now 0.05), or raise num_train_epochs "
+        "(now 1) or lower the batch for more steps per epoch",
+        f"error: {path}: finetune: 56 training sequences, fewer than one effective batch of 64 (64 per device x "
+        "1 accumulation x 1 process): every optimizer step sees the whole training set, a smaller batch than "
+        "configured; add data, or lower per_device_train_batch_size x gradient_accumulation_steps to at most 56",
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+def test_plan_prints_the_warnings_in_text_and_json(tmp_path, tiny_corpus, capsys):
+    path = _write(tmp_path, _mlm_only(tiny_corpus))
+    assert main(["-q", "plan", str(path), "stages.0.training.max_steps=1"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == f"warning: {_ZERO_LR}"
+    assert main(["-q", "plan", str(path), "--json", "stages.0.training.max_steps=1"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == [_ZERO_LR]
+    assert main(["-q", "plan", str(path), "--strict"]) == 0  # healthy: nothing to refuse
+    assert "warning:" not in capsys.readouterr().out
+
+
+def test_a_plan_that_cannot_be_made_warns_and_strict_refuses(tmp_path, tiny_corpus, capsys, monkeypatch):
+    import sec_cybert.plan
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a plugin stage's plan is broken")
+
+    monkeypatch.setattr(sec_cybert.plan, "plan_pipeline", broken)
+    path = _write(tmp_path, _mlm_only(tiny_corpus))
+    (line,) = _user_error(capsys, ["run", str(path), "--out", str(tmp_path / "run"), "--strict"])
+    assert line == "error: --strict: could not plan the run to check it: RuntimeError: a plugin stage's plan is broken"
+    assert main(["run", str(path), "--out", str(tmp_path / "run")]) == 0  # without --strict nothing is planned ahead
+    assert (tmp_path / "run" / "tapt" / "stage.json").is_file()
+
+
+def test_quiet_turns_the_progress_bar_off_and_a_terminal_turns_it_on(monkeypatch):
+    from sec_cybert.cli import configure_logging
+    from sec_cybert.stages.callbacks import PROGRESS_ENV, progress_bar_wanted
+
+    monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert progress_bar_wanted()
+    configure_logging(-1, "console")
+    assert os.environ[PROGRESS_ENV] == "off" and not progress_bar_wanted()
+    monkeypatch.setenv(PROGRESS_ENV, "on")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert progress_bar_wanted()
+
+
+def test_report_command_writes_the_page(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "has no lineage.json" in capsys.readouterr().err
+
+
+def test_a_run_shows_a_progress_bar_on_a_terminal_and_step_lines_elsewhere(tmp_path, tiny_corpus, capfd, monkeypatch):
+    path = _write(tmp_path, _mlm_only(tiny_corpus))
+    monkeypatch.setenv("SEC_CYBERT_PROGRESS", "on")
+    assert main(["run", str(path), "--out", str(tmp_path / "bar")]) == 0
+    err = capfd.readouterr().err
+    assert "tapt (base)" in err and "3/3" in err  # the tqdm bar: stage, variant, step/total
+    assert "training " in err and "steps=3" in err
+    monkeypatch.setenv("SEC_CYBERT_PROGRESS", "off")
+    assert main(["run", str(path), "--out", str(tmp_path / "lines")]) == 0
+    err = capfd.readouterr().err
+    assert "step=1/3" in err and "eta=" in err and "3/3 [" not in err

@@ -3,6 +3,7 @@ the checks a plugin's author runs on theirs."""
 
 from __future__ import annotations
 
+import importlib.machinery
 import sys
 import types
 from pathlib import Path
@@ -105,9 +106,25 @@ def test_encoders(registration, tmp_path):
     check_encoder(registration.factory, tmp_path, **TINY_ENCODER_OPTIONS)
 
 
+class _FakeConfig(dict):
+    def update(self, values, allow_val_change=False):
+        super().update(values)
+
+
+class _FakeArtifact:
+    def __init__(self, name, type):
+        self.name, self.type, self.files = name, type, []
+
+    def add_file(self, path):
+        self.files.append(path)
+
+
 class _FakeRun:
     def __init__(self):
-        self.logged, self.summary, self.finished = [], {}, None
+        self.logged, self.summary, self.finished, self.config = [], {}, None, _FakeConfig()
+
+    def log_artifact(self, artifact):
+        pass
 
     def log(self, data, step=None):
         self.logged.append((step, data))
@@ -126,7 +143,10 @@ def fake_wandb(monkeypatch):
         runs.append(run)
         return run
 
-    module = types.SimpleNamespace(init=init, Table=lambda columns, data: {"columns": columns, "data": data})
+    module = types.ModuleType("wandb")
+    module.__spec__ = importlib.machinery.ModuleSpec("wandb", None)  # transformers looks for it
+    module.init, module.Table = init, lambda columns, data: {"columns": columns, "data": data}
+    module.Image, module.Artifact = (lambda path: {"image": path}), _FakeArtifact
     monkeypatch.setitem(sys.modules, "wandb", module)
     return runs
 

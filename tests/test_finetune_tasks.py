@@ -106,5 +106,5 @@ def test_a_class_absent_from_the_holdout_is_reported_not_scored_zero(tmp_path, t
     row = json.loads((tmp_path / "run" / "ablation.json").read_text())["rows"][0]
     assert row["breakdowns"]["category_per_class_f1"]["Incident Disclosure"] is None  # null across seeds, not averaged
     assert isinstance(row["breakdowns"]["category_per_class_f1"]["Board Governance"], float)
-    assert row["notes"] == {"category_absent_classes": ["Incident Disclosure"]}
-    assert "category_absent_classes (over seeds and variants): Incident Disclosure." in table.to_markdown()
+    assert row["notes"]["category_absent_classes"] == ["Incident Disclosure"]
+    assert "base: category_absent_classes (over seeds): Incident Disclosure." in table.to_markdown()

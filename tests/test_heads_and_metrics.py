@@ -171,3 +171,19 @@ def test_head_validation():
         Head(name="h", labels=("a", "a"))
     with pytest.raises(ValueError, match="at least 2"):
         Head(name="h", labels=("a",))
+
+
+def test_a_head_that_predicts_one_class_for_everything_is_marked_collapsed():
+    import numpy as np
+
+    from sec_cybert.stages.heads import Head
+    from sec_cybert.stages.metrics import head_metrics
+
+    head = Head(name="category", labels=("a", "b", "c"), kind="softmax")
+    truth = np.array([0, 1, 2, 1])
+    always_b = np.tile(np.array([[0.0, 5.0, 0.0]]), (4, 1))
+    assert head_metrics(head, always_b, truth)["category_collapsed_to"] == ["b"]
+    varied = np.eye(3)[[0, 1, 2, 2]] * 5
+    assert head_metrics(head, varied, truth)["category_collapsed_to"] == []
+    # One gold class only: predicting it everywhere is right, not a collapse.
+    assert head_metrics(head, always_b, np.array([1, 1, 1, 1]))["category_collapsed_to"] == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import json
 import sys
 import types
 
@@ -63,37 +65,90 @@ def test_observers_tell_the_fine_tunes_of_an_ablation_apart(tmp_path, tiny_corpu
     assert finetune == {("+TAPT", "tapt"), ("base", "base-seed1"), ("base", "base-seed2"), ("+TAPT", "tapt-seed1"), ("+TAPT", "tapt-seed2")}
 
 
+class FakeConfig(dict):
+    def update(self, values, allow_val_change=False):
+        super().update(values)
+
+
 class FakeRun:
     def __init__(self, **kwargs):
-        self.kwargs, self.summary, self.logged, self.exit_code = kwargs, {}, [], None
+        self.kwargs, self.summary, self.logged, self.exit_code, self.artifacts = kwargs, {}, [], None, []
+        self.config = FakeConfig(kwargs.get("config") or {})
 
     def log(self, data, step=None):
         self.logged.append((step, data))
+
+    def log_artifact(self, artifact):
+        self.artifacts.append(artifact)
 
     def finish(self, exit_code=0):
         self.exit_code = exit_code
 
 
-def test_wandb_tracker_records_each_stage_run_with_our_config_and_curves(tmp_path, tiny_corpus, monkeypatch):
+class FakeArtifact:
+    def __init__(self, name, type):
+        self.name, self.type, self.files = name, type, []
+
+    def add_file(self, path):
+        self.files.append(path)
+
+
+@pytest.fixture
+def wandb_runs(monkeypatch):
+    """A stand-in for the wandb module that keeps what each run was sent."""
     runs = []
-    fake = types.SimpleNamespace(
-        init=lambda **kwargs: runs.append(FakeRun(**kwargs)) or runs[-1],
-        Table=lambda columns, data: {"columns": columns, "data": data},
-    )
+    fake = types.ModuleType("wandb")
+    fake.__spec__ = importlib.machinery.ModuleSpec("wandb", None)  # transformers looks for it
+    fake.init = lambda **kwargs: runs.append(FakeRun(**kwargs)) or runs[-1]
+    fake.Table = lambda columns, data: {"columns": columns, "data": data}
+    fake.Image = lambda path: {"image": path}
+    fake.Artifact = FakeArtifact
     monkeypatch.setitem(sys.modules, "wandb", fake)
-    config = tiny_pipeline_config(tiny_corpus, tracking={"kind": "wandb", "tags": ["unit"]})
+    return runs
+
+
+def test_wandb_tracker_records_each_stage_run_with_our_config_curves_and_artifacts(tmp_path, tiny_corpus, wandb_runs):
+    config = tiny_pipeline_config(tiny_corpus, tracking={"kind": "wandb", "tags": ["unit"], "log_checkpoints": True})
     config["stages"] = config["stages"][1:]
     load_run_config(config, plugin_manager=builtin_plugin_manager()).pipeline.ablation(tmp_path / "run")
+    runs = wandb_runs
     names = [run.kwargs["name"] for run in runs]
-    assert names == ["tapt-base", "finetune-tapt", "finetune-base", "ablation"]
+    assert names == ["tapt-base", "finetune-tapt", "lineage", "finetune-base", "ablation"]
     tapt = runs[0]
     assert tapt.kwargs["job_type"] == "mlm" and tapt.kwargs["tags"] == ["unit"]
     assert tapt.kwargs["config"]["stage"]["masker"]["kind"] == "whole-word"  # our config, not the Trainer's
     assert tapt.kwargs["config"]["variant"] == "base" and tapt.exit_code == 0
-    assert any("loss" in data for _, data in tapt.logged) and tapt.summary["global_step"] == 3
+    assert tapt.config["report"]["selection"]["documents_kept"] > 0  # the data report, once known
+    curves = [data for _, data in tapt.logged]
+    assert any("loss" in data and "tokens_per_second" in data for data in curves)
+    assert any("eval_perplexity" in data for data in curves) and tapt.summary["global_step"] == 3
+    finetune = runs[1]
+    assert "category_macro_f1" in finetune.summary and finetune.summary["examples"] == 28  # holdout metrics
+    (artifact,) = tapt.artifacts
+    assert artifact.type == "model" and any(f.endswith("model.safetensors") for f in artifact.files)
+    assert not any("/checkpoints/" in f for f in artifact.files)
+    assert runs[2].artifacts[0].files[0].endswith("lineage.json")
     group = tapt.kwargs["group"]
     assert group.startswith("run-") and {run.kwargs["group"] for run in runs} == {group}
-    assert runs[-1].logged[0][1]["ablation"]["columns"][:2] == ["task", "variant"]
+    table = runs[-1].logged[0][1]
+    assert table["ablation"]["columns"][:2] == ["task", "variant"] and table["ablation_chart"]["image"].endswith("ablation.png")
+
+
+def test_wandb_offline_writes_its_runs(tmp_path, tiny_corpus, monkeypatch):
+    """With the real package, offline: the runs and the ablation table land on disk."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    config = tiny_pipeline_config(tiny_corpus, tracking={"kind": "wandb", "mode": "offline"})
+    config["stages"] = config["stages"][1:]
+    load_run_config(config, plugin_manager=builtin_plugin_manager()).pipeline.ablation(tmp_path / "run")
+    runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 5 and all(list(run.glob("run-*.wandb")) for run in runs)
+    tables = list((tmp_path / "wandb").glob("offline-run-*/files/media/table/ablation*.table.json"))
+    (table,) = tables
+    data = json.loads(table.read_text())
+    assert data["columns"][:2] == ["task", "variant"] and [row[1] for row in data["data"]] == ["base", "+TAPT"]
 
 
 def test_wandb_missing_is_a_clear_error_before_anything_runs(tmp_path, tiny_corpus, monkeypatch):

@@ -38,13 +38,20 @@ def _mean_of_measured(values: list[float | None]) -> float | None:
     return statistics.fmean(measured) if measured else None
 
 
+#: Where a stage's final metrics come from, said in the table: the split that picked the best
+#: checkpoint is not a fair place to compare variants.
+SELECTION_SPLIT = "eval"
+
+
 @attrs.frozen
 class AblationTable:
-    """Rows of (variant, fine-tune stage) with headline metrics as mean/std over seeds."""
+    """Rows of (variant, fine-tune stage) with headline metrics as mean/std over seeds, and every
+    variant's MLM loss on the same held-out sets (``mlm_sets``)."""
 
     columns: tuple[str, ...]
     rows: tuple[dict[str, Any], ...]
     seeds: tuple[int, ...]
+    mlm_sets: tuple[str, ...] = ()
 
     @classmethod
     def from_results(
@@ -53,11 +60,15 @@ class AblationTable:
         variants: Sequence[Any],
         results: Mapping[tuple[str, str, int], Any],
         seeds: Sequence[int],
+        *,
+        mlm_evaluation: Mapping[str, Mapping[str, float]] | None = None,
     ) -> AblationTable:
         """One row per (stage, variant). What a row shows of a stage is what its
         ``ablation_metrics()`` names: numbers become columns (mean ± std over seeds), mappings
         (per-class F1) are averaged key by key over the seeds that measured them, and lists
-        (absent classes) are joined over seeds and noted under the table."""
+        (absent classes, a collapse to one class) are joined over seeds and noted under the table.
+        ``mlm_evaluation`` is ``{set: {variant: loss}}``, every variant scored on each set."""
+        mlm_evaluation = mlm_evaluation or {}
         named = {stage.name: tuple(getattr(stage, "ablation_metrics", tuple)()) for stage in stages}
         runs_of = {
             (stage.name, variant.name): [results[(stage.name, variant.name, seed)] for seed in seeds]
@@ -83,45 +94,54 @@ class AblationTable:
                         breakdowns[name] = {key: _mean_of_measured([x.get(key) for x in values]) for key in values[0]}
                     elif all(isinstance(x, list) for x in values) and any(values):
                         notes[name] = sorted({item for x in values for item in x}, key=str)
-                produced = variant.mlm_result.metrics if variant.mlm_result else {}
-                eval_loss = produced.get("eval_loss")
+                mlm = {
+                    name: {"loss": scores[variant.name], "perplexity": perplexity(scores[variant.name])}
+                    for name, scores in mlm_evaluation.items()
+                    if variant.name in scores
+                }
                 rows.append(
                     {
                         "variant": variant.name,
                         "task": stage.name,
                         "checkpoint": variant.checkpoint,
                         "finetuned": [str(r.output_dir) for r in runs],
-                        "evaluated_on": runs[0].metrics.get("evaluated_on"),
+                        "evaluated_on": sorted({str(r.metrics.get("evaluated_on")) for r in runs}),
                         "metrics": metrics,
                         "breakdowns": breakdowns,
                         "notes": notes,
-                        "mlm_stage": variant.mlm_result.stage if variant.mlm_result else None,
-                        "mlm_eval_loss": eval_loss,
-                        "mlm_perplexity": perplexity(eval_loss) if eval_loss is not None else None,
+                        "mlm": mlm,
                     }
                 )
-        return cls(columns=tuple(columns), rows=tuple(rows), seeds=tuple(seeds))
+        return cls(columns=tuple(columns), rows=tuple(rows), seeds=tuple(seeds), mlm_sets=tuple(mlm_evaluation))
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "seeds": list(self.seeds),
             "columns": list(self.columns),
-            "perplexity_definition": "exp(eval_loss); the MLM loss is a mean cross-entropy in nats",
+            "mlm_sets": list(self.mlm_sets),
+            "mlm_definition": (
+                "mean cross-entropy (nats) over every masked target of the named stage's kept validation "
+                "set, the same targets for every variant; perplexity = exp(loss)"
+            ),
             "rows": list(self.rows),
         }
 
+    def splits(self) -> list[str]:
+        return sorted({split for row in self.rows for split in row["evaluated_on"]})
+
     def to_markdown(self) -> str:
         multi_task = len({row["task"] for row in self.rows}) > 1
+        splits = self.splits()
+        on = f" ({'/'.join(splits)})" if splits else ""
         header = (["Task"] if multi_task else []) + [
             "Variant",
-            *self.columns,
-            "MLM eval loss",
-            "Perplexity (e^loss)",
+            *(f"{c}{on}" for c in self.columns),
+            *(f"MLM loss, {name} validation" for name in self.mlm_sets),
         ]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in self.rows:
             cells = [row["task"]] if multi_task else []
-            cells.append(row["variant"])
+            cells.append(row["variant"] + (" (see notes)" if row["notes"] else ""))
             for column in self.columns:
                 metric = row["metrics"].get(column)
                 if metric is None:
@@ -130,24 +150,31 @@ class AblationTable:
                     cells.append(f"{metric['mean']:.4f} ± {metric['std']:.4f}")
                 else:
                     cells.append(f"{metric['mean']:.4f}")
-            cells.append(f"{row['mlm_eval_loss']:.4f}" if row["mlm_eval_loss"] is not None else "n/a")
-            cells.append(f"{row['mlm_perplexity']:.2f}" if row["mlm_perplexity"] is not None else "n/a")
+            for name in self.mlm_sets:
+                score = row["mlm"].get(name)
+                cells.append(f"{score['loss']:.4f}" if score else "n/a")
             lines.append("| " + " | ".join(cells) + " |")
         seeds = ", ".join(str(s) for s in self.seeds)
-        evaluated = self.rows[0]["evaluated_on"] if self.rows else None
         lines += [
             "",
             f"Seeds: {seeds}"
             + (" (mean ± sample std)" if len(self.seeds) > 1 else "")
-            + f". Metrics on the {evaluated} split.",
-            "MLM eval loss is each pretraining stage's own validation split; perplexity = e^loss.",
+            + (f". Task metrics on the {' and '.join(splits)} split." if splits else "."),
         ]
-        noted: dict[str, set[str]] = {}
+        if SELECTION_SPLIT in splits:
+            lines.append(
+                f"Warning: metrics on the {SELECTION_SPLIT} split are measured on the split that picked each "
+                "fine-tune's best checkpoint, so they are optimistic; give the fine-tune a holdout_file."
+            )
+        if self.mlm_sets:
+            lines.append(
+                "MLM loss: every variant, base included, on the same masked targets of each stage's held-out "
+                "validation set (whole filings, whole paragraphs); perplexity = e^loss (ablation.json)."
+            )
         for row in self.rows:
+            where = f"{row['task']} {row['variant']}" if multi_task else row["variant"]
             for name, values in row["notes"].items():
-                noted.setdefault(f"{row['task']} {name}" if multi_task else name, set()).update(values)
-        for name, values in noted.items():
-            lines.append(f"{name} (over seeds and variants): {', '.join(sorted(values))}.")
+                lines.append(f"{where}: {name} (over seeds): {', '.join(map(str, values))}.")
         return "\n".join(lines) + "\n"
 
     def write(self, run_dir: Path) -> None:
@@ -177,12 +204,21 @@ class AblationTable:
                 if len({r["task"] for r in self.rows}) == 1
                 else f"{row['task']} {row['variant']}"
             )
-            axis.bar(positions, means, width, yerr=stds if len(self.seeds) > 1 else None, label=label)
+            axis.bar(
+                positions, means, width, yerr=stds if len(self.seeds) > 1 else None, capsize=3, label=label
+            )
+            if len(self.seeds) > 1:  # every seed's value, so the spread is seen, not only summarised
+                for c, column in enumerate(self.columns):
+                    values = row["metrics"].get(column, {}).get("values", [])
+                    axis.scatter([positions[c]] * len(values), values, s=8, color="black", zorder=3)
         axis.set_xticks(
             [c + width * (len(self.rows) - 1) / 2 for c in range(len(self.columns))], self.columns
         )
         axis.set_ylim(0, 1)
         axis.set_ylabel("score")
+        splits = " and ".join(self.splits()) or "?"
+        spread = f"mean ± std over seeds {', '.join(map(str, self.seeds))}" if len(self.seeds) > 1 else f"seed {self.seeds[0]}"
+        axis.set_title(f"Ablation on the {splits} split ({spread})", fontsize=10)
         axis.legend()
         figure.tight_layout()
         figure.savefig(path, dpi=120)

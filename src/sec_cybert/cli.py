@@ -6,10 +6,13 @@ on stderr, one line per problem, with exit status 2; never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +29,27 @@ USER_ERROR_EXIT = 2
 PREEMPTED_EXIT = 143
 
 
+#: Read by the training progress bar (sec_cybert.stages.callbacks.progress_bar_wanted); kept here
+#: as a string so that `--help` imports nothing heavy.
+PROGRESS_ENV = "SEC_CYBERT_PROGRESS"
+
+#: The level configure_logging set, so the plan computed before a run can be quieted and restored.
+_log_level = logging.INFO
+
+
 def configure_logging(verbosity: int, fmt: str) -> None:
-    if verbosity <= 0:
-        # Our structlog lines report progress; the libraries' bars (tokenizing, loading and writing
-        # weights, downloads) would interleave with them. -v brings them back.
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    global _log_level
+    # The training bar (stages.callbacks) and the data-preparation bars (datasets: tokenizing,
+    # grouping) show on a terminal; --quiet turns every bar off. The hub's weight-loading bars
+    # would only interleave with our lines: -v brings them back.
+    if verbosity < 0:
+        os.environ[PROGRESS_ENV] = "off"
+    if verbosity < 0 or not sys.stderr.isatty():
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    if verbosity <= 0:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    _log_level = level
     renderer = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -52,9 +69,9 @@ def configure_logging(verbosity: int, fmt: str) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "-v", "--verbose", count=True, help="More output: -v debug logs and the libraries' progress bars."
+    "-v", "--verbose", count=True, help="More output: -v debug logs and the libraries' own progress bars."
 )
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors, and no progress bars.")
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True)
 @click.version_option(package_name="sec-cybert")
 def cli(verbose: int, quiet: bool, log_format: str) -> None:
@@ -62,15 +79,23 @@ def cli(verbose: int, quiet: bool, log_format: str) -> None:
     configure_logging(-1 if quiet else verbose, log_format)
 
 
-def _load(config: Path, hardware: str | None) -> Any:
-    from sec_cybert.config import load_yaml, resolve_config_path
+def _load(config: Path, hardware: str | None, overrides: tuple[str, ...] = ()) -> Any:
+    """CONFIG as a RunConfig: ``--hardware`` and then each ``KEY.PATH=VALUE`` override applied to
+    the file's mapping before it is validated, so an override is checked like the file."""
+    from sec_cybert.config import apply_overrides, load_yaml, override_problems, resolve_config_path
     from sec_cybert.pipeline import load_run_config
 
     path = resolve_config_path(config)
     data = load_yaml(path)
     if hardware:
         data["hardware"] = hardware
-    return load_run_config(data, source=str(path))
+    if overrides:
+        data = apply_overrides(data, overrides)
+        data["overrides"] = list(overrides)  # PipelineSettings.overrides: for lineage.json
+    try:
+        return load_run_config(data, source=str(path))
+    except ConfigError as exc:
+        raise override_problems(exc, overrides) from None
 
 
 def _out(run_config: Any, out: Path | None) -> Path:
@@ -80,16 +105,70 @@ def _out(run_config: Any, out: Path | None) -> Path:
     return Path(directory)
 
 
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """Errors only (unless -v), for work the run repeats with its own log lines."""
+    if _log_level <= logging.DEBUG:
+        yield
+        return
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    try:
+        yield
+    finally:
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(_log_level))
+
+
+def _check_plan(run_config: Any, config: Path, strict: bool) -> None:
+    """``--strict``: plan the run before it starts and refuse what makes it degenerate.
+
+    The plan reads and tokenizes the data as the run will (``sec-cybert plan``), which at DAPT
+    scale is minutes: without ``--strict`` each stage checks the same numbers as it starts, for
+    free, and warns. The plan's log lines are left out, since the run writes the same ones.
+    """
+    from sec_cybert.distributed import world_size
+    from sec_cybert.plan import degenerate_problems, plan_pipeline
+
+    started = time.perf_counter()
+    try:
+        with _quiet_logs():
+            run_config.pipeline._hardware()  # a GPU profile without a GPU fails now, not after the plan
+            plan = plan_pipeline(run_config.pipeline, world_size=world_size())
+    except SecCybertError:
+        raise  # the run would stop on it too: say it now
+    except Exception as exc:  # a plugin stage's plan failing must not stop a run it cannot judge
+        failure = f"{type(exc).__name__}: {exc}"
+        if strict:
+            raise ConfigError(f"--strict: could not plan the run to check it: {failure}") from None
+        log.warning("could not plan the run; its steps were not checked", error=failure)
+        return
+    problems = degenerate_problems(plan)
+    seconds = round(time.perf_counter() - started, 1)
+    log.info("plan checked", stages=len(plan.stages), problems=len(problems), seconds=seconds)
+    if problems and strict:
+        raise ConfigError(problems, source=str(config))
+    if is_main_process():
+        for line in problems:
+            click.echo(f"warning: {line}", err=True)
+
+
 def _run(
-    config: Path, out: Path | None, hardware: str | None, ablate: bool, expect_variant: bool | None = None
+    config: Path,
+    out: Path | None,
+    hardware: str | None,
+    ablate: bool,
+    expect_variant: bool | None = None,
+    overrides: tuple[str, ...] = (),
+    strict: bool = False,
 ) -> None:
-    run_config = _load(config, hardware)
+    run_config = _load(config, hardware, overrides)
     if expect_variant is not None and not any(
         stage.produces_variant == expect_variant for stage in run_config.pipeline.stages
     ):
         wanted = "pretraining (mlm)" if expect_variant else "fine-tune"
         raise ConfigError(f"{config} has no {wanted} stage; use `sec-cybert run {config}` for other pipelines")
     run_dir = _out(run_config, out)
+    if strict:
+        _check_plan(run_config, config, strict)
     result = run_config.pipeline.run(run_dir)
     if ablate:
         table = result.ablation(run_config.ablation_seeds)
@@ -107,59 +186,101 @@ _out_option = click.option(
     "--out", type=click.Path(path_type=Path), help="Run directory (default: output_dir of the config)."
 )
 _hardware_option = click.option("--hardware", help="Hardware profile name or 'auto' (overrides the config).")
+_overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY.PATH=VALUE]...")
+_strict_option = click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse a degenerate run (learning rate stuck at 0 or never at its peak, data under one batch) "
+    "instead of warning.",
+)
 
 
-@cli.command()
+_OVERRIDES_HELP = (
+    " KEY.PATH=VALUE arguments override the file's values before it is checked, e.g. "
+    "stages.0.training.max_steps=5 seed=3 (values are YAML; list items by number)."
+)
+
+
+@cli.command(help="Run the pipeline in CONFIG (resumes what the run directory holds)." + _OVERRIDES_HELP)
 @_config_argument
+@_overrides_argument
 @_out_option
 @_hardware_option
 @click.option(
     "--ablate/--no-ablate", default=False, help="Also fine-tune every variant and write the ablation table."
 )
-def run(config: Path, out: Path | None, hardware: str | None, ablate: bool) -> None:
-    """Run the pipeline in CONFIG (resumes what the run directory holds)."""
-    _run(config, out, hardware, ablate)
+@_strict_option
+def run(
+    config: Path, overrides: tuple[str, ...], out: Path | None, hardware: str | None, ablate: bool, strict: bool
+) -> None:
+    _run(config, out, hardware, ablate, overrides=overrides, strict=strict)
 
 
-@cli.command()
+@cli.command(
+    help="Domain-adaptive pretraining from a DAPT config (e.g. configs/dapt/modernbert.yaml)."
+    + _OVERRIDES_HELP
+)
 @_config_option
+@_overrides_argument
 @_out_option
 @_hardware_option
-def dapt(config: Path, out: Path | None, hardware: str | None) -> None:
-    """Domain-adaptive pretraining from a DAPT config (e.g. configs/dapt/modernbert.yaml)."""
-    _run(config, out, hardware, ablate=False, expect_variant=True)
+@_strict_option
+def dapt(
+    config: Path, overrides: tuple[str, ...], out: Path | None, hardware: str | None, strict: bool
+) -> None:
+    _run(config, out, hardware, ablate=False, expect_variant=True, overrides=overrides, strict=strict)
 
 
-@cli.command()
+@cli.command(
+    help="Task-adaptive pretraining from a TAPT config (e.g. configs/tapt/modernbert.yaml)." + _OVERRIDES_HELP
+)
 @_config_option
+@_overrides_argument
 @_out_option
 @_hardware_option
-def tapt(config: Path, out: Path | None, hardware: str | None) -> None:
-    """Task-adaptive pretraining from a TAPT config (e.g. configs/tapt/modernbert.yaml)."""
-    _run(config, out, hardware, ablate=False, expect_variant=True)
+@_strict_option
+def tapt(
+    config: Path, overrides: tuple[str, ...], out: Path | None, hardware: str | None, strict: bool
+) -> None:
+    _run(config, out, hardware, ablate=False, expect_variant=True, overrides=overrides, strict=strict)
 
 
-@cli.command()
+@cli.command(help="Fine-tune classifiers from a fine-tune config." + _OVERRIDES_HELP)
 @_config_option
+@_overrides_argument
 @_out_option
 @_hardware_option
-def finetune(config: Path, out: Path | None, hardware: str | None) -> None:
-    """Fine-tune classifiers from a fine-tune config."""
-    _run(config, out, hardware, ablate=False, expect_variant=False)
+@_strict_option
+def finetune(
+    config: Path, overrides: tuple[str, ...], out: Path | None, hardware: str | None, strict: bool
+) -> None:
+    _run(config, out, hardware, ablate=False, expect_variant=False, overrides=overrides, strict=strict)
 
 
-@cli.command()
+@cli.command(
+    help="Fine-tune base, +DAPT and +DAPT+TAPT alike and write ablation.{json,md,png}." + _OVERRIDES_HELP
+)
 @_config_argument
+@_overrides_argument
 @_out_option
 @_hardware_option
 @click.option(
     "--seeds", help="Comma-separated seeds, e.g. 1,2,3 (default: the config's ablation_seeds or seed)."
 )
-def ablate(config: Path, out: Path | None, hardware: str | None, seeds: str | None) -> None:
-    """Fine-tune base, +DAPT and +DAPT+TAPT alike and write ablation.{json,md,png}."""
-    run_config = _load(config, hardware)
+@_strict_option
+def ablate(
+    config: Path,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    hardware: str | None,
+    seeds: str | None,
+    strict: bool,
+) -> None:
+    run_config = _load(config, hardware, overrides)
     run_dir = _out(run_config, out)
     chosen = _parse_seeds(seeds) if seeds else run_config.ablation_seeds
+    if strict:
+        _check_plan(run_config, config, strict)
     table = run_config.pipeline.run(run_dir).ablation(chosen)
     if is_main_process():
         click.echo(table.to_markdown())
@@ -172,34 +293,46 @@ def _parse_seeds(text: str) -> list[int]:
         raise ConfigError(f"--seeds {text!r}: expected comma-separated integers, e.g. 1,2,3") from None
 
 
-@cli.command()
+@cli.command(
+    help="Check CONFIG and report every problem at once (key path, bad value, what is allowed)."
+    + _OVERRIDES_HELP
+)
 @_config_argument
-def validate(config: Path) -> None:
-    """Check CONFIG and report every problem at once (key path, bad value, what is allowed)."""
+@_overrides_argument
+def validate(config: Path, overrides: tuple[str, ...]) -> None:
     from sec_cybert.config import registered_name
     from sec_cybert.plugins import get_registry
 
-    run_config = _load(config, None)
+    run_config = _load(config, None, overrides)
     registry = get_registry()
     stages = ", ".join(
         f"{s.name} ({registered_name(type(s), registry) or type(s).__name__})" for s in run_config.pipeline.stages
     )
-    click.echo(f"{config}: valid; stages: {stages}")
+    applied = f" with {' '.join(overrides)}" if overrides else ""
+    click.echo(f"{config}: valid{applied}; stages: {stages}")
 
 
-@cli.command()
+@cli.command(
+    help="Print what a run of CONFIG will do: data kept, sequences, steps, warmup, estimated time, and "
+    "a warning for each thing that makes it degenerate (--strict: exit 2 on them)." + _OVERRIDES_HELP
+)
 @_config_argument
+@_overrides_argument
 @_hardware_option
 @click.option(
     "--world-size", type=click.IntRange(min=1), default=1, show_default=True, help="Data-parallel processes."
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plan(config: Path, hardware: str | None, world_size: int, as_json: bool) -> None:
-    """Print what a run of CONFIG will do: data kept, sequences, steps, warmup, estimated time."""
+@_strict_option
+def plan(
+    config: Path, overrides: tuple[str, ...], hardware: str | None, world_size: int, as_json: bool, strict: bool
+) -> None:
     from sec_cybert.plan import plan_pipeline
 
-    result = plan_pipeline(_load(config, hardware).pipeline, world_size=world_size)
+    result = plan_pipeline(_load(config, hardware, overrides).pipeline, world_size=world_size)
     click.echo(json.dumps(result.as_dict(), indent=2) if as_json else result.to_text())
+    if strict and result.warnings:
+        raise ConfigError(result.warnings, source=str(config))
 
 
 @cli.command()
@@ -242,6 +375,16 @@ def split(labeled, out, by, fractions, stratify, threshold, seed, skip_bad_recor
     )
     click.echo(report.to_text())
     click.echo(f"written: {', '.join(s['file'] for s in report.splits.values())} (report: {out / 'split-report.json'})")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def report(run_dir: Path) -> None:
+    """One page on RUN_DIR: each stage's data, metrics and loss/LR curves, and the ablation."""
+    from sec_cybert.report import build_report
+
+    path = build_report(run_dir)
+    click.echo(f"written: {path} and {path.with_suffix('.html')}")
 
 
 @cli.command()

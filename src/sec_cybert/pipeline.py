@@ -96,6 +96,8 @@ class Pipeline:
     #: A stage whose input checkpoint or data files changed since it ran: ``refuse`` (default)
     #: stops with what changed; ``redo`` sets its directory aside and runs it again.
     on_input_change: str = attrs.field(default="refuse", validator=v.in_(("refuse", "redo")))
+    #: The ``KEY.PATH=VALUE`` overrides the command line applied to the config, for the lineage.
+    overrides: tuple[str, ...] = attrs.field(default=(), converter=tuple, eq=False)
     plugin_manager: Any = attrs.field(default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -325,6 +327,7 @@ def load_run_config(
             encoder_options=settings.encoder_options,
             contamination=settings.contamination,
             on_input_change=settings.on_input_change,
+            overrides=tuple(settings.overrides or ()),
             plugin_manager=plugin_manager,
         )
     except (ValueError, TypeError, ConfigError) as exc:
@@ -381,6 +384,7 @@ class Lineage:
             "encoder": pipeline.encoder,
             "encoder_options": dict(pipeline.encoder_options),
             "seed": pipeline.seed,
+            "overrides": list(pipeline.overrides),
             "versions": {
                 "sec_cybert": __version__,
                 "transformers": transformers.__version__,
@@ -463,6 +467,36 @@ class PipelineResult:
         self.lineage.record(result, variant=variant.name)
         return result
 
+    def mlm_evaluation(self) -> dict[str, dict[str, float]]:
+        """Every variant's MLM loss on every validation set a variant-producing stage kept: the
+        same masked targets for all, base included, so the column compares like with like.
+        ``{set: {variant: loss}}``; remembered in ``mlm-evaluation.json`` by the variants' and
+        sets' fingerprints, so an ablation run again does not score again."""
+        from sec_cybert.stages.mlm import masked_lm_loss
+
+        sets = {
+            v.mlm_result.stage: Path(v.mlm_result.output_dir) / v.mlm_result.report["validation_set"]
+            for v in self.variants
+            if v.mlm_result is not None and v.mlm_result.report.get("validation_set")
+        }
+        cache_path = self.run_dir / "mlm-evaluation.json"
+        cache = read_json_record(cache_path, "the MLM evaluation of the variants") if cache_path.is_file() else {}
+        scores: dict[str, dict[str, float]] = {}
+        for name, path in sets.items():
+            if not path.is_dir():
+                continue
+            import datasets
+
+            dataset = datasets.load_from_disk(str(path))
+            for variant in self.variants:
+                key = f"{name}|{variant.mlm_result.fingerprint if variant.mlm_result else variant.checkpoint}"
+                if key not in cache:
+                    cache[key] = masked_lm_loss(variant.checkpoint, dataset, profile=self.profile)
+                scores.setdefault(name, {})[variant.name] = cache[key]
+        if is_main_process() and sets:
+            write_json_atomic(cache_path, cache)
+        return scores
+
     def ablation(self, seeds: Sequence[int] | None = None) -> Any:
         from sec_cybert.ablation import AblationTable
 
@@ -483,7 +517,9 @@ class PipelineResult:
                         else f"{variant.tag}-seed{seed}"
                     )
                     results[key] = self.run_stage(stage, variant, seed, tag)
-        table = AblationTable.from_results(consumers, self.variants, results, seeds)
+        table = AblationTable.from_results(
+            consumers, self.variants, results, seeds, mlm_evaluation=self.mlm_evaluation()
+        )
         if is_main_process():
             table.write(self.run_dir)
             self.trackers.finish_run(self.run_dir, {"ablation": table.as_dict()})

@@ -10,10 +10,25 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
+
+
+@attrs.frozen
+class StepSettings:
+    """The training settings that decide a stage's optimizer steps and learning rate, as the host
+    read them from the stage's ``training``: what :func:`degenerate_problems` checks and names."""
+
+    lr_scheduler_type: str
+    learning_rate: float
+    warmup_ratio: float
+    max_steps: int | None
+    num_train_epochs: float
+    per_device_train_batch_size: int
+    gradient_accumulation_steps: int
 
 
 @attrs.frozen
@@ -40,6 +55,8 @@ class StagePlan:
     kind: str = ""
     parameters: int | None = None
     static_memory_gib: float | None = None
+    #: Filled in by the host from the stage's ``training`` (``None`` for a stage without one).
+    settings: StepSettings | None = None
 
 
 @attrs.frozen
@@ -66,8 +83,13 @@ class Plan:
     contamination: tuple[str, ...] = ()
     refused: str | None = None
 
+    @property
+    def warnings(self) -> list[str]:
+        """What makes this run degenerate (:func:`degenerate_problems`): one line per problem."""
+        return degenerate_problems(self)
+
     def as_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return {**attrs.asdict(self), "warnings": self.warnings}
 
     def to_text(self) -> str:
         lines = [f"hardware: {self.hardware}   world size: {self.world_size}"]
@@ -98,6 +120,10 @@ class Plan:
                     f"  weights+grads+AdamW       {s.static_memory_gib:>12.1f} GiB per process, before activations"
                 )
             lines.extend(f"  note: {note}" for note in s.notes)
+        warnings = self.warnings
+        if warnings:
+            lines.append("")
+            lines.extend(f"warning: {line}" for line in warnings)
         return "\n".join(lines)
 
 
@@ -137,7 +163,8 @@ def plan_pipeline(pipeline: Any, *, world_size: int = 1) -> Plan:
             planner = getattr(stage, "plan", None)
             plan = planner(planning) if planner else StagePlan(stage=stage.name, notes=("this stage has no plan method",))
             kind = registered_name(type(stage), registry) or type(stage).__name__
-            plans.append(_with_memory(attrs.evolve(plan, kind=kind), parameters, profile))
+            settings = plan.settings or step_settings(getattr(stage, "training", None))
+            plans.append(_with_memory(attrs.evolve(plan, kind=kind, settings=settings), parameters, profile))
     return Plan(
         hardware=profile.name,
         world_size=world_size,
@@ -182,3 +209,134 @@ def _with_memory(plan: StagePlan, parameters: int | None, profile: Any) -> Stage
             f"{profile.memory_gib:.0f} GiB: shard them (FSDP) or set model_dtype: bfloat16",
         )
     return attrs.evolve(plan, parameters=parameters, static_memory_gib=gib, notes=notes)
+
+
+# -- degenerate runs ----------------------------------------------------------------------------
+
+
+def step_settings(training: Any) -> StepSettings | None:
+    """The :class:`StepSettings` of a stage's ``training`` (``None`` when it has none, or lacks one)."""
+    if training is None:
+        return None
+    try:
+        values = {field.name: getattr(training, field.name) for field in attrs.fields(StepSettings)}
+    except AttributeError:
+        return None
+    return StepSettings(**values)
+
+
+def lr_multiplier(scheduler: str, warmup: int, steps: int) -> Callable[[int], float] | None:
+    """The learning rate of each optimizer step as a fraction of ``learning_rate``, from the
+    scheduler transformers builds for the run (step ``i`` trains at ``multiplier(i)``).
+
+    ``None`` for a scheduler that is not a function of the step (``reduce_lr_on_plateau``,
+    ``greedy``: both start at the peak). One that transformers cannot build without
+    ``lr_scheduler_kwargs`` (which a stage does not pass, so its run would stop too) is read as
+    ``linear``, whose warmup is the ramp from 0 that the others share.
+    """
+    import torch
+    from transformers import get_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    try:
+        built = get_scheduler(scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=steps)
+    except (ValueError, TypeError, ZeroDivisionError):
+        built = get_scheduler("linear", optimizer, num_warmup_steps=warmup, num_training_steps=steps)
+    lambdas = getattr(built, "lr_lambdas", None)
+    return lambdas[0] if lambdas else None
+
+
+def degenerate_problems(plan: Plan) -> list[str]:
+    """What makes a planned run train badly or not at all, one line per problem, each naming the
+    stage, the numbers and the fix:
+
+    - the learning rate never leaves 0 (one optimizer step with any warmup: the step trains at
+      lr 0, so the weights do not move);
+    - the optimizer steps are no more than the warmup steps, so the learning rate never reaches
+      its peak (``warmup = ceil(warmup_ratio x steps)`` equals the steps once
+      ``warmup_ratio > (steps - 1) / steps``);
+    - the training sequences are fewer than one effective batch (per device x accumulation x
+      processes), so every step sees the whole training set, a smaller batch than configured.
+
+    The learning rate is read from transformers' own scheduler, so ``constant`` (which ignores
+    warmup) is not flagged. ``plan`` prints these as warnings; ``--strict`` refuses the run.
+    """
+    return [line for stage in plan.stages for line in degenerate_stage_problems(stage, plan.world_size)]
+
+
+def degenerate_stage_problems(stage: StagePlan, world_size: int = 1) -> list[str]:
+    """:func:`degenerate_problems` for one stage: what a stage checks of itself as it starts."""
+    if stage.optimizer_steps <= 0:
+        return []  # a stage that did not plan its steps
+    return [*_schedule_problems(stage), *_batch_problems(stage, world_size)]
+
+
+def _steps_fix(settings: StepSettings | None) -> str:
+    if settings is None:
+        return "raise its steps"
+    if settings.max_steps:
+        return f"raise max_steps (now {settings.max_steps:,})"
+    epochs = settings.num_train_epochs
+    return f"raise num_train_epochs (now {epochs:g}) or lower the batch for more steps per epoch"
+
+
+def _ratio_fix(steps: int, settings: StepSettings | None) -> str:
+    now = f" (now {settings.warmup_ratio:g})" if settings else ""
+    if steps == 1:
+        return f"set warmup_ratio: 0{now}"
+    bound = math.floor((steps - 1) / steps * 1000) / 1000
+    while bound > 0 and warmup_steps(bound, steps) >= steps:
+        bound = round(bound - 0.001, 3)
+    return f"lower warmup_ratio to {bound:g} or less{now}"
+
+
+def _schedule_problems(stage: StagePlan) -> list[str]:
+    steps, warmup = stage.optimizer_steps, stage.warmup_steps
+    settings = stage.settings
+    scheduler = settings.lr_scheduler_type if settings else "linear"
+    multiplier = lr_multiplier(scheduler, warmup, steps)
+    if multiplier is None:
+        return []
+    where = (
+        f"{stage.stage}: {steps:,} optimizer step{'s' if steps != 1 else ''}, "
+        f"{warmup:,} warmup step{'s' if warmup != 1 else ''}"
+    )
+    if all(multiplier(step) == 0 for step in range(steps)):
+        return [
+            f"{where} ({scheduler} schedule): the learning rate is 0 at every step, so the weights "
+            f"never change; {_ratio_fix(steps, settings)}, or {_steps_fix(settings)}"
+        ]
+    highest = max(multiplier(step) for step in range(min(steps, warmup + 2)))
+    if highest < 1 - 1e-9:
+        peak = f" {settings.learning_rate:g}" if settings else ""
+        return [
+            f"{where} ({scheduler} schedule): the warmup takes the whole run, so the learning rate "
+            f"never reaches its peak{peak} (at most {highest:.0%} of it); "
+            f"{_ratio_fix(steps, settings)}, or {_steps_fix(settings)}"
+        ]
+    return []
+
+
+def _batch_problems(stage: StagePlan, world_size: int) -> list[str]:
+    sequences, per_step = stage.sequences_train, stage.sequences_per_step
+    if per_step <= 0 or sequences >= per_step:
+        return []
+    settings = stage.settings
+    processes = f"{world_size} process{'es' if world_size != 1 else ''}"
+    batch = (
+        f"{settings.per_device_train_batch_size:,} per device x {settings.gradient_accumulation_steps:,} "
+        f"accumulation x {processes}"
+        if settings
+        else processes
+    )
+    most = sequences // world_size
+    fix = (
+        f"lower per_device_train_batch_size x gradient_accumulation_steps to at most {most:,}"
+        if most >= 1
+        else f"use fewer than {world_size} processes"
+    )
+    return [
+        f"{stage.stage}: {sequences:,} training sequences, fewer than one effective batch of {per_step:,} "
+        f"({batch}): every optimizer step sees the whole training set, a smaller batch than configured; "
+        f"add data, or {fix}"
+    ]

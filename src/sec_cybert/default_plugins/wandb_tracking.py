@@ -2,10 +2,21 @@
 
 Picked with ``tracking: wandb`` (or ``tracking: {kind: wandb, project: ..., group: ...}``). One
 W&B run per stage run, named ``<stage>-<tag>`` (``finetune-dapt-seed43``) and grouped by the
-pipeline's run directory; the stage's resolved config, variant and seed are the run's config, its
-training events are the curves, its final metrics the summary, and an ablation table becomes a
-``wandb.Table``. The Trainer's own W&B integration stays off (``report_to="none"``): it would open
-a second run per stage with the Trainer's arguments as config.
+pipeline's run directory (a hash of its absolute path keeps two experiments named ``run`` apart).
+What a run holds:
+
+* config: the stage's resolved config (corpus, chunker, masker, budget ...), variant, seed,
+  ``init_from``, and, once it finished, its data report (what was read, kept, deduplicated,
+  excluded) and fingerprint;
+* curves: every training event (loss, learning rate, grad norm, tokens/s, eval loss and
+  perplexity);
+* summary: the final metrics, eval and holdout alike;
+* with ``log_checkpoints: true``, the stage's output directory as a ``model`` artifact.
+
+After the pipeline, an ``lineage`` run keeps ``lineage.json`` as an artifact; after an ablation,
+an ``ablation`` run holds the table as a ``wandb.Table`` and the chart as an image. The
+Trainer's own W&B integration stays off (``report_to="none"``): it would open a second run per
+stage with the Trainer's arguments as config.
 """
 
 from __future__ import annotations
@@ -45,6 +56,8 @@ class WandbTracker:
     mode: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.in_(("online", "offline", "disabled")))
     )
+    #: Upload each finished stage's output directory (weights, tokenizer, card) as an artifact.
+    log_checkpoints: bool = False
     _run: Any = attrs.field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -86,21 +99,42 @@ class WandbTracker:
             return
         if result is not None:
             self._run.summary.update(_numbers(result.metrics))
+            self._run.config.update(
+                {"report": dict(result.report), "fingerprint": result.fingerprint}, allow_val_change=True
+            )
+            if self.log_checkpoints:
+                wandb = _wandb()
+                artifact = wandb.Artifact(f"{context.stage_name}-{context.tag}", type="model")
+                for path in sorted(Path(result.output_dir).iterdir()):
+                    if path.is_file():  # the model, tokenizer and records; not checkpoints/
+                        artifact.add_file(str(path))
+                self._run.log_artifact(artifact)
         self._run.finish(exit_code=0 if result is not None else 1)
         self._run = None
 
     def finish_run(self, run_dir: Path, summary: Mapping[str, Any]) -> None:
+        wandb = _wandb()
+        lineage = Path(run_dir) / "lineage.json"
+        if "lineage" in summary and lineage.is_file():
+            run = self._init(run_dir, "lineage", "lineage", {"plugins": summary["lineage"].get("plugins", {})})
+            artifact = wandb.Artifact("lineage", type="lineage")
+            artifact.add_file(str(lineage))
+            run.log_artifact(artifact)
+            run.finish()
         table = summary.get("ablation")
         if not table:
             return
-        wandb = _wandb()
         run = self._init(run_dir, "ablation", "ablation", {"seeds": table["seeds"]})
         columns = ["task", "variant", *table["columns"]]
         rows = [
             [row["task"], row["variant"], *(row["metrics"].get(c, {}).get("mean") for c in table["columns"])]
             for row in table["rows"]
         ]
-        run.log({"ablation": wandb.Table(columns=columns, data=rows)})
+        logged: dict[str, Any] = {"ablation": wandb.Table(columns=columns, data=rows)}
+        chart = Path(run_dir) / "ablation.png"
+        if chart.is_file():
+            logged["ablation_chart"] = wandb.Image(str(chart))
+        run.log(logged)
         run.finish()
 
 

@@ -1,9 +1,14 @@
-"""The Trainer callback that turns the Trainer's events into ours: progress lines and ``context.emit``."""
+"""The Trainer callbacks that turn the Trainer's events into ours: progress, ``context.emit``,
+the stage's training log, and the collator's epoch."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -13,13 +18,37 @@ from sec_cybert.stages.training import perplexity
 
 log = structlog.get_logger(__name__)
 
+#: Where a stage's training events are kept, one JSON object per line (``sec-cybert report`` reads it).
+TRAINING_LOG = "training-log.jsonl"
+PROGRESS_ENV = "SEC_CYBERT_PROGRESS"  # the CLI's name for it too (sec_cybert.cli.PROGRESS_ENV)
+
+
+def progress_bar_wanted() -> bool:
+    """A live bar on a terminal; periodic lines elsewhere. ``SEC_CYBERT_PROGRESS`` (set by the
+    CLI: ``--quiet`` turns it off) overrides: ``on``/``off``, or ``auto``."""
+    value = os.environ.get(PROGRESS_ENV, "auto").strip().lower()
+    if value in ("0", "off", "false", "no"):
+        return False
+    if value in ("1", "on", "true", "yes"):
+        return True
+    return sys.stderr.isatty()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
 
 class EventCallback(TrainerCallback):
-    """Forwards Trainer events to ``context.emit`` (the ``on_train_event`` hook and the trackers)
-    and logs progress through structlog.
+    """Forwards Trainer events to ``context.emit`` (the ``on_train_event`` hook and the
+    trackers), appends them to ``<output_dir>/training-log.jsonl``, and shows progress: a tqdm
+    bar (step/total, loss, tokens/s, ETA) on a terminal, else one ``train`` line per logging step
+    with step/total and ETA.
 
-    Adds ``tokens_per_second`` (from the Trainer's count of non-padding input tokens) and, for MLM
-    stages, ``eval_perplexity`` (= e^eval_loss, the loss being a mean cross-entropy in nats).
+    Adds ``tokens_per_second`` (non-padding input tokens per second of training, evaluation and
+    saving left out) and, for MLM stages, ``eval_perplexity`` (= e^eval_loss, the loss being a
+    mean cross-entropy in nats).
     """
 
     def __init__(self, context: Any, *, perplexity: bool = False) -> None:
@@ -27,10 +56,51 @@ class EventCallback(TrainerCallback):
         self.report_perplexity = perplexity  # only an MLM loss has a perplexity
         self.stage_name = context.stage_name
         self._last: tuple[float, int] | None = None
+        self._start: tuple[float, int] | None = None
+        self._bar: Any = None
+        self._log_path = Path(context.output_dir) / TRAINING_LOG if context.output_dir else None
 
     def _emit(self, event: str, state: Any, metrics: dict[str, float]) -> None:
-        if state.is_world_process_zero:
-            self.context.emit(event, state.global_step, metrics)
+        if not state.is_world_process_zero:
+            return
+        self.context.emit(event, state.global_step, metrics)
+        if self._log_path is not None:
+            record = {"event": event, "step": state.global_step, "time": time.time(), **metrics}
+            with self._log_path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, default=float) + "\n")
+
+    def _eta(self, state: Any) -> str | None:
+        if self._start is None or state.global_step <= self._start[1]:
+            return None
+        per_step = (time.perf_counter() - self._start[0]) / (state.global_step - self._start[1])
+        return _duration(per_step * (state.max_steps - state.global_step))
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start = (time.perf_counter(), state.global_step)
+        if not state.is_world_process_zero:
+            return
+        log.info(
+            "training",
+            stage=self.stage_name,
+            variant=self.context.variant,
+            steps=state.max_steps,
+            **({"resumed_at": state.global_step} if state.global_step else {}),
+        )
+        if progress_bar_wanted():
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(
+                total=state.max_steps,
+                initial=state.global_step,
+                desc=f"{self.stage_name} ({self.context.variant})",
+                unit="step",
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._bar is not None:
+            self._bar.update(state.global_step - self._bar.n)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         metrics = dict(logs or {})
@@ -43,14 +113,32 @@ class EventCallback(TrainerCallback):
         if self.report_perplexity and "eval_loss" in metrics:
             metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
         if state.is_world_process_zero:
-            log.info("train", stage=self.stage_name, step=state.global_step, **_rounded(metrics))
+            progress = {"step": f"{state.global_step}/{state.max_steps}", "eta": self._eta(state)}
+            if self._bar is not None:
+                shown = {k: metrics[k] for k in ("loss", "eval_loss", "tokens_per_second") if k in metrics}
+                self._bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()}, refresh=False)
+                log.debug("train", stage=self.stage_name, **progress, **_rounded(metrics))
+            else:
+                log.info("train", stage=self.stage_name, **progress, **_rounded(metrics))
         self._emit("log", state, metrics)
+
+    def _restart_clock(self) -> None:
+        # Evaluation and saving are not training: the next tokens/s starts after them.
+        if self._last is not None:
+            self._last = (time.perf_counter(), self._last[1])
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         self._emit("evaluate", state, dict(metrics or {}))
+        self._restart_clock()
 
     def on_save(self, args, state, control, **kwargs):
         self._emit("checkpoint", state, {"step": float(state.global_step)})
+        self._restart_clock()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -291,7 +291,9 @@ class FineTuneStage:
         columns = []
         for head in self.heads:
             columns += [f"{head.name}_macro_f1"] + ([f"{head.name}_qwk"] if head.is_ordinal else [])
-        details = [f"{head.name}_{suffix}" for head in self.heads for suffix in ("per_class_f1", "absent_classes")]
+        details = [
+            f"{head.name}_{suffix}" for head in self.heads for suffix in ("per_class_f1", "absent_classes", "collapsed_to")
+        ]
         return (*columns, *details)
 
     def build_model(self, init_from: str, runtime: Any, *, seed: int, train: Any) -> Any:

@@ -30,8 +30,9 @@ def head_metrics(
 ) -> dict[str, Any]:
     """Metrics for one head, keys prefixed with the head's name (``category_macro_f1`` ...).
 
-    ``detailed`` adds per-class F1, the absent classes and the confusion matrix (not scalars
-    the Trainer can log).
+    ``detailed`` adds per-class F1, the absent classes, the confusion matrix and, for single-label
+    heads, ``<head>_collapsed_to``: the one class every prediction fell in, when that happened
+    (not scalars the Trainer can log).
     """
     predicted = decode(head, torch.as_tensor(logits)).numpy()
     if head.kind != "multilabel":
@@ -55,6 +56,11 @@ def head_metrics(
         if detailed:
             label_ids = list(range(len(head.labels)))
             out[f"{p}_confusion_matrix"] = confusion_matrix(truth, predicted, labels=label_ids).tolist()
+            # A head that predicts one class for every example, when the gold has several, has
+            # learnt nothing; its macro F1 and QWK look like numbers all the same.
+            chosen = sorted({int(i) for i in np.unique(predicted)})
+            collapsed = len(chosen) == 1 and len(present) > 1
+            out[f"{p}_collapsed_to"] = [head.labels[chosen[0]]] if collapsed else []
     if detailed:
         out[f"{p}_per_class_f1"] = per_class_f1(head, truth, predicted, present)
         out[f"{p}_absent_classes"] = [label for i, label in enumerate(head.labels) if i not in present]

@@ -135,6 +135,7 @@ class MLMStage:
         from sec_cybert.corpus.select import iter_column, newest_first, validation_mask
 
         read = ReadReport()
+        log.info("reading corpus", stage=self.name, source=self.corpus.describe())
         documents = documents_dataset(
             self.corpus, read, exclusions=exclusions, group_field=self.validation_group_field
         )
@@ -160,6 +161,7 @@ class MLMStage:
         if dedup.drop and clusters.count < len(documents):
             documents = documents.select(clusters.first_of_each())
             dropped = len(clusters.ids) - clusters.count
+        log.info("tokenizing", stage=self.name, documents=len(documents), duplicates_dropped=dropped)
         tokenized = self.chunker.tokenize(documents, tokenizer)
         selected, selection = newest_first(tokenized, self.max_tokens)
         if selection.documents_kept == 0:
@@ -236,6 +238,10 @@ class MLMStage:
         train_blocks = train_blocks.add_column("row", list(range(len(train_blocks))))
         if validation_blocks is not None:
             validation_blocks = premask(validation_blocks, tokenizer, self.masker, seed=context.seed)
+            if is_main_process():
+                # Kept, masked, so the ablation scores every variant (base included) on the same targets.
+                validation_blocks.save_to_disk(str(out / VALIDATION_SET))
+            report["validation_set"] = VALIDATION_SET
         args = self.training.trainer_arguments(
             checkpoint_dir(context), runtime, seed=context.seed, has_eval=validation_blocks is not None
         )
@@ -313,6 +319,44 @@ class MLMStage:
     def ablation_metrics(self) -> tuple[str, ...]:
         """What a variant's row shows of this stage: its MLM loss on its own validation split."""
         return ("eval_loss", "eval_perplexity")
+
+
+#: The masked validation set a stage keeps in its directory (a ``datasets`` directory).
+VALIDATION_SET = "validation-set"
+
+
+def masked_lm_loss(checkpoint: str, dataset: Any, *, profile: Any, batch_size: int = 16) -> float:
+    """Mean cross-entropy (nats) of ``checkpoint`` over every target of a premasked ``dataset``.
+
+    Weighted by targets, not by batch as the Trainer's ``eval_loss`` is, so two models scored on
+    the same set compare exactly. The ablation scores each variant on each variant-producing
+    stage's kept validation set with this.
+    """
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    from sec_cybert.collator import MaskingCollator
+    from sec_cybert.masking import TokenMasker
+    from sec_cybert.stages.loading import load_pretrained, load_tokenizer
+
+    runtime = Training().runtime(profile)
+    tokenizer = load_tokenizer(checkpoint)
+    model = load_pretrained(
+        AutoModelForMaskedLM, checkpoint, attn_implementation=runtime.attn_implementation, dtype=torch.float32
+    )
+    device = torch.device("cuda" if runtime.device == "cuda" else "cpu")
+    model.to(device).eval()
+    collate = MaskingCollator(tokenizer=tokenizer, masker=TokenMasker())  # premasked rows: padded only
+    total = count = 0.0
+    columns = dataset.select_columns(["input_ids", "labels"])
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=runtime.bf16):
+        for start in range(0, len(columns), batch_size):
+            batch = {k: v.to(device) for k, v in collate(list(columns.select(range(start, min(start + batch_size, len(columns)))))).items()}
+            targets = int((batch["labels"] != -100).sum())
+            if targets:
+                total += float(model(**batch).loss) * targets
+                count += targets
+    return total / count if count else float("nan")
 
 
 def _side_report(rows: Any, blocks: Any) -> dict[str, int]:

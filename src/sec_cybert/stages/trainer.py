@@ -41,12 +41,14 @@ class TrainerRun:
     resumed_from: str | None
     checkpoints_skipped: tuple[str, ...]
     nonfinite_steps_skipped: tuple[int, ...]
+    warnings: tuple[str, ...] = ()
 
     def report(self) -> Mapping[str, Any]:
         return {
             "resumed_from": self.resumed_from,
             "checkpoints_skipped": list(self.checkpoints_skipped),
             "nonfinite_steps_skipped": list(self.nonfinite_steps_skipped),
+            "warnings": list(self.warnings),
         }
 
 
@@ -110,6 +112,7 @@ def run_trainer(
         ],
     )
     trainer.remove_callback(PrinterCallback)  # EventCallback logs the same through structlog
+    warnings = _degenerate(context, training, train_dataset, args.world_size)
     if last:
         log.info("resuming from checkpoint", stage=context.stage_name, checkpoint=str(last))
     try:
@@ -140,4 +143,26 @@ def run_trainer(
         resumed_from=str(last) if last else None,
         checkpoints_skipped=tuple(skipped),
         nonfinite_steps_skipped=tuple(guard.skipped_steps),
+        warnings=tuple(warnings),
     )
+
+
+def _degenerate(context: StageContext, training: Any, train_dataset: Any, world_size: int) -> list[str]:
+    """What makes this stage's run degenerate (learning rate stuck at 0 or never at its peak, data
+    under one batch), from the numbers the Trainer is about to use; logged as warnings. ``plan``
+    and ``--strict`` check the same before a run starts."""
+    from sec_cybert.plan import StagePlan, degenerate_stage_problems, step_settings, warmup_steps
+
+    steps = training.optimizer_steps(len(train_dataset), world_size)
+    planned = StagePlan(
+        stage=context.stage_name,
+        sequences_train=len(train_dataset),
+        optimizer_steps=steps,
+        warmup_steps=warmup_steps(training.warmup_ratio, steps),
+        sequences_per_step=training.effective_batch_size * world_size,
+        settings=step_settings(training),
+    )
+    problems = degenerate_stage_problems(planned, world_size)
+    for line in problems:
+        log.warning("degenerate run", problem=line)
+    return problems
