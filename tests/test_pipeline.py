@@ -41,6 +41,13 @@ def test_every_stage_writes_a_loadable_checkpoint_with_its_tokenizer(finished_ru
         AutoTokenizer.from_pretrained(run_dir / name)
         assert MultiHeadClassifier.load(run_dir / name).head_specs[1].kind == "coral"
     assert [v.name for v in result.variants] == ["base", "+DAPT", "+DAPT+TAPT"]
+    # Every saved directory carries its model card, written by the host after the stage.
+    import yaml
+
+    for name in ("dapt", "tapt", "finetune-base", "finetune-dapt", "finetune-dapt-tapt"):
+        card = (run_dir / name / "README.md").read_text()
+        front = yaml.safe_load(card.split("---")[1])
+        assert front["library_name"] == "transformers" and front["model-index"]
 
 
 def test_lineage_records_which_checkpoint_fed_which_stage(finished_run):
@@ -72,14 +79,39 @@ def test_ablation_rows_and_perplexity_is_e_to_the_loss(finished_run):
         for column in ("category_macro_f1", "specificity_macro_f1", "specificity_qwk"):
             assert 0.0 <= row["metrics"][column]["mean"] <= 1.0
         assert set(row["breakdowns"]["category_per_class_f1"]) >= {"Board Governance", "None/Other"}
+    # One shared MLM evaluation: every variant, base included, on each stage's kept validation set.
+    assert data["mlm_sets"] == ["dapt", "tapt"]
+    for row in data["rows"]:
+        for name in ("dapt", "tapt"):
+            score = row["mlm"][name]
+            assert score["perplexity"] == pytest.approx(math.exp(score["loss"]))
     base, dapt, tapt = data["rows"]
-    assert base["mlm_eval_loss"] is None
-    for row in (dapt, tapt):
-        assert row["mlm_perplexity"] == pytest.approx(math.exp(row["mlm_eval_loss"]))
+    assert base["mlm"]["dapt"]["loss"] != dapt["mlm"]["dapt"]["loss"]
     markdown = (run_dir / "ablation.md").read_text()
-    assert "| +DAPT+TAPT |" in markdown and "e^loss" in markdown
+    assert "| +DAPT+TAPT" in markdown and "e^loss" in markdown
+    assert "MLM loss, dapt validation" in markdown and "(holdout)" in markdown and "Warning" not in markdown
     stage = json.loads((run_dir / "dapt" / "stage.json").read_text())
     assert stage["metrics"]["eval_perplexity"] == pytest.approx(math.exp(stage["metrics"]["eval_loss"]))
+
+
+def test_the_shared_mlm_loss_is_the_mean_over_every_masked_target(finished_run):
+    import datasets
+    import torch
+
+    run_dir, *_ = finished_run
+    data = json.loads((run_dir / "ablation.json").read_text())
+    validation = datasets.load_from_disk(str(run_dir / "tapt" / "validation-set"))
+    model = AutoModelForMaskedLM.from_pretrained(run_dir / "dapt").eval()
+    total = targets = 0.0
+    with torch.no_grad():
+        for row in validation:  # one row at a time: no padding, no batching to get wrong
+            ids, labels = torch.tensor([row["input_ids"]]), torch.tensor([row["labels"]])
+            logits = model(input_ids=ids).logits[0]
+            chosen = labels[0] != -100
+            total += float(torch.nn.functional.cross_entropy(logits[chosen], labels[0][chosen], reduction="sum"))
+            targets += int(chosen.sum())
+    by_variant = {row["variant"]: row for row in data["rows"]}
+    assert by_variant["+DAPT"]["mlm"]["tapt"]["loss"] == pytest.approx(total / targets, rel=1e-5)
 
 
 def test_rerun_reuses_finished_stages(finished_run):
@@ -177,3 +209,22 @@ def test_sparse_prediction_gives_the_same_loss():
     sparse = model(input_ids=ids, labels=labels)
     torch.testing.assert_close(sparse.loss, dense)
     assert sparse.logits.shape[0] == int((labels != -100).sum())
+
+
+def test_report_draws_what_the_run_recorded(finished_run):
+    from sec_cybert.report import build_report
+
+    run_dir, *_ = finished_run
+    report = build_report(run_dir)
+    text = report.read_text()
+    lineage = json.loads((run_dir / "lineage.json").read_text())
+    for entry in lineage["stages"]:
+        assert f"## {entry['stage']} ({entry['kind']}, variant {entry['variant']})" in text
+        assert f"global_step {entry['metrics']['global_step']}" in text
+    # A chart per stage, drawn from its training log, and the ablation's.
+    for stage in ("dapt", "tapt", "finetune-dapt-tapt"):
+        events = [json.loads(line) for line in (run_dir / stage / "training-log.jsonl").read_text().splitlines()]
+        assert {e["event"] for e in events} >= {"log"} and (run_dir / "report" / f"{stage}.png").stat().st_size > 1000
+    assert "## Ablation" in text and "| +DAPT+TAPT" in text
+    page = (run_dir / "report" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 4 and "<table>" in page

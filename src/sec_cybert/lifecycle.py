@@ -207,6 +207,16 @@ class TrackerFanOut:
         self._call("finish_run", run_dir, summary)
 
 
+def _write_card(result: StageResult, seed: int) -> None:
+    """A model card beside the weights: it describes a finished stage, so it never fails one."""
+    from sec_cybert.modelcard import stage_chain, write_model_card
+
+    try:
+        write_model_card(result, stage_chain(result), seed=seed)
+    except Exception as exc:  # noqa: BLE001 - the stage is done; a card is a courtesy
+        log.warning("model card not written", stage=result.stage, error=f"{type(exc).__name__}: {exc}")
+
+
 def run_stage(
     stage: Any,
     context: StageContext,
@@ -264,6 +274,7 @@ def run_stage(
         )
         if is_main_process():
             result.save()
+            _write_card(result, context.seed)
         wait_for_everyone()
     finally:
         if is_main_process():
