@@ -273,3 +273,14 @@ def test_a_run_shows_a_progress_bar_on_a_terminal_and_step_lines_elsewhere(tmp_p
     assert main(["run", str(path), "--out", str(tmp_path / "lines")]) == 0
     err = capfd.readouterr().err
     assert "step=1/3" in err and "eta=" in err and "3/3 [" not in err
+
+
+def test_push_and_export_head_are_commands(tmp_path, capsys, monkeypatch):
+    import sec_cybert.modelcard
+
+    calls = []
+    monkeypatch.setattr(sec_cybert.modelcard, "push_to_hub", lambda d, repo, private: calls.append((d, repo, private)) or "https://hf.co/x/commit/1")
+    assert main(["push", str(tmp_path), "--repo", "org/name"]) == 0
+    assert calls == [(tmp_path, "org/name", True)] and "pushed: https://hf.co/x/commit/1" in capsys.readouterr().out
+    assert main(["export-head", str(tmp_path / "nothing"), "--head", "category", "--out", str(tmp_path / "e")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

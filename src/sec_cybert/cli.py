@@ -377,6 +377,28 @@ def split(labeled, out, by, fractions, stratify, threshold, seed, skip_bad_recor
     click.echo(f"written: {', '.join(s['file'] for s in report.splits.values())} (report: {out / 'split-report.json'})")
 
 
+@cli.command("export-head")
+@click.argument("finetuned", type=click.Path(path_type=Path))
+@click.option("--head", "head_name", required=True, help="The head to export, e.g. category.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="New directory for the export.")
+def export_head_command(finetuned: Path, head_name: str, out: Path) -> None:
+    """One head of a fine-tuned directory as a plain AutoModelForSequenceClassification checkpoint."""
+    from sec_cybert.export import export_head
+
+    click.echo(f"written: {export_head(finetuned, head_name, out)} (AutoModelForSequenceClassification.from_pretrained loads it)")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--repo", required=True, help="The hub model repo, ORG/NAME.")
+@click.option("--public", is_flag=True, help="Create the repo public (default: private).")
+def push(directory: Path, repo: str, public: bool) -> None:
+    """Upload a saved directory (a stage's output or an export) to the Hugging Face hub."""
+    from sec_cybert.modelcard import push_to_hub
+
+    click.echo(f"pushed: {push_to_hub(directory, repo, private=not public)}")
+
+
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
