@@ -7,6 +7,7 @@ import os
 import sys
 
 import pytest
+import structlog
 import yaml
 
 from sec_cybert.cli import main
@@ -284,3 +285,20 @@ def test_push_and_export_head_are_commands(tmp_path, capsys, monkeypatch):
     assert calls == [(tmp_path, "org/name", True)] and "pushed: https://hf.co/x/commit/1" in capsys.readouterr().out
     assert main(["export-head", str(tmp_path / "nothing"), "--head", "category", "--out", str(tmp_path / "e")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_log_lines_of_a_multi_process_run_name_their_rank(monkeypatch, capsys):
+    from sec_cybert.cli import configure_logging
+
+    log = structlog.get_logger("rank-test")
+    configure_logging(0, "json")
+    try:
+        monkeypatch.setenv("WORLD_SIZE", "1")
+        log.info("single")
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("RANK", "1")
+        log.info("second rank")
+    finally:
+        structlog.reset_defaults()
+    single, second = (json.loads(line) for line in capsys.readouterr().err.splitlines()[-2:])
+    assert "rank" not in single and second["rank"] == 1 and second["event"] == "second rank"

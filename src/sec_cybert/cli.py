@@ -37,6 +37,14 @@ PROGRESS_ENV = "SEC_CYBERT_PROGRESS"
 _log_level = logging.INFO
 
 
+def _add_rank(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """``rank=N`` on every line of a multi-process run (torchrun sets RANK and WORLD_SIZE), so
+    two ranks' lines can be told apart; nothing is added to a single-process run."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        event.setdefault("rank", int(os.environ.get("RANK", "0") or 0))
+    return event
+
+
 def configure_logging(verbosity: int, fmt: str) -> None:
     global _log_level
     # The training bar (stages.callbacks) and the data-preparation bars (datasets: tokenizing,
@@ -57,6 +65,7 @@ def configure_logging(verbosity: int, fmt: str) -> None:
     )
     structlog.configure(
         processors=[
+            _add_rank,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             renderer,
