@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 import structlog
 
@@ -15,6 +17,26 @@ def plugin_manager():
 @pytest.fixture
 def tiny_corpus(tmp_path):
     return write_tiny_corpus(tmp_path / "corpus")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache_in_tmp(tmp_path_factory):
+    """The tokenization cache and scratch files of session- and module-scoped fixtures (set up
+    before any test's own): never under $HOME."""
+    previous = os.environ.get("SEC_CYBERT_CACHE")
+    os.environ["SEC_CYBERT_CACHE"] = str(tmp_path_factory.mktemp("sec-cybert-cache-session"))
+    yield
+    if previous is None:
+        os.environ.pop("SEC_CYBERT_CACHE", None)
+    else:
+        os.environ["SEC_CYBERT_CACHE"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path_factory, monkeypatch):
+    """Each test's tokenization cache and scratch files in a directory of its own: the suite
+    never writes to $HOME, and no test sees another's cache entries."""
+    monkeypatch.setenv("SEC_CYBERT_CACHE", str(tmp_path_factory.mktemp("sec-cybert-cache")))
 
 
 @pytest.fixture(autouse=True)

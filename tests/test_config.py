@@ -50,7 +50,7 @@ def test_every_problem_is_reported_at_once(tiny_corpus, plugin_manager):
         "stages[0].training.lr: unknown key; did you mean 'learning_rate'?",
         "stages[0].masker.probability: probability must be strictly between 0 and 1, got 1.5",
         "hardware: unknown hardware profile 'tpu-v9'; known: auto, a100, cpu, cuda, h100, rtx3090",
-        "stages[0].chunker.kind: unknown chunker 'concatt' (did you mean 'concat'?); known: concat, paragraph",
+        "stages[0].chunker.kind: unknown chunker 'concatt' (did you mean 'concat'?); known: concat, packed, paragraph",
         "stages[0].corpus.path: path '",
         "stages[1].validation_split: got -0.5; must be >= 0",
         "stages[2].train_file: missing",

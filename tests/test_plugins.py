@@ -24,7 +24,7 @@ from sec_cybert.testing import tiny_pipeline_config
 
 BUILTINS = {
     "corpus": {"jsonl-shards", "paragraphs", "edgar-html"},
-    "chunker": {"concat", "paragraph"},
+    "chunker": {"concat", "paragraph", "packed"},
     "masker": {"token", "whole-word"},
     "hardware": {"cpu", "cuda", "rtx3090", "a100", "h100"},
     "stage": {"mlm", "finetune"},

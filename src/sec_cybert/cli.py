@@ -56,6 +56,11 @@ def configure_logging(verbosity: int, fmt: str) -> None:
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     if verbosity <= 0:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        # transformers reads that variable once, at import: when it is imported already (main()
+        # called from Python), tell it directly. Not importing it keeps `--help` fast.
+        hf_logging = sys.modules.get("transformers.utils.logging")
+        if hf_logging is not None and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1":
+            hf_logging.disable_progress_bar()
     level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
     _log_level = level
     renderer = (

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
+from attrs import validators as v
 
+from sec_cybert.document_attention import DocumentAttention
 from sec_cybert.errors import DataError
 
 if TYPE_CHECKING:
@@ -64,6 +66,12 @@ class MaskingCollator:
 
     ``word_ids`` are passed to the masker when every feature has them, and are required when
     the masker's ``needs_word_ids`` is true.
+
+    Features with ``position_ids`` (packed rows: positions restart at 0 where a document
+    starts) need ``attention``, the model's :class:`~sec_cybert.document_attention.DocumentAttention`:
+    the batch then carries ``position_ids`` and attention that never crosses a document (a
+    dict of 4D masks, or for flash-attn one flattened row with varlen kwargs). Masks are drawn
+    on the padded rows either way, so a packed batch masks the same under every implementation.
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -73,6 +81,11 @@ class MaskingCollator:
     #: The training epoch, set by ``stages.callbacks.EpochToCollator`` at each epoch's start, so a batch that
     #: recurs in another epoch is masked afresh.
     epoch: int = 0
+    #: How the model keeps the documents of a packed row apart; needed when features carry
+    #: ``position_ids`` (``DocumentAttention.from_config(model.config)``).
+    attention: DocumentAttention | None = attrs.field(
+        default=None, validator=v.optional(v.instance_of(DocumentAttention))
+    )
     _special_ids: torch.Tensor = attrs.field(init=False, repr=False)
     _generator: torch.Generator | None = attrs.field(init=False, default=None, repr=False)
     _generator_owner: tuple[int, int] | None = attrs.field(init=False, default=None, repr=False)
@@ -96,7 +109,7 @@ class MaskingCollator:
         special = sorted({int(i) for i in self.tokenizer.all_special_ids if i is not None})
         self._special_ids = torch.tensor(special, dtype=torch.long)
 
-    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if len(features) == 0:
             raise DataError("cannot collate an empty batch")
         needs_word_ids = bool(getattr(self.masker, "needs_word_ids", False))
@@ -129,6 +142,7 @@ class MaskingCollator:
         for i, row in enumerate(ids_rows):
             input_ids[i, : len(row)] = row
             attention_mask[i, : len(row)] = 1
+        position_ids = self._position_ids(features, lengths, width)
         if premasked:
             # Already masked (a fixed validation set): pad, never re-mask.
             labels = torch.full((len(features), width), -100, dtype=torch.long)
@@ -140,7 +154,7 @@ class MaskingCollator:
                         "a premasked row holds one label per token (-100 where no loss is taken)"
                     )
                 labels[i, : lengths[i]] = row
-            return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+            return self._model_inputs(input_ids, attention_mask, labels, position_ids, lengths)
         special_tokens_mask = torch.isin(input_ids, self._special_ids) | (attention_mask == 0)
 
         word_ids = None
@@ -164,7 +178,55 @@ class MaskingCollator:
             word_ids=word_ids,
             generator=self._batch_generator(features) or self._process_generator(),
         )
-        return {"input_ids": corrupted, "attention_mask": attention_mask, "labels": labels}
+        return self._model_inputs(corrupted, attention_mask, labels, position_ids, lengths)
+
+    def _model_inputs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        position_ids: torch.Tensor | None,
+        lengths: list[int],
+    ) -> dict[str, Any]:
+        if position_ids is None:
+            return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        assert self.attention is not None  # _position_ids refused the batch otherwise
+        return self.attention.batch(input_ids, labels, position_ids, lengths)
+
+    def _position_ids(
+        self, features: Sequence[Mapping[str, Any]], lengths: list[int], width: int
+    ) -> torch.Tensor | None:
+        """The padded ``position_ids`` of a packed batch (None when no feature has them).
+
+        Padding counts 0, 1, ... from its first slot: a restart, so it is a segment of its own
+        and no query row of the masks is empty.
+        """
+        has = [f.get("position_ids") is not None for f in features]
+        if not any(has):
+            return None
+        if not all(has):
+            raise DataError(
+                f"{has.count(False)} of {len(features)} features have no `position_ids` and the others do: "
+                "a batch is either packed or not; build both sides of a split with the same chunker"
+            )
+        if self.attention is None:
+            raise DataError(
+                "the features carry `position_ids` (packed documents) but the collator has no `attention` "
+                "to keep them apart: pass attention=DocumentAttention.from_config(model.config)"
+            )
+        positions = torch.zeros((len(features), width), dtype=torch.long)
+        for i, f in enumerate(features):
+            row = _row(f["position_ids"], "position_ids", i)
+            if len(row) != lengths[i]:
+                raise DataError(
+                    f"feature {i}: position_ids has {len(row)} entries but input_ids has {lengths[i]}; "
+                    "the chunker must write one position per token"
+                )
+            if len(row) and int(row.min()) < 0:
+                raise DataError(f"feature {i}: position_ids must be >= 0, got {int(row.min())}")
+            positions[i, : lengths[i]] = row
+            positions[i, lengths[i] :] = torch.arange(width - lengths[i])
+        return positions
 
     def _batch_generator(self, features: Sequence[Mapping[str, Any]]) -> torch.Generator | None:
         """A generator seeded by ``(seed, epoch, rows)`` when every feature names its row."""
@@ -203,7 +265,8 @@ def premask(
 
     Re-masking at each evaluation would add sampling noise to the eval loss curve (and to the
     perplexity that the ablation compares across variants). Returns a dataset with
-    ``input_ids`` (corrupted) and ``labels``, which :class:`MaskingCollator` only pads.
+    ``input_ids`` (corrupted) and ``labels``, which :class:`MaskingCollator` only pads, and the
+    rows' ``position_ids`` when they have them, so a packed set is scored with its boundaries.
     """
     collator = MaskingCollator(tokenizer=tokenizer, masker=masker, seed=seed)
 
@@ -214,9 +277,13 @@ def premask(
         ]
         out = collator(features)
         lengths = [len(ids) for ids in batch["input_ids"]]
-        return {
+        masked = {
             "input_ids": [out["input_ids"][i, :n].tolist() for i, n in enumerate(lengths)],
             "labels": [out["labels"][i, :n].tolist() for i, n in enumerate(lengths)],
         }
+        # Masking never reads positions (only the model does), so they pass through unchanged.
+        if "position_ids" in batch:
+            masked["position_ids"] = batch["position_ids"]
+        return masked
 
     return dataset.map(mask_batch, batched=True, batch_size=batch_size, remove_columns=dataset.column_names)

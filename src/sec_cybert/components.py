@@ -85,6 +85,11 @@ class Chunker(Protocol):
     documents), so it must read the rows it is given -- through ``dataset.iter``,
     ``dataset[column]`` or after ``dataset.flatten_indices()`` -- never ``dataset.data``, the
     underlying Arrow table, which still holds every row.
+
+    An MLM stage keeps ``tokenize``'s output on disk (docs/corpus.md, the tokenization cache),
+    keyed by, among others, the chunker's class and its optional ``tokenize_settings()``: the
+    settings ``tokenize`` depends on, as a JSON-able dict. Without that method every setting of
+    an attrs chunker is in the key (safe; a setting only ``group`` reads then re-tokenizes).
     """
 
     provides_word_ids: bool

@@ -88,7 +88,10 @@ def register_chunkers(register: Register) -> None:
     mapping over the full Arrow table): read them through ``dataset.iter``, ``dataset[column]``
     or after ``dataset.flatten_indices()``, never through ``dataset.data``, which still holds
     every row. Picked with ``chunker: {kind: NAME, ...}``. Built-ins: ``concat`` (DAPT),
-    ``paragraph`` (TAPT).
+    ``paragraph`` (TAPT), ``packed`` (TAPT, whole paragraphs packed into rows). A chunker whose
+    blocks carry ``position_ids`` that restart at 0 where a document starts gets attention
+    that stops there (``sec_cybert.document_attention``); one that declares
+    ``provides_position_ids`` has its encoder checked for that before the corpus is read.
     """
 
 
@@ -241,9 +244,12 @@ def on_train_event(
     Called on the main process only, at the Trainer's logging, evaluation and save points;
     ``step`` is the optimizer step. ``metrics`` holds what the Trainer reported (``loss``,
     ``learning_rate``, ``grad_norm``, ``epoch``, ``eval_loss`` ...); to ``"log"`` events
-    sec_cybert adds ``tokens_seen`` (non-padding input tokens so far), ``tokens_per_second`` (from
-    the second log on) and, in MLM stages, ``eval_perplexity`` (e^eval_loss) when the log holds an
-    ``eval_loss``. ``"checkpoint"`` events carry ``{"step": step}``. ``context`` is the stage's
+    sec_cybert adds ``tokens_seen`` (non-padding input tokens so far); from the second log on, over
+    the time since the last one, ``tokens_per_second`` (every token slot, padding included),
+    ``real_tokens_per_second`` (non-padding), ``padding_efficiency`` (their ratio) and, on a GPU
+    whose peak is known, ``mfu`` (model FLOPs utilisation, formula in ``sec_cybert.flops``); and,
+    in MLM stages, ``eval_perplexity`` (e^eval_loss) when the log holds an ``eval_loss``.
+    ``"checkpoint"`` events carry ``{"step": step}``. ``context`` is the stage's
     ``StageContext``: its ``variant`` (``base``, ``+DAPT`` ...), ``tag``, ``seed``, ``run_dir``
     and ``output_dir`` tell the fine-tunes of an ablation apart. Trackers get the same events
     through their ``log`` method. Must not raise: an exception here stops training.

@@ -29,7 +29,7 @@ import structlog
 from sec_cybert.distributed import is_main_process, wait_for_everyone
 from sec_cybert.errors import ConfigError, PluginError
 from sec_cybert.files import read_json_record, write_json_atomic
-from sec_cybert.stages.context import StageContext, StageOutcome, StageResult
+from sec_cybert.stages.context import FINGERPRINT, StageContext, StageOutcome, StageResult
 
 STARTED_RECORD = "stage-started.json"
 
@@ -54,6 +54,14 @@ def fingerprint_of(settings: Mapping[str, Any], context: StageContext) -> str:
         identity["exclusions"] = context.exclusions.digest
     payload = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _identity_settings(stage: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The stage's settings less its fields marked ``metadata={FINGERPRINT: False}``."""
+    if not attrs.has(type(stage)):
+        return dict(settings)
+    operational = {f.name for f in attrs.fields(type(stage)) if f.metadata.get(FINGERPRINT) is False}
+    return {k: v for k, v in settings.items() if k not in operational}
 
 
 def _portable(init_from: str, run_dir: Path) -> str:
@@ -232,7 +240,7 @@ def run_stage(
 
     config = unstructure(stage, registry)
     kind = registered_name(type(stage), registry) or type(stage).__name__
-    fingerprint = fingerprint_of(unstructure(stage, registry, omit_defaults=True), context)
+    fingerprint = fingerprint_of(_identity_settings(stage, unstructure(stage, registry, omit_defaults=True)), context)
     out = Path(stage.output_dir(context))
     log.info("stage starting", stage=stage.name, kind=kind, variant=context.variant, init_from=context.init_from)
     inputs = input_digests(stage, context)

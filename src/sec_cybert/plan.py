@@ -12,9 +12,12 @@ import math
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from sec_cybert.memory import MemoryEstimate, StepShape
 
 
 @attrs.frozen
@@ -57,6 +60,11 @@ class StagePlan:
     static_memory_gib: float | None = None
     #: Filled in by the host from the stage's ``training`` (``None`` for a stage without one).
     settings: StepSettings | None = None
+    #: Filled in by the host: the estimated peak memory of one training step per device
+    #: (:func:`sec_cybert.memory.estimate_step_memory`), for a stage whose settings it can read,
+    #: and what :func:`degenerate_problems` says when it exceeds the profile's memory.
+    memory: MemoryEstimate | None = None
+    memory_problem: str | None = None
 
 
 @attrs.frozen
@@ -82,6 +90,8 @@ class Plan:
     #: The contamination check's counts, and what the policy would refuse (the run stops on it).
     contamination: tuple[str, ...] = ()
     refused: str | None = None
+    #: The profile's memory per device (what each stage's ``memory`` is compared with).
+    memory_gib: float | None = None
 
     @property
     def warnings(self) -> list[str]:
@@ -114,11 +124,15 @@ class Plan:
             lines.append(f"  warmup steps              {s.warmup_steps:>14,}")
             if s.estimated_seconds is not None:
                 lines.append(f"  estimated duration        {s.estimated_seconds / 3600:>13.1f}h")
-            if s.static_memory_gib is not None:
+            if s.parameters is not None:
                 lines.append(f"  parameters                {s.parameters:>14,}")
+            if s.static_memory_gib is not None and s.memory is None:
+                # Without a step estimate (a config the count cannot read), what is known.
                 lines.append(
                     f"  weights+grads+AdamW       {s.static_memory_gib:>12.1f} GiB per process, before activations"
                 )
+            if s.memory is not None:
+                lines.append(f"  peak memory per device    {s.memory.describe(self.memory_gib)}")
             lines.extend(f"  note: {note}" for note in s.notes)
         warnings = self.warnings
         if warnings:
@@ -151,6 +165,7 @@ def plan_pipeline(pipeline: Any, *, world_size: int = 1) -> Plan:
         base = pipeline._materialize_encoder(Path(scratch), contamination)
         tokenizer = load_tokenizer(base)
         parameters = parameter_count(base)
+        config = model_config(base)
         plans = []
         for stage in pipeline.stages:
             planning = PlanContext(
@@ -164,7 +179,8 @@ def plan_pipeline(pipeline: Any, *, world_size: int = 1) -> Plan:
             plan = planner(planning) if planner else StagePlan(stage=stage.name, notes=("this stage has no plan method",))
             kind = registered_name(type(stage), registry) or type(stage).__name__
             settings = plan.settings or step_settings(getattr(stage, "training", None))
-            plans.append(_with_memory(attrs.evolve(plan, kind=kind, settings=settings), parameters, profile))
+            plan = _with_memory(attrs.evolve(plan, kind=kind, settings=settings), parameters, profile)
+            plans.append(_with_step_memory(plan, stage, config, profile))
     return Plan(
         hardware=profile.name,
         world_size=world_size,
@@ -173,6 +189,7 @@ def plan_pipeline(pipeline: Any, *, world_size: int = 1) -> Plan:
         stages=tuple(plans),
         contamination=tuple(contamination.summary_lines()),
         refused=refused,
+        memory_gib=profile.memory_gib,
     )
 
 
@@ -209,6 +226,90 @@ def _with_memory(plan: StagePlan, parameters: int | None, profile: Any) -> Stage
             f"{profile.memory_gib:.0f} GiB: shard them (FSDP) or set model_dtype: bfloat16",
         )
     return attrs.evolve(plan, parameters=parameters, static_memory_gib=gib, notes=notes)
+
+
+def model_config(reference: str) -> Any:
+    """The transformers config of the model at ``reference`` (its config.json: no weights read);
+    ``None`` when it cannot be read (a hub model not in the cache, offline)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(reference)
+    except (OSError, ValueError):
+        return None
+
+
+def stage_step_shape(stage: Any, profile: Any) -> StepShape | None:
+    """What decides the memory of ``stage``'s training step, read from its settings (duck-typed:
+    a ``training``; a ``chunker`` with ``seq_len`` or ``max_length``, or a ``max_length`` of its
+    own; a ``masker`` makes it MLM) and the profile, as the run will resolve them. ``None`` for a
+    stage without those."""
+    from sec_cybert.memory import StepShape
+
+    training = getattr(stage, "training", None)
+    chunker = getattr(stage, "chunker", None)
+    block = getattr(chunker, "seq_len", None)
+    seq_len = block or getattr(chunker, "max_length", None) or getattr(stage, "max_length", None)
+    if not isinstance(seq_len, int) or not hasattr(training, "per_device_train_batch_size"):
+        return None
+    masker = getattr(stage, "masker", None)
+    device = profile.device
+    attn = getattr(training, "attn_implementation", None) or profile.attn_implementation
+    if attn == "flash_attention_2" and device != "cuda":
+        attn = "sdpa"  # resolve_runtime's fallback; on CUDA the profile's choice is planned
+    optim = getattr(training, "optim", None) or profile.optim
+    bf16 = getattr(training, "bf16", None)
+    return StepShape(
+        seq_len=seq_len,
+        micro_batch=training.per_device_train_batch_size,
+        weight_dtype=getattr(training, "model_dtype", "float32"),
+        autocast_dtype="bfloat16" if (profile.bf16 if bf16 is None else bf16) else None,
+        attn_implementation=attn,
+        gradient_checkpointing=bool(getattr(training, "gradient_checkpointing", False)),
+        sparse_prediction=bool(getattr(stage, "sparse_prediction", False)),
+        mask_probability=float(getattr(masker, "probability", 0.15)),
+        optimizer=optim if device == "cuda" else optim.removesuffix("_fused"),
+        # Concatenated blocks are full; paragraphs are padded, packed rows carry boundaries.
+        padded=block is None or bool(getattr(chunker, "provides_position_ids", False)),
+        head="mlm" if masker is not None else "pooled",
+        device=device,
+    )
+
+
+def _with_step_memory(plan: StagePlan, stage: Any, config: Any, profile: Any) -> StagePlan:
+    from sec_cybert.errors import SecCybertError
+    from sec_cybert.memory import GIB, estimate_for_shape, largest_fitting_batch, memory_fixes
+
+    shape = stage_step_shape(stage, profile) if config is not None else None
+    if shape is None:
+        return plan
+    try:
+        estimate = estimate_for_shape(config, shape)
+    except (SecCybertError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        # A config the count cannot read: the plan says so rather than stopping.
+        return attrs.evolve(plan, notes=(*plan.notes, f"no memory estimate: {exc}"))
+    problem = None
+    budget = profile.memory_gib
+    notes = (*plan.notes, *estimate.notes)
+    effective = getattr(stage.training, "effective_batch_size", shape.micro_batch)
+    if budget and getattr(stage.training, "auto_micro_batch", False) and shape.device == "cuda":
+        # The run searches from the largest micro-batch the estimate fits into the device.
+        start = largest_fitting_batch(
+            lambda b: estimate_for_shape(config, attrs.evolve(shape, micro_batch=b)), effective, budget * GIB
+        )
+        estimate = estimate_for_shape(config, attrs.evolve(shape, micro_batch=start))
+        notes += (
+            f"auto_micro_batch: starts from {start} per device x {effective // start} accumulation "
+            "(the largest the estimate fits); the run confirms it with real steps",
+        )
+    if budget and estimate.total > budget * GIB:
+        fixes = memory_fixes(config, estimate, budget_bytes=budget * GIB, effective_batch=effective)
+        problem = (
+            f"{plan.stage}: one training step needs {estimate.describe()}, more than the profile's "
+            f"{budget:g} GiB per device ({estimate.shape.describe()}); it would stop with an out-of-memory "
+            f"error. Set {'; or '.join(fixes)}"
+        )
+    return attrs.evolve(plan, memory=estimate, memory_problem=problem, notes=notes)
 
 
 # -- degenerate runs ----------------------------------------------------------------------------
@@ -256,12 +357,21 @@ def degenerate_problems(plan: Plan) -> list[str]:
       its peak (``warmup = ceil(warmup_ratio x steps)`` equals the steps once
       ``warmup_ratio > (steps - 1) / steps``);
     - the training sequences are fewer than one effective batch (per device x accumulation x
-      processes), so every step sees the whole training set, a smaller batch than configured.
+      processes), so every step sees the whole training set, a smaller batch than configured;
+    - one training step's estimated peak memory (:mod:`sec_cybert.memory`) exceeds the
+      profile's ``memory_gib``: the run would stop with an out-of-memory error.
 
     The learning rate is read from transformers' own scheduler, so ``constant`` (which ignores
     warmup) is not flagged. ``plan`` prints these as warnings; ``--strict`` refuses the run.
     """
-    return [line for stage in plan.stages for line in degenerate_stage_problems(stage, plan.world_size)]
+    return [
+        line
+        for stage in plan.stages
+        for line in [
+            *degenerate_stage_problems(stage, plan.world_size),
+            *filter(None, [stage.memory_problem]),
+        ]
+    ]
 
 
 def degenerate_stage_problems(stage: StagePlan, world_size: int = 1) -> list[str]:

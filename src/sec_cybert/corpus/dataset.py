@@ -1,4 +1,9 @@
-"""Read a CorpusSource into a ``datasets.Dataset``, in batches, counting what was skipped."""
+"""Read a CorpusSource into a ``datasets.Dataset``, in batches, counting what was skipped.
+
+The documents are written to an Arrow file in the process's scratch directory as they are read
+(:mod:`~sec_cybert.corpus.scratch`) and memory-mapped from there, so the corpus's text is never
+held in memory whole; ``datasets`` then writes what is computed from it (the tokens) beside it.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,12 @@ if TYPE_CHECKING:
     from sec_cybert.corpus.contamination import Exclusions
 
 _BATCH = 1000
+#: The columns of a documents dataset.
+COLUMNS = ("id", "text", "filing_date", "group")
+#: Characters of text read before a batch of documents is written out (and, through
+#: :func:`text_batch_size`, handled at once downstream): whole filings average ~230K characters,
+#: so a batch of 1,000 would hold ~230 MB of Python strings.
+BATCH_CHARS = 4_000_000
 
 
 def documents_dataset(
@@ -34,9 +45,36 @@ def documents_dataset(
     skipped and why, since an empty corpus is never what a user meant.
     """
     import datasets
+    from datasets.arrow_writer import ArrowWriter
 
-    parts: list[datasets.Dataset] = []
-    batch: dict[str, list[str]] = {"id": [], "text": [], "filing_date": [], "group": []}
+    from sec_cybert.corpus.scratch import scratch_path
+
+    features = datasets.Features(dict.fromkeys(COLUMNS, datasets.Value("string")))
+    path = scratch_path("documents")
+    writer = ArrowWriter(features=features, path=str(path))
+    try:
+        rows = _write_documents(source, report, exclusions, group_field, writer)
+    finally:
+        writer.close()  # also when a bad record stops the read
+    if not rows:
+        skipped = (
+            f" ({report.total_skipped} records skipped: {dict(report.skipped)})"
+            if report.total_skipped
+            else ""
+        )
+        raise DataError(
+            f"corpus {source.describe()} yielded no documents{skipped}; check the path and filters"
+        )
+    return datasets.Dataset.from_file(str(path))
+
+
+def _write_documents(
+    source: Any, report: ReadReport, exclusions: Exclusions | None, group_field: str | None, writer: Any
+) -> int:
+    """Stream the source's documents into ``writer`` in batches of at most ``_BATCH`` documents
+    or ``BATCH_CHARS`` characters; return how many were written."""
+    batch: dict[str, list[str]] = {key: [] for key in COLUMNS}
+    chars = rows = 0
     for position, document in enumerate(source.iter_documents(report)):
         if exclusions is not None:
             where = document.id
@@ -50,18 +88,26 @@ def documents_dataset(
         batch["filing_date"].append(document_date(document.metadata))
         group = document.metadata.get(group_field) if group_field else None
         batch["group"].append("" if group is None else str(group))
-        if len(batch["id"]) >= _BATCH:
-            parts.append(datasets.Dataset.from_dict(batch))
+        chars += len(document.text)
+        if len(batch["id"]) >= _BATCH or chars >= BATCH_CHARS:
+            writer.write_batch(batch)
+            rows += len(batch["id"])
             batch = {key: [] for key in batch}
+            chars = 0
     if batch["id"]:
-        parts.append(datasets.Dataset.from_dict(batch))
-    if not parts:
-        skipped = (
-            f" ({report.total_skipped} records skipped: {dict(report.skipped)})"
-            if report.total_skipped
-            else ""
-        )
-        raise DataError(
-            f"corpus {source.describe()} yielded no documents{skipped}; check the path and filters"
-        )
-    return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+        writer.write_batch(batch)
+        rows += len(batch["id"])
+    writer.finalize()
+    return rows
+
+
+def text_batch_size(documents: datasets.Dataset, column: str = "text") -> int:
+    """How many documents to handle at once so a batch holds about ``BATCH_CHARS`` characters
+    (1,000 at most): a fixed count would make a batch of whole filings hundreds of MB."""
+    import pyarrow.compute as pc
+
+    if not len(documents) or column not in documents.column_names:
+        return _BATCH
+    # The mean over the underlying table (a selection's rows are a sample of it): offsets only.
+    mean = pc.mean(pc.binary_length(documents.data.column(column))).as_py() or 1
+    return max(1, min(_BATCH, int(BATCH_CHARS // mean)))

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from transformers import TrainerCallback
 
+from sec_cybert.stages.throughput import TokenCounts, interval_rates
 from sec_cybert.stages.training import perplexity
 
 log = structlog.get_logger(__name__)
@@ -43,19 +44,32 @@ def _duration(seconds: float) -> str:
 class EventCallback(TrainerCallback):
     """Forwards Trainer events to ``context.emit`` (the ``on_train_event`` hook and the
     trackers), appends them to ``<output_dir>/training-log.jsonl``, and shows progress: a tqdm
-    bar (step/total, loss, tokens/s, ETA) on a terminal, else one ``train`` line per logging step
-    with step/total and ETA.
+    bar (step/total, loss, real tokens/s, ETA) on a terminal, else one ``train`` line per
+    logging step with step/total and ETA.
 
-    Adds ``tokens_per_second`` (non-padding input tokens per second of training, evaluation and
-    saving left out) and, for MLM stages, ``eval_perplexity`` (= e^eval_loss, the loss being a
-    mean cross-entropy in nats).
+    Adds ``tokens_seen`` (real, non-padding input tokens so far) and, over the time since the
+    last log (evaluation and saving left out), from the ``counts`` a
+    :class:`~sec_cybert.stages.throughput.CountingTrainer` keeps: ``tokens_per_second`` (every
+    token slot, padding included), ``real_tokens_per_second``, ``padding_efficiency`` (real /
+    all) and, when ``peak_flops`` (one device's) is known, ``mfu`` (model FLOPs utilisation,
+    :mod:`sec_cybert.flops`). For MLM stages it adds ``eval_perplexity`` (= e^eval_loss, the
+    loss being a mean cross-entropy in nats).
     """
 
-    def __init__(self, context: Any, *, perplexity: bool = False) -> None:
+    def __init__(
+        self,
+        context: Any,
+        *,
+        perplexity: bool = False,
+        counts: TokenCounts | None = None,
+        peak_flops: float | None = None,
+    ) -> None:
         self.context = context
         self.report_perplexity = perplexity  # only an MLM loss has a perplexity
         self.stage_name = context.stage_name
-        self._last: tuple[float, int] | None = None
+        self.counts = counts if counts is not None else TokenCounts()
+        self.peak_flops = peak_flops
+        self._last: tuple[float, TokenCounts] | None = None
         self._start: tuple[float, int] | None = None
         self._bar: Any = None
         self._log_path = Path(context.output_dir) / TRAINING_LOG if context.output_dir else None
@@ -104,18 +118,30 @@ class EventCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         metrics = dict(logs or {})
-        tokens = int(state.num_input_tokens_seen or 0)
+        counts = self.counts.snapshot()
         now = time.perf_counter()
-        if self._last is not None and now > self._last[0] and tokens > self._last[1]:
-            metrics["tokens_per_second"] = (tokens - self._last[1]) / (now - self._last[0])
-        self._last = (now, tokens)
-        metrics["tokens_seen"] = tokens
+        if self._last is not None:
+            metrics.update(
+                interval_rates(
+                    self._last[1],
+                    counts,
+                    now - self._last[0],
+                    peak_flops=self.peak_flops,
+                    devices=args.world_size,
+                )
+            )
+        self._last = (now, counts)
+        metrics["tokens_seen"] = int(state.num_input_tokens_seen or 0)
         if self.report_perplexity and "eval_loss" in metrics:
             metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
         if state.is_world_process_zero:
             progress = {"step": f"{state.global_step}/{state.max_steps}", "eta": self._eta(state)}
             if self._bar is not None:
-                shown = {k: metrics[k] for k in ("loss", "eval_loss", "tokens_per_second") if k in metrics}
+                shown = {
+                    k: metrics[k]
+                    for k in ("loss", "eval_loss", "real_tokens_per_second", "mfu")
+                    if k in metrics
+                }
                 self._bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()}, refresh=False)
                 log.debug("train", stage=self.stage_name, **progress, **_rounded(metrics))
             else:

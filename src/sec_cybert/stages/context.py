@@ -12,6 +12,10 @@ import attrs
 from sec_cybert.errors import DataError
 
 STAGE_RECORD = "stage.json"
+#: ``attrs.field(metadata={FINGERPRINT: False})`` marks a stage setting that changes how the stage
+#: works (a cache), not what it computes: the host leaves it out of the stage's fingerprint, so
+#: changing it keeps a finished or half-finished run the same run.
+FINGERPRINT = "fingerprint"
 
 EventSink = Callable[[str, int, Mapping[str, float]], None]
 

@@ -14,7 +14,7 @@ from sec_cybert.components import Chunker, CorpusSource, Document, Masker, ReadR
 from sec_cybert.corpus.dedup import Deduplication
 from sec_cybert.distributed import is_main_process
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.stages.context import StageContext, StageOutcome
+from sec_cybert.stages.context import FINGERPRINT, StageContext, StageOutcome
 from sec_cybert.stages.training import Training, perplexity
 
 if TYPE_CHECKING:
@@ -58,6 +58,11 @@ class MLMStage:
     #: ``sparse_prediction``): the same loss, without a [tokens x vocabulary] logits tensor for
     #: the 70 % of positions that carry no target (benchmarks/RESULTS.md has the figures).
     sparse_prediction: bool = True
+    #: Keep the deduplicated, tokenized documents on disk, keyed by the documents read, the
+    #: tokenizer, the chunker and the deduplication settings, so ``plan``, the run, other ranks
+    #: and a resumed run tokenize once (``$SEC_CYBERT_CACHE/tokenized``; docs/corpus.md).
+    #: Not part of the stage's fingerprint: the cache changes how fast, never what, it trains.
+    cache_tokenization: bool = attrs.field(default=True, metadata={FINGERPRINT: False})
 
     #: Its output is a new encoder variant (+DAPT, +DAPT+TAPT) that later stages start from.
     produces_variant: ClassVar[bool] = True
@@ -131,38 +136,18 @@ class MLMStage:
         """Read, deduplicate, tokenize, select, split and group: (train blocks, validation blocks or
         None, report). ``plan`` calls this too, so what it reports is what trains."""
         from sec_cybert.corpus.dataset import documents_dataset
-        from sec_cybert.corpus.dedup import duplicate_clusters
-        from sec_cybert.corpus.select import iter_column, newest_first, validation_mask
+        from sec_cybert.corpus.select import newest_first, validation_mask
+        from sec_cybert.corpus.token_cache import tokenize_once
 
         read = ReadReport()
         log.info("reading corpus", stage=self.name, source=self.corpus.describe())
         documents = documents_dataset(
             self.corpus, read, exclusions=exclusions, group_field=self.validation_group_field
         )
-        # A blank text tokenizes to special tokens only: nothing to mask, a loss of 0 or NaN.
-        with_text = documents.filter(lambda text: bool(text.strip()), input_columns="text")
-        blank = len(documents) - len(with_text)
-        if not len(with_text):
-            raise DataError(
-                f"corpus {self.corpus.describe()} holds {blank} documents and every one is blank; "
-                "check the text field of the records (text_field) and the corpus build"
-            )
-        documents = with_text
-        dedup = self.deduplicate
-        clusters = duplicate_clusters(
-            iter_column(documents, "text"),
-            dedup.mode,
-            threshold=dedup.threshold,
-            shingle_size=dedup.shingle_size,
-            num_perm=dedup.num_perm,
+        tokenized, prepared, tokenization = tokenize_once(
+            self._cache_parts(documents, tokenizer), lambda: self._tokenized_documents(documents, tokenizer)
         )
-        documents = documents.add_column("cluster", list(clusters.ids))
-        dropped = 0
-        if dedup.drop and clusters.count < len(documents):
-            documents = documents.select(clusters.first_of_each())
-            dropped = len(clusters.ids) - clusters.count
-        log.info("tokenizing", stage=self.name, documents=len(documents), duplicates_dropped=dropped)
-        tokenized = self.chunker.tokenize(documents, tokenizer)
+        blank, dropped = prepared["blank_documents"], prepared["duplicates"]["dropped"]
         selected, selection = newest_first(tokenized, self.max_tokens)
         if selection.documents_kept == 0:
             raise DataError(
@@ -182,7 +167,8 @@ class MLMStage:
         report = {
             "read": read.as_dict(),
             "blank_documents": blank,
-            "duplicates": {"mode": dedup.mode, **clusters.as_dict(), "dropped": dropped},
+            "duplicates": prepared["duplicates"],
+            "tokenization": tokenization,
             "selection": selection.as_dict(),
             "truncated": _truncation(selected),
             **{side: _side_report(rows, blocks[side]) for side, rows in sides.items()},
@@ -203,6 +189,78 @@ class MLMStage:
             log.warning("documents truncated", stage=self.name, **report["truncated"])
         return blocks["train"], blocks["validation"], report
 
+    def _cache_parts(self, documents: Any, tokenizer: Any) -> dict[str, Any] | None:
+        """What the tokenization cache's key hashes; ``None`` (no cache) when it is off, or when
+        the tokenizer or the chunker cannot be fingerprinted."""
+        from sec_cybert.corpus.token_cache import chunker_identity, documents_digest, tokenizer_digest
+
+        if not self.cache_tokenization:
+            return None
+        parts = {
+            "documents": documents_digest(documents),
+            "tokenizer": tokenizer_digest(tokenizer),
+            "chunker": chunker_identity(self.chunker),
+            "deduplicate": attrs.asdict(self.deduplicate),
+        }
+        missing = [name for name, value in parts.items() if value is None]
+        if missing:
+            log.info("tokenization not cached: nothing to key it on", stage=self.name, missing=missing)
+            return None
+        return parts
+
+    def _tokenized_documents(self, documents: Any, tokenizer: Any) -> tuple[Any, dict[str, Any]]:
+        """Blank filter, deduplication and the chunker's ``tokenize``: what the tokenization cache
+        keeps (without the text), and the counts the stage report takes from it."""
+        from sec_cybert.corpus.dataset import text_batch_size
+        from sec_cybert.corpus.dedup import duplicate_clusters
+        from sec_cybert.corpus.select import iter_column
+
+        # A blank text tokenizes to special tokens only: nothing to mask, a loss of 0 or NaN. The
+        # blank ones are found in the pass that finds the copies, and both are left out in one
+        # selection at the end: a column added to a selection would copy the whole table.
+        blank_rows: list[int] = []
+
+        def with_text() -> Iterator[str]:
+            for row, text in enumerate(iter_column(documents, "text", batch_size=text_batch_size(documents))):
+                if text.strip():
+                    yield text
+                else:
+                    blank_rows.append(row)
+
+        dedup = self.deduplicate
+        clusters = duplicate_clusters(
+            with_text(),
+            dedup.mode,
+            threshold=dedup.threshold,
+            shingle_size=dedup.shingle_size,
+            num_perm=dedup.num_perm,
+        )
+        blank = len(blank_rows)
+        if blank == len(documents):
+            raise DataError(
+                f"corpus {self.corpus.describe()} holds {blank} documents and every one is blank; "
+                "check the text field of the records (text_field) and the corpus build"
+            )
+        blank_set = set(blank_rows)
+        rows = [row for row in range(len(documents)) if row not in blank_set]  # the texts clustered
+        cluster = [-1] * len(documents)
+        for row, cluster_id in zip(rows, clusters.ids, strict=True):
+            cluster[row] = cluster_id
+        documents = documents.add_column("cluster", cluster)
+        dropped = 0
+        if dedup.drop and clusters.count < len(rows):
+            rows = [rows[i] for i in clusters.first_of_each()]
+            dropped = len(clusters.ids) - clusters.count
+        if len(rows) < len(documents):
+            documents = documents.select(rows)
+        log.info("tokenizing", stage=self.name, documents=len(documents), duplicates_dropped=dropped)
+        tokenized = self.chunker.tokenize(documents, tokenizer)
+        # The text is read again on every run anyway (the key hashes it); the entry need not keep it.
+        if "text" in tokenized.column_names:
+            tokenized = tokenized.remove_columns("text")
+        duplicates = {"mode": dedup.mode, **clusters.as_dict(), "dropped": dropped}
+        return tokenized, {"blank_documents": blank, "duplicates": duplicates}
+
     def run(self, context: StageContext) -> StageOutcome:
         return self.run_with(context)
 
@@ -212,12 +270,15 @@ class MLMStage:
         from transformers import AutoModelForMaskedLM
 
         from sec_cybert.collator import MaskingCollator, premask
+        from sec_cybert.document_attention import DocumentAttention, check_encoder
         from sec_cybert.stages.callbacks import EpochToCollator
         from sec_cybert.stages.loading import load_pretrained, load_tokenizer
         from sec_cybert.stages.trainer import checkpoint_dir, run_trainer
 
         out = context.output_dir
         tokenizer = load_tokenizer(context.init_from)
+        if getattr(self.chunker, "provides_position_ids", False):
+            check_encoder(context.init_from)  # before the corpus is read, not after
         train_blocks, validation_blocks, report = self.prepare_data(
             tokenizer, context.seed, context.exclusions
         )
@@ -234,7 +295,15 @@ class MLMStage:
             model.sparse_prediction = True  # the instance flag: the saved config stays as it was
         # Masks are a function of (seed, epoch, rows): not of torch's global RNG, which the Trainer
         # restores on resume only after the first resumed batches were collated.
-        collator = MaskingCollator(tokenizer=tokenizer, masker=self.masker, seed=context.seed)
+        packed = "position_ids" in train_blocks.column_names
+        attention = DocumentAttention.from_config(model.config) if packed else None
+        collator = MaskingCollator(
+            tokenizer=tokenizer,
+            masker=self.masker,
+            seed=context.seed,
+            pad_to_multiple_of=self.training.padding_multiple(runtime),
+            attention=attention,
+        )
         train_blocks = train_blocks.add_column("row", list(range(len(train_blocks))))
         if validation_blocks is not None:
             validation_blocks = premask(validation_blocks, tokenizer, self.masker, seed=context.seed)
@@ -336,6 +405,7 @@ def masked_lm_loss(checkpoint: str, dataset: Any, *, profile: Any, batch_size: i
     from transformers import AutoModelForMaskedLM
 
     from sec_cybert.collator import MaskingCollator
+    from sec_cybert.document_attention import DocumentAttention
     from sec_cybert.masking import TokenMasker
     from sec_cybert.stages.loading import load_pretrained, load_tokenizer
 
@@ -346,17 +416,28 @@ def masked_lm_loss(checkpoint: str, dataset: Any, *, profile: Any, batch_size: i
     )
     device = torch.device("cuda" if runtime.device == "cuda" else "cpu")
     model.to(device).eval()
-    collate = MaskingCollator(tokenizer=tokenizer, masker=TokenMasker())  # premasked rows: padded only
+    packed = "position_ids" in dataset.column_names  # a packed set is scored with its boundaries
+    attention = DocumentAttention.from_config(model.config) if packed else None
+    # Premasked rows: the collator only pads them (and keeps their documents apart).
+    collate = MaskingCollator(tokenizer=tokenizer, masker=TokenMasker(), attention=attention)
     total = count = 0.0
-    columns = dataset.select_columns(["input_ids", "labels"])
+    columns = dataset.select_columns(["input_ids", "labels", *(["position_ids"] if packed else [])])
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=runtime.bf16):
         for start in range(0, len(columns), batch_size):
-            batch = {k: v.to(device) for k, v in collate(list(columns.select(range(start, min(start + batch_size, len(columns)))))).items()}
+            rows = columns.select(range(start, min(start + batch_size, len(columns))))
+            batch = _to_device(collate(list(rows)), device)
             targets = int((batch["labels"] != -100).sum())
             if targets:
                 total += float(model(**batch).loss) * targets
                 count += targets
     return total / count if count else float("nan")
+
+
+def _to_device(value: Any, device: Any) -> Any:
+    """Tensors moved, nested dicts (a packed batch's per-layer masks) followed, ints kept."""
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    return value.to(device) if hasattr(value, "to") else value
 
 
 def _side_report(rows: Any, blocks: Any) -> dict[str, int]:

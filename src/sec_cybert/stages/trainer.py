@@ -42,6 +42,8 @@ class TrainerRun:
     checkpoints_skipped: tuple[str, ...]
     nonfinite_steps_skipped: tuple[int, ...]
     warnings: tuple[str, ...] = ()
+    #: ``auto_micro_batch``: the micro-batch and accumulation chosen, and the sizes tried.
+    micro_batch: Mapping[str, Any] | None = None
 
     def report(self) -> Mapping[str, Any]:
         return {
@@ -49,6 +51,7 @@ class TrainerRun:
             "checkpoints_skipped": list(self.checkpoints_skipped),
             "nonfinite_steps_skipped": list(self.nonfinite_steps_skipped),
             "warnings": list(self.warnings),
+            **({"micro_batch": dict(self.micro_batch)} if self.micro_batch else {}),
         }
 
 
@@ -72,12 +75,14 @@ def run_trainer(
     the output directory. ``perplexity`` adds ``eval_perplexity`` (e^eval_loss) to evaluation
     events: only an MLM loss has one. Extra ``callbacks`` are Trainer callbacks of the stage's own.
     """
-    from transformers import Trainer
+    import torch
     from transformers.trainer_callback import PrinterCallback
 
+    from sec_cybert.flops import device_peak_flops
     from sec_cybert.stages.callbacks import EventCallback
     from sec_cybert.stages.checkpointing import CheckpointManifest, checkpoints, last_verified_checkpoint
     from sec_cybert.stages.guards import NumericalGuard, Preemption, nonfinite_tensors
+    from sec_cybert.stages.throughput import CountingTrainer, TokenCounts
 
     directory = checkpoint_dir(context)
     last, skipped = last_verified_checkpoint(directory)
@@ -96,7 +101,21 @@ def run_trainer(
         batch_rows=lambda: getattr(data_collator, "last_rows", None),
     )
     preemption = Preemption()
-    trainer = Trainer(
+    fitted = None
+    if getattr(training, "auto_micro_batch", False):  # before the Trainer reads the batch sizes
+        from sec_cybert.stages.autobatch import fit_run_micro_batch
+
+        fitted = fit_run_micro_batch(training, model, args, train_dataset, data_collator, resume_from=last)
+        if fitted is not None and attrs.has(type(training)):  # the degenerate-run check sees what runs
+            training = attrs.evolve(
+                training,
+                per_device_train_batch_size=fitted.micro_batch,
+                gradient_accumulation_steps=fitted.gradient_accumulation_steps,
+            )
+    # Token slots, real tokens and model FLOPs, counted by the Trainer and read by EventCallback.
+    counts = TokenCounts()
+    trainer = CountingTrainer(
+        counts=counts,
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -104,7 +123,9 @@ def run_trainer(
         data_collator=data_collator,
         compute_metrics=compute_metrics,
         callbacks=[
-            EventCallback(context, perplexity=perplexity),
+            EventCallback(
+                context, perplexity=perplexity, counts=counts, peak_flops=device_peak_flops(args.device)
+            ),
             CheckpointManifest(directory, keep),
             guard,
             preemption,
@@ -118,6 +139,12 @@ def run_trainer(
     try:
         with preemption:
             output = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    except torch.OutOfMemoryError as exc:
+        from sec_cybert.stages.autobatch import out_of_memory_error
+
+        raise out_of_memory_error(
+            context.stage_name, exc, training, model, args, train_dataset, data_collator
+        ) from None
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise DataError(
@@ -144,6 +171,7 @@ def run_trainer(
         checkpoints_skipped=tuple(skipped),
         nonfinite_steps_skipped=tuple(guard.skipped_steps),
         warnings=tuple(warnings),
+        micro_batch=fitted.as_dict() if fitted is not None else None,
     )
 
 

@@ -48,6 +48,10 @@ class Training:
     lr_scheduler_type: str = "linear"
     max_grad_norm: float = attrs.field(default=1.0, validator=[_finite, v.gt(0)])
     gradient_checkpointing: bool = False
+    #: On CUDA: before training, replace the micro-batch by the largest that fits the device (the
+    #: memory estimate's, confirmed by real steps; sec_cybert.memory) and keep the effective
+    #: batch exact through gradient_accumulation_steps. Does nothing on a CPU.
+    auto_micro_batch: bool = attrs.field(default=False, validator=v.instance_of(bool))
     bf16: bool | None = None
     tf32: bool | None = None
     torch_compile: bool | None = None
@@ -77,6 +81,16 @@ class Training:
     #: ``grad_norm_alarm_steps`` logging steps in a row; off by default.
     grad_norm_alarm: float | None = attrs.field(default=None, validator=v.optional([_finite, v.gt(0)]))
     grad_norm_alarm_steps: int = attrs.field(default=3, validator=_positive_int)
+    #: Batch rows of similar length together (transformers' ``LengthGroupedSampler``, which
+    #: measures each row's ``input_ids`` once per dataloader), so a batch of one paragraph per
+    #: row pads less: the fallback when packing (chunker ``packed``) is off. Batches stay random
+    #: in order but no longer i.i.d. in length; packed rows are all ~max_length: no gain there.
+    group_by_length: bool = False
+    #: Round each MLM batch's width up to a multiple of this. None: 8 on CUDA (transformers'
+    #: advice for tensor cores, and fewer distinct shapes for torch.compile; at most 7 more slots
+    #: a row), none on a CPU, where it only adds work. Token masking draws over the padded width, so a CPU and a CUDA run of one seed
+    #: mask alike only when this is set explicitly (whole-word masking draws per word: always).
+    pad_to_multiple_of: int | None = attrs.field(default=None, validator=v.optional(_positive_int))
 
     def load_dtype(self) -> Any:
         import torch
@@ -87,6 +101,12 @@ class Training:
                 "use model_dtype: float32 (bf16 autocast still applies) unless memory forces this"
             )
         return getattr(torch, self.model_dtype)
+
+    def padding_multiple(self, runtime: RuntimeSettings) -> int | None:
+        """What the MLM collator rounds a batch's width up to on ``runtime`` (see the field)."""
+        if self.pad_to_multiple_of is not None:
+            return self.pad_to_multiple_of
+        return 8 if runtime.device == "cuda" else None
 
     @property
     def effective_batch_size(self) -> int:
@@ -156,8 +176,11 @@ class Training:
                 else self.dataloader_num_workers
             ),
             dataloader_pin_memory=runtime.device == "cuda",
-            include_num_input_tokens_seen="non_padding",
+            # stages.throughput.CountingTrainer counts tokens itself (real and padded slots, and a
+            # packed batch's dict attention mask, which the Trainer's non_padding count cannot sum).
+            include_num_input_tokens_seen="no",
             remove_unused_columns=False,
+            train_sampling_strategy="group_by_length" if self.group_by_length else "random",
             # Every parameter takes part in every step; searching for unused ones costs a DDP pass.
             ddp_find_unused_parameters=False,
             # Trackers (W&B ...) get our events through the host; the Trainer's own integrations

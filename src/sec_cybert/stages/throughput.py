@@ -1,0 +1,179 @@
+"""What the training steps process: token slots, real (non-padding) tokens and model FLOPs.
+
+The Trainer's own count (``include_num_input_tokens_seen``) keeps one number, and in its
+``non_padding`` mode sums ``attention_mask``, which a packed batch (a mask per attention kind)
+does not have as a tensor. So a Trainer subclass counts both itself, in ``training_step``: in
+the main process, from the batch the model trains on. (A counter on the collator would miss
+what DataLoader workers collate: each holds its own copy.) The counts are summed over ranks
+with one gather per micro-batch, as the Trainer's own count does, and taken *after* the step's
+forward and backward are queued: the Trainer waits for the step's loss right after (its NaN
+filter), so reading the counts costs no extra stall on a GPU.
+
+``state.num_input_tokens_seen`` keeps its meaning (real tokens so far; saved in checkpoints,
+so it survives a resume). :class:`~sec_cybert.stages.callbacks.EventCallback` turns the
+counts into rates at each logging step (:func:`interval_rates`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import structlog
+import torch
+from transformers import Trainer
+
+from sec_cybert.flops import EncoderShape, training_flops
+
+log = structlog.get_logger(__name__)
+
+IGNORE_INDEX = -100
+
+
+@attrs.define
+class TokenCounts:
+    """Running totals of one training run, over all ranks.
+
+    ``tokens``: every slot of every batch, padding included (what the device computed on);
+    ``real_tokens``: the non-padding ones; ``flops``: the model FLOPs of the real tokens
+    (:func:`sec_cybert.flops.training_flops`), 0 when the architecture has no formula.
+    """
+
+    tokens: int = 0
+    real_tokens: int = 0
+    flops: int = 0
+
+    def snapshot(self) -> TokenCounts:
+        return TokenCounts(self.tokens, self.real_tokens, self.flops)
+
+
+def _real_mask(inputs: Mapping[str, Any], pad_token_id: int | None) -> torch.Tensor:
+    ids = inputs["input_ids"]
+    mask = inputs.get("attention_mask")
+    if isinstance(mask, torch.Tensor) and mask.shape == ids.shape:
+        return mask != 0
+    if pad_token_id is None:
+        return torch.ones_like(ids, dtype=torch.bool)
+    # A packed batch's mask is a dict of per-layer-kind masks: padding is then the pad token.
+    # (A masker's random replacement can draw the pad id: ~1e-6 of tokens, not worth more.)
+    return ids != pad_token_id
+
+
+def segment_lengths(real: torch.Tensor, position_ids: torch.Tensor | None = None) -> list[int]:
+    """Lengths of the independent attention segments of a batch: each row's real tokens, or,
+    with ``position_ids`` (packed paragraphs), each run of consecutive positions -- a segment
+    ends where the next position is not this one + 1, as in
+    :func:`sec_cybert.document_attention.segment_ids`."""
+    if position_ids is None or position_ids.shape != real.shape:
+        return [int(n) for n in real.sum(dim=1).tolist() if n]
+    starts = torch.ones_like(real)
+    starts[:, 1:] = position_ids[:, 1:] - position_ids[:, :-1] != 1  # a row always starts a segment
+    flat_starts = starts[real]
+    if flat_starts.numel() == 0:
+        return []
+    segment = torch.cumsum(flat_starts.long(), dim=0) - 1
+    return [int(n) for n in torch.bincount(segment).tolist() if n]
+
+
+def batch_counts(
+    inputs: Mapping[str, Any],
+    *,
+    pad_token_id: int | None,
+    shape: EncoderShape | None,
+    head: str,
+) -> tuple[int, int, int]:
+    """(token slots, real tokens, model FLOPs) of one micro-batch. ``head``: ``"dense"`` (an
+    MLM head decoding every real token), ``"sparse"`` (the masked ones: ``labels != -100``)
+    or ``"none"`` (a sequence-level head, too small to count)."""
+    ids = inputs["input_ids"]
+    # One copy to the host each: the segment arithmetic is small and branchy, not GPU work.
+    real = _real_mask(inputs, pad_token_id).cpu()
+    n_real = int(real.sum())
+    flops = 0
+    if shape is not None:
+        boundaries = inputs.get("cu_seq_lens_q")
+        positions = inputs.get("position_ids")
+        if isinstance(boundaries, torch.Tensor):
+            # Flash-attn's flattened batch: one row, the segments given outright.
+            lengths = [int(n) for n in torch.diff(boundaries.cpu()).tolist() if n]
+        else:
+            positions = positions.cpu() if isinstance(positions, torch.Tensor) else None
+            lengths = segment_lengths(real, positions)
+        predicted = 0
+        if head == "dense":
+            predicted = n_real
+        elif head == "sparse" and isinstance(inputs.get("labels"), torch.Tensor):
+            predicted = int((inputs["labels"] != IGNORE_INDEX).sum())
+        flops = training_flops(shape, lengths, predicted_tokens=min(predicted, n_real))
+    return int(ids.numel()), n_real, flops
+
+
+def _head_kind(model: Any) -> str:
+    if not type(model).__name__.endswith("ForMaskedLM"):
+        return "none"
+    return "sparse" if getattr(model, "sparse_prediction", False) else "dense"
+
+
+def _shape_of(model: Any) -> EncoderShape | None:
+    try:
+        return EncoderShape.from_config(model.config)
+    except (ValueError, AttributeError, TypeError) as exc:
+        log.info("no FLOPs formula for this model: MFU not reported", reason=str(exc))
+        return None
+
+
+class CountingTrainer(Trainer):
+    """``transformers.Trainer`` that counts token slots, real tokens and model FLOPs into
+    ``counts`` (see the module docstring). Give it ``include_num_input_tokens_seen="no"``:
+    it keeps ``state.num_input_tokens_seen`` itself."""
+
+    def __init__(self, *args: Any, counts: TokenCounts, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.counts = counts
+        self._shape = _shape_of(self.model)
+        self._head = _head_kind(self.model)
+        tokenizer = getattr(self.data_collator, "tokenizer", None) or self.processing_class
+        pad = getattr(tokenizer, "pad_token_id", None)
+        if pad is None:
+            pad = getattr(getattr(self.model, "config", None), "pad_token_id", None)
+        self._pad_token_id = pad
+
+    def training_step(
+        self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None
+    ) -> torch.Tensor:
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        counted = batch_counts(inputs, pad_token_id=self._pad_token_id, shape=self._shape, head=self._head)
+        local = torch.tensor(counted, dtype=torch.int64, device=self.args.device)
+        tokens, real, flops = (int(n) for n in self.accelerator.gather(local).view(-1, 3).sum(dim=0).tolist())
+        self.counts.tokens += tokens
+        self.counts.real_tokens += real
+        self.counts.flops += flops
+        self.state.num_input_tokens_seen += real
+        return loss
+
+
+def interval_rates(
+    before: TokenCounts,
+    after: TokenCounts,
+    seconds: float,
+    *,
+    peak_flops: float | None = None,
+    devices: int = 1,
+) -> dict[str, float]:
+    """The rates between two counts ``seconds`` apart: ``tokens_per_second`` (all slots),
+    ``real_tokens_per_second``, ``padding_efficiency`` (real / all) and, when the peak of one
+    device is known, ``mfu`` (model FLOP/s over the ``devices``' summed peak)."""
+    tokens = after.tokens - before.tokens
+    if seconds <= 0 or tokens <= 0:
+        return {}
+    real = after.real_tokens - before.real_tokens
+    rates = {
+        "tokens_per_second": tokens / seconds,
+        "real_tokens_per_second": real / seconds,
+        "padding_efficiency": real / tokens,
+    }
+    flops = after.flops - before.flops
+    if peak_flops and flops > 0:
+        rates["mfu"] = flops / seconds / (peak_flops * max(1, devices))
+    return rates
