@@ -3,7 +3,8 @@
 The numerical proof runs a tiny ModernBERT (fp32, CPU, no dropout) whose local window is smaller
 than the paragraphs and which has both global and local layers, under sdpa and eager: a packed,
 padded batch gives every target the same cross-entropy, and the model the same gradients, as
-the paragraphs run one at a time. Then the packing itself (deterministic, lossless, within
+the paragraphs run one at a time; so do DAPT blocks with ``document_attention`` (which may
+start inside a document) against their documents' pieces. Then the packing itself (deterministic, lossless, within
 ``max_length``, efficient on Item 1C-like lengths), masking on packed rows, the flash-attn
 batch against transformers' own flattening collator, and an MLM stage trained and scored on
 packed rows through the HF Trainer.
@@ -28,7 +29,7 @@ from transformers import (
     ModernBertForMaskedLM,
 )
 
-from sec_cybert.chunking import ParagraphChunker
+from sec_cybert.chunking import ConcatChunker, ParagraphChunker
 from sec_cybert.collator import MaskingCollator, premask
 from sec_cybert.document_attention import DocumentAttention, segment_ids
 from sec_cybert.encoders import train_bpe_tokenizer
@@ -145,9 +146,22 @@ def _token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------ the numerical proof
 
 
+def _dapt_blocks(tokenizer) -> datasets.Dataset:
+    """DAPT blocks with document attention: documents concatenated and cut every 60 tokens, so a
+    block may start inside a document (its positions restart at the block's start)."""
+    chunker = ConcatChunker(seq_len=60, word_ids=True, document_attention=True)
+    documents = datasets.Dataset.from_dict({"text": _paragraphs(16, seed=2, low=2, high=12)})
+    return chunker.group(chunker.tokenize(documents, tokenizer))
+
+
+@pytest.mark.parametrize("rows_of", ["packed paragraphs", "dapt blocks"])
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
-def test_a_packed_batch_computes_what_its_paragraphs_compute_alone(tokenizer, tokenized, implementation):
-    rows = PackingChunker(max_length=96).group(tokenized)
+def test_a_packed_batch_computes_what_its_paragraphs_compute_alone(tokenizer, tokenized, implementation, rows_of):
+    if rows_of == "packed paragraphs":
+        rows = PackingChunker(max_length=96).group(tokenized)
+    else:
+        rows = _dapt_blocks(tokenizer)
+        assert any(row["input_ids"][0] != tokenizer.cls_token_id for row in rows)  # a block starts mid-document
     assert len(rows) >= 3 and max(len(_segments(r)) for r in rows) >= 3  # several paragraphs a row
     features = _premasked_rows(tokenizer, rows, seed=0)
     model = _model(tokenizer, implementation)
