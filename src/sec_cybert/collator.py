@@ -53,6 +53,19 @@ def _row(values: Any, what: str, index: int) -> torch.Tensor:
     return row
 
 
+def _padded_column(
+    features: Sequence[Mapping[str, Any]], key: str, lengths: list[int], width: int, *, fill: int, fix: str
+) -> torch.Tensor:
+    """``[B, width]`` of every feature's ``key`` (one value per token), padded with ``fill``."""
+    out = torch.full((len(features), width), fill, dtype=torch.long)
+    for i, f in enumerate(features):
+        row = _row(f[key], key, i)
+        if len(row) != lengths[i]:
+            raise DataError(f"feature {i}: {key} has {len(row)} entries but input_ids has {lengths[i]}; {fix}")
+        out[i, : lengths[i]] = row
+    return out
+
+
 @attrs.define
 class MaskingCollator:
     """Collate ``{"input_ids": [...], "word_ids": [...]?, ...}`` features into an MLM batch.
@@ -145,29 +158,18 @@ class MaskingCollator:
         position_ids = self._position_ids(features, lengths, width)
         if premasked:
             # Already masked (a fixed validation set): pad, never re-mask.
-            labels = torch.full((len(features), width), -100, dtype=torch.long)
-            for i, f in enumerate(features):
-                row = _row(f["labels"], "labels", i)
-                if len(row) != lengths[i]:
-                    raise DataError(
-                        f"feature {i}: labels has {len(row)} entries but input_ids has {lengths[i]}; "
-                        "a premasked row holds one label per token (-100 where no loss is taken)"
-                    )
-                labels[i, : lengths[i]] = row
+            labels = _padded_column(
+                features, "labels", lengths, width, fill=-100,
+                fix="a premasked row holds one label per token (-100 where no loss is taken)",
+            )
             return self._model_inputs(input_ids, attention_mask, labels, position_ids, lengths)
         special_tokens_mask = torch.isin(input_ids, self._special_ids) | (attention_mask == 0)
 
         word_ids = None
         if all(has_word_ids):
-            word_ids = torch.full((len(features), width), -1, dtype=torch.long)
-            for i, f in enumerate(features):
-                row = _row(f["word_ids"], "word_ids", i)
-                if len(row) != lengths[i]:
-                    raise DataError(
-                        f"feature {i}: word_ids has {len(row)} entries but input_ids has {lengths[i]}; "
-                        "the chunker must write one word id per token"
-                    )
-                word_ids[i, : len(row)] = row
+            word_ids = _padded_column(
+                features, "word_ids", lengths, width, fill=-1, fix="the chunker must write one word id per token"
+            )
 
         self.last_rows = [int(f["row"]) for f in features] if all("row" in f for f in features) else None
         corrupted, labels = self.masker.mask(
@@ -214,18 +216,13 @@ class MaskingCollator:
                 "the features carry `position_ids` (packed documents) but the collator has no `attention` "
                 "to keep them apart: pass attention=DocumentAttention.from_config(model.config)"
             )
-        positions = torch.zeros((len(features), width), dtype=torch.long)
-        for i, f in enumerate(features):
-            row = _row(f["position_ids"], "position_ids", i)
-            if len(row) != lengths[i]:
-                raise DataError(
-                    f"feature {i}: position_ids has {len(row)} entries but input_ids has {lengths[i]}; "
-                    "the chunker must write one position per token"
-                )
-            if len(row) and int(row.min()) < 0:
-                raise DataError(f"feature {i}: position_ids must be >= 0, got {int(row.min())}")
-            positions[i, : lengths[i]] = row
-            positions[i, lengths[i] :] = torch.arange(width - lengths[i])
+        positions = _padded_column(
+            features, "position_ids", lengths, width, fill=0, fix="the chunker must write one position per token"
+        )
+        for i, n in enumerate(lengths):
+            if int(positions[i, :n].min()) < 0:
+                raise DataError(f"feature {i}: position_ids must be >= 0, got {int(positions[i, :n].min())}")
+            positions[i, n:] = torch.arange(width - n)
         return positions
 
     def _batch_generator(self, features: Sequence[Mapping[str, Any]]) -> torch.Generator | None:
