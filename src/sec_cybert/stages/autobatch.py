@@ -10,7 +10,6 @@ estimate (:mod:`sec_cybert.memory`) is of the step that runs.
 from __future__ import annotations
 
 import gc
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -92,12 +91,6 @@ def _estimate(config: Any, shape: StepShape) -> MemoryEstimate | None:
         return None
 
 
-def _to_device(value: Any, device: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _to_device(v, device) for k, v in value.items()}
-    return value.to(device) if hasattr(value, "to") else value
-
-
 def fit_run_micro_batch(
     training: Any, model: Any, args: Any, train_dataset: Any, data_collator: Any, *, resume_from: Any = None
 ) -> MicroBatchFit | None:
@@ -156,6 +149,7 @@ def search_micro_batch(
     """:func:`fit_run_micro_batch`'s search on ``args.device`` within ``budget_bytes``: the
     start from the estimate, and the real steps (see there). Leaves ``args`` as it was."""
     import torch
+    from accelerate.utils import send_to_device
 
     effective = args.per_device_train_batch_size * args.gradient_accumulation_steps
     device, budget = args.device, budget_bytes
@@ -182,7 +176,7 @@ def search_micro_batch(
     def try_step(b: int) -> None:
         placeholder = torch.empty(moments, dtype=torch.uint8, device=device)  # AdamW's moments
         for _ in range(2):
-            batch = _to_device(data_collator([row] * b), device)
+            batch = send_to_device(data_collator([row] * b), device)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 loss = model(**batch)["loss"]
             loss.backward()

@@ -402,6 +402,7 @@ def masked_lm_loss(checkpoint: str, dataset: Any, *, profile: Any, batch_size: i
     stage's kept validation set with this.
     """
     import torch
+    from accelerate.utils import send_to_device
     from transformers import AutoModelForMaskedLM
 
     from sec_cybert.collator import MaskingCollator
@@ -425,19 +426,12 @@ def masked_lm_loss(checkpoint: str, dataset: Any, *, profile: Any, batch_size: i
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=runtime.bf16):
         for start in range(0, len(columns), batch_size):
             rows = columns.select(range(start, min(start + batch_size, len(columns))))
-            batch = _to_device(collate(list(rows)), device)
+            batch = send_to_device(collate(list(rows)), device)  # nested: a packed batch's masks
             targets = int((batch["labels"] != -100).sum())
             if targets:
                 total += float(model(**batch).loss) * targets
                 count += targets
     return total / count if count else float("nan")
-
-
-def _to_device(value: Any, device: Any) -> Any:
-    """Tensors moved, nested dicts (a packed batch's per-layer masks) followed, ints kept."""
-    if isinstance(value, dict):
-        return {k: _to_device(v, device) for k, v in value.items()}
-    return value.to(device) if hasattr(value, "to") else value
 
 
 def _side_report(rows: Any, blocks: Any) -> dict[str, int]:
