@@ -24,8 +24,8 @@ def _builtins_only(monkeypatch):
     reset_plugin_manager()
 
 
-def _write(tmp_path, config):
-    path = tmp_path / "config.yaml"
+def _write(tmp_path, config, name="config.yaml"):
+    path = tmp_path / name
     path.write_text(yaml.safe_dump(config))
     return path
 

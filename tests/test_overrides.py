@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from sec_cybert.cli import main
 from sec_cybert.config import apply_overrides, parse_override
 from sec_cybert.errors import ConfigError
 from sec_cybert.testing import tiny_pipeline_config
+from test_cli import _user_error, _write  # the CLI tests' helpers: write a config, read its errors
 
 
 @pytest.fixture(autouse=True)
@@ -22,20 +22,6 @@ def _builtins_only(monkeypatch):
     reset_plugin_manager()
     yield
     reset_plugin_manager()
-
-
-def _write(tmp_path, config, name="config.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def _errors(capsys, argv):
-    code = main(argv)
-    captured = capsys.readouterr()
-    assert code == 2, captured
-    assert "Traceback" not in captured.err
-    return [line for line in captured.err.splitlines() if line.startswith("error: ")]
 
 
 def _tapt_only(tiny_corpus):
@@ -133,13 +119,13 @@ COMMANDS = [
 def test_every_command_takes_overrides_and_validates_them_like_the_file(tmp_path, tiny_corpus, capsys, command):
     path = _write(tmp_path, tiny_pipeline_config(tiny_corpus))
     argv = [part.format(config=path, out=tmp_path / "run") for part in command]
-    lines = _errors(capsys, [*argv, "seed=oops", "stages.1.training.max_steps=0"])
+    lines = _user_error(capsys, [*argv, "seed=oops", "stages.1.training.max_steps=0"])
     assert lines == [
         f"error: {path}: seed: got 'oops'; expected an integer (set by the override seed=oops)",
         f"error: {path}: stages[1].training.max_steps: got 0; must be >= 1 "
         "(set by the override stages.1.training.max_steps=0)",
     ]
-    (line,) = _errors(capsys, [*argv, "stages.0.training.max_steps"])
+    (line,) = _user_error(capsys, [*argv, "stages.0.training.max_steps"])
     assert line == (
         "error: override 'stages.0.training.max_steps': expected KEY.PATH=VALUE "
         "(e.g. stages.0.training.max_steps=5 or seed=3)"
@@ -149,7 +135,7 @@ def test_every_command_takes_overrides_and_validates_them_like_the_file(tmp_path
 
 def test_an_unknown_key_from_an_override_is_reported_with_a_suggestion(tmp_path, tiny_corpus, capsys):
     path = _write(tmp_path, tiny_pipeline_config(tiny_corpus))
-    (line,) = _errors(capsys, ["validate", str(path), "stages.0.training.lr=0.1"])
+    (line,) = _user_error(capsys, ["validate", str(path), "stages.0.training.lr=0.1"])
     assert line.startswith(f"error: {path}: stages[0].training.lr: unknown key; did you mean 'learning_rate'?")
     assert line.endswith("(set by the override stages.0.training.lr=0.1)")
 

@@ -19,7 +19,7 @@ import numpy as np
 import structlog
 from attrs import validators as v
 
-from sec_cybert.chunking import _tokenize
+from sec_cybert.chunking import ParagraphChunker
 
 if TYPE_CHECKING:
     import datasets
@@ -127,14 +127,15 @@ class PackingChunker:
         encoder can keep them apart before anything is read."""
         return True
 
+    def _paragraphs(self) -> ParagraphChunker:
+        return ParagraphChunker(max_length=self.max_length, num_proc=self.num_proc)
+
     def tokenize_settings(self) -> dict[str, Any]:
         """What ``tokenize`` depends on (the tokenization cache's key): ParagraphChunker's."""
-        return {"max_length": self.max_length}
+        return self._paragraphs().tokenize_settings()
 
     def tokenize(self, documents: datasets.Dataset, tokenizer: PreTrainedTokenizerBase) -> datasets.Dataset:
-        return _tokenize(
-            documents, tokenizer, max_length=self.max_length, with_word_ids=True, num_proc=self.num_proc
-        )
+        return self._paragraphs().tokenize(documents, tokenizer)
 
     def group(self, tokenized: datasets.Dataset) -> datasets.Dataset:
         import datasets
