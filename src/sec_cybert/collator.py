@@ -20,6 +20,7 @@ from attrs import validators as v
 
 from sec_cybert.document_attention import DocumentAttention
 from sec_cybert.errors import DataError
+from sec_cybert.masking import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -159,7 +160,7 @@ class MaskingCollator:
         if premasked:
             # Already masked (a fixed validation set): pad, never re-mask.
             labels = _padded_column(
-                features, "labels", lengths, width, fill=-100,
+                features, "labels", lengths, width, fill=IGNORE_INDEX,
                 fix="a premasked row holds one label per token (-100 where no loss is taken)",
             )
             return self._model_inputs(input_ids, attention_mask, labels, position_ids, lengths)

@@ -407,7 +407,7 @@ def masked_lm_loss(checkpoint: str, dataset: Any, *, profile: Any, batch_size: i
 
     from sec_cybert.collator import MaskingCollator
     from sec_cybert.document_attention import DocumentAttention
-    from sec_cybert.masking import TokenMasker
+    from sec_cybert.masking import IGNORE_INDEX, TokenMasker
     from sec_cybert.stages.loading import load_pretrained, load_tokenizer
 
     runtime = Training().runtime(profile)
@@ -427,7 +427,7 @@ def masked_lm_loss(checkpoint: str, dataset: Any, *, profile: Any, batch_size: i
         for start in range(0, len(columns), batch_size):
             rows = columns.select(range(start, min(start + batch_size, len(columns))))
             batch = send_to_device(collate(list(rows)), device)  # nested: a packed batch's masks
-            targets = int((batch["labels"] != -100).sum())
+            targets = int((batch["labels"] != IGNORE_INDEX).sum())
             if targets:
                 total += float(model(**batch).loss) * targets
                 count += targets

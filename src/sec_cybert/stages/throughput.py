@@ -5,9 +5,9 @@ The Trainer's own count (``include_num_input_tokens_seen``) keeps one number, an
 does not have as a tensor. So a Trainer subclass counts both itself, in ``training_step``: in
 the main process, from the batch the model trains on. (A counter on the collator would miss
 what DataLoader workers collate: each holds its own copy.) The counts are summed over ranks
-with one gather per micro-batch, as the Trainer's own count does, and taken *after* the step's
-forward and backward are queued: the Trainer waits for the step's loss right after (its NaN
-filter), so reading the counts costs no extra stall on a GPU.
+with one gather per micro-batch, as the Trainer's own count does. The batch is read before the
+step is queued (its copy to the host waits for the batch alone) and the gather is issued after
+it; the Trainer waits for the step's loss right after anyway (its NaN filter).
 
 ``state.num_input_tokens_seen`` keeps its meaning (real tokens so far; saved in checkpoints,
 so it survives a resume). :class:`~sec_cybert.stages.callbacks.EventCallback` turns the
@@ -25,10 +25,9 @@ import torch
 from transformers import Trainer
 
 from sec_cybert.flops import EncoderShape, training_flops
+from sec_cybert.masking import IGNORE_INDEX
 
 log = structlog.get_logger(__name__)
-
-IGNORE_INDEX = -100
 
 
 @attrs.define
@@ -142,8 +141,10 @@ class CountingTrainer(Trainer):
     def training_step(
         self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None
     ) -> torch.Tensor:
-        loss = super().training_step(model, inputs, num_items_in_batch)
+        # Counted before the step is queued: the batch's copy to the host then waits for the
+        # batch alone, not for its forward and backward.
         counted = batch_counts(inputs, pad_token_id=self._pad_token_id, shape=self._shape, head=self._head)
+        loss = super().training_step(model, inputs, num_items_in_batch)
         local = torch.tensor(counted, dtype=torch.int64, device=self.args.device)
         tokens, real, flops = (int(n) for n in self.accelerator.gather(local).view(-1, 3).sum(dim=0).tolist())
         self.counts.tokens += tokens
