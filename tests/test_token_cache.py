@@ -497,3 +497,14 @@ def test_a_killed_processs_scratch_is_removed_by_the_next_one(tmp_path, monkeypa
     mine = scratch_dir()
     assert mine.parent == root and mine.is_dir()
     assert not dead.exists() and other_host.exists()
+
+
+def test_a_cache_root_that_cannot_be_written_is_one_line_naming_the_variable(tmp_path, monkeypatch):
+    from sec_cybert.errors import DataError
+
+    not_a_directory = tmp_path / "a-file"
+    not_a_directory.write_text("")
+    monkeypatch.setenv("SEC_CYBERT_CACHE", str(not_a_directory))
+    monkeypatch.setattr(scratch_module, "_current", None)
+    with pytest.raises(DataError, match=r"cannot create the data-preparation scratch directory .*set SEC_CYBERT_CACHE"):
+        scratch_dir()

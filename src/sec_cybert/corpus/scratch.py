@@ -43,10 +43,18 @@ def scratch_dir() -> Path:
     # A forked child (a map worker) makes its own: the parent removes the one it inherited.
     if _current is not None and _current[:2] == (root, pid) and _current[2].is_dir():
         return _current[2]
-    root.mkdir(parents=True, exist_ok=True)
-    _remove_orphans(root)
-    directory = Path(tempfile.mkdtemp(prefix=f"{pid}-", dir=root))
-    (directory / _OWNER).write_text(json.dumps({"host": socket.gethostname(), "pid": pid}))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        _remove_orphans(root)
+        directory = Path(tempfile.mkdtemp(prefix=f"{pid}-", dir=root))
+        (directory / _OWNER).write_text(json.dumps({"host": socket.gethostname(), "pid": pid}))
+    except OSError as exc:
+        from sec_cybert.errors import DataError
+
+        raise DataError(
+            f"cannot create the data-preparation scratch directory under {root} ({exc.strerror or exc}): "
+            f"set {CACHE_ENV} to a writable directory with room for about twice the corpus's text and tokens"
+        ) from None
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     _current = (root, pid, directory)
     return directory
