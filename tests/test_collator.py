@@ -150,7 +150,8 @@ def test_token_masker_split_through_the_collator(tokenizer):
     features = features_for(tokenizer, TEXTS, word_ids=False)
     originals = collate.__class__(tokenizer=tokenizer, masker=SpyMasker())(features)["input_ids"]
     n = masked = kept = 0
-    for _ in range(100):
+    for epoch in range(100):
+        collate.epoch = epoch  # a seeded collator masks a batch afresh each epoch
         batch = collate(features)
         targets = batch["labels"] != IGNORE_INDEX
         n += int(targets.sum())
@@ -276,8 +277,14 @@ def test_seed_makes_the_mask_sequence_reproducible(tokenizer, masker):
     other = _labels(MaskingCollator(tokenizer=tokenizer, masker=masker, seed=12), features, 5)
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
-    # The same batch collated twice gets a fresh mask (dynamic masking): no re-seeding per call.
-    assert len({tuple(t.flatten().tolist()) for t in first}) == len(first)
+    # Within an epoch a batch's masks are a function of the batch; the next epoch masks it afresh.
+    assert len({tuple(t.flatten().tolist()) for t in first}) == 1
+    collate = MaskingCollator(tokenizer=tokenizer, masker=masker, seed=11)
+    by_epoch = []
+    for epoch in range(4):
+        collate.epoch = epoch
+        by_epoch.append(tuple(collate(features)["labels"].flatten().tolist()))
+    assert len(set(by_epoch)) == 4
 
 
 def test_pickled_copy_continues_the_same_sequence(tokenizer):
@@ -288,25 +295,33 @@ def test_pickled_copy_continues_the_same_sequence(tokenizer):
     assert torch.equal(collate(features)["labels"], copy(features)["labels"])
 
 
-def test_dataloader_workers_draw_distinct_masks_every_epoch(tokenizer):
-    # Every row is the same text, so only the masking tells batches apart.
-    features = features_for(tokenizer, [TEXTS[2]] * 8)
-    collate = MaskingCollator(tokenizer=tokenizer, masker=TokenMasker(probability=0.3), seed=0)
+@pytest.mark.parametrize("masker", [TokenMasker(probability=0.3), WholeWordMasker(probability=0.3)], ids=["token", "whole-word"])
+def test_masks_do_not_depend_on_the_worker_count_or_the_loaders_generator(tokenizer, masker):
+    # Features without a `row` (a plain DataLoader, not the Trainer's path): transformers' own
+    # test_seed_multiworker_dataloader, plus the worker count and the epoch.
+    features = features_for(tokenizer, TEXTS + TEXTS[::-1])
 
-    def epochs():
-        torch.manual_seed(0)  # what a Trainer's set_seed does; the DataLoader draws worker seeds from it
-        loader = torch.utils.data.DataLoader(features, batch_size=2, num_workers=2, collate_fn=collate)
-        return [[b["labels"] for b in loader] for _ in range(2)]
+    def epochs(workers, generator_seed):
+        collate = MaskingCollator(tokenizer=tokenizer, masker=masker, seed=42)
+        generator = torch.Generator().manual_seed(generator_seed) if generator_seed is not None else None
+        loader = torch.utils.data.DataLoader(
+            features, batch_size=2, num_workers=workers, generator=generator, collate_fn=collate
+        )
+        run = []
+        for epoch in range(2):
+            collate.epoch = epoch  # what EpochToCollator does; workers copy the collator per epoch
+            run.append([b["labels"] for b in loader])
+        return run
 
-    run = epochs()
-    labels = [tuple(t.flatten().tolist()) for epoch in run for t in epoch]
-    assert len(labels) == 8
-    # Batches 0 and 1 come from different workers; epochs re-create the workers.
-    assert len(set(labels)) == len(labels)
-    again = epochs()
-    assert all(
-        torch.equal(a, b) for ea, eb in zip(run, again, strict=True) for a, b in zip(ea, eb, strict=True)
-    )
+    reference = epochs(0, None)
+    for workers, generator_seed in [(2, 42), (2, None), (2, 7), (1, None)]:
+        other = epochs(workers, generator_seed)
+        assert all(
+            torch.equal(a, b) for ea, eb in zip(reference, other, strict=True) for a, b in zip(ea, eb, strict=True)
+        ), (workers, generator_seed)
+    # Each epoch masks afresh, and batches differ from one another.
+    labels = [tuple(t.flatten().tolist()) for epoch in reference for t in epoch]
+    assert len(labels) == 12 and len(set(labels)) == 12
 
 
 def test_premasked_validation_is_fixed_and_only_padded():

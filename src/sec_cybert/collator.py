@@ -1,11 +1,12 @@
 """The MLM data collator: pads token blocks to a batch and lets a Masker choose the targets.
 
 Masks are drawn at collate time, so every epoch sees a fresh masking of the same text
-(RoBERTa's dynamic masking). With ``seed`` set they are reproducible, and when every feature
-carries its ``row`` (its index in the training set) a batch's masks are a function of
-``(seed, epoch, rows)`` alone: the same batch gets the same masks whichever process or
-DataLoader worker collates it and whatever the global RNG holds -- so a run resumed from a
-checkpoint masks exactly as the uninterrupted run did.
+(RoBERTa's dynamic masking). With ``seed`` set a batch's masks are a function of
+``(seed, epoch, batch)`` alone, where the batch is named by its features' ``row`` (their
+indices in the training set) when every feature carries one, else by its token ids: the same
+batch gets the same masks whichever process or DataLoader worker collates it, however many
+workers there are and whatever the global RNG or the loader's generator holds -- so a run
+resumed from a checkpoint masks exactly as the uninterrupted run did.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ class MaskingCollator:
     pad_to_multiple_of: int | None = attrs.field(default=None, validator=_optional_positive_int)
     seed: int | None = attrs.field(default=None, validator=_optional_int)
     #: The training epoch, set by ``stages.callbacks.EpochToCollator`` at each epoch's start, so a batch that
-    #: recurs in another epoch is masked afresh.
+    #: recurs in another epoch is masked afresh. Outside the Trainer, set it yourself each epoch: a
+    #: seeded collator masks the same batch alike within an epoch.
     epoch: int = 0
     #: How the model keeps the documents of a packed row apart; needed when features carry
     #: ``position_ids`` (``DocumentAttention.from_config(model.config)``).
@@ -101,8 +103,6 @@ class MaskingCollator:
         default=None, validator=v.optional(v.instance_of(DocumentAttention))
     )
     _special_ids: torch.Tensor = attrs.field(init=False, repr=False)
-    _generator: torch.Generator | None = attrs.field(init=False, default=None, repr=False)
-    _generator_owner: tuple[int, int] | None = attrs.field(init=False, default=None, repr=False)
     #: The training rows of the batch collated last in this process (a numerical guard names them).
     last_rows: list[int] | None = attrs.field(init=False, default=None, repr=False)
 
@@ -179,7 +179,7 @@ class MaskingCollator:
             mask_token_id=int(self.tokenizer.mask_token_id),
             vocab_size=len(self.tokenizer),
             word_ids=word_ids,
-            generator=self._batch_generator(features) or self._process_generator(),
+            generator=self._batch_generator(features, ids_rows),
         )
         return self._model_inputs(corrupted, attention_mask, labels, position_ids, lengths)
 
@@ -226,34 +226,26 @@ class MaskingCollator:
             positions[i, n:] = torch.arange(width - n)
         return positions
 
-    def _batch_generator(self, features: Sequence[Mapping[str, Any]]) -> torch.Generator | None:
-        """A generator seeded by ``(seed, epoch, rows)`` when every feature names its row."""
-        if self.seed is None or not all("row" in f for f in features):
-            return None
-        rows = ",".join(str(int(f["row"])) for f in features)
-        digest = hashlib.blake2b(f"{self.seed}:{self.epoch}:{rows}".encode(), digest_size=8).digest()
-        return torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
+    def _batch_generator(
+        self, features: Sequence[Mapping[str, Any]], ids_rows: Sequence[torch.Tensor]
+    ) -> torch.Generator | None:
+        """A generator seeded by ``(seed, epoch, the batch)``; ``None`` without a seed.
 
-    def _process_generator(self) -> torch.Generator | None:
-        """The generator for this process, seeded on first use.
-
-        A DataLoader worker gets a pickled copy of the collator, and (without persistent
-        workers) a fresh copy every epoch. Seeding from ``seed`` alone would give every worker,
-        and every epoch, the same masks; mixing in the worker's own seed (which the DataLoader
-        draws from the main process's RNG, so it is reproducible too) keeps them distinct.
+        The batch is its rows when every feature names one, else its token ids. Nothing of the
+        process enters: a generator kept per process (or per DataLoader worker, seeded from the
+        loader's) made the masks depend on the worker count and the loader's generator.
         """
         if self.seed is None:
             return None
-        info = torch.utils.data.get_worker_info()
-        owner = (info.id, info.seed) if info is not None else (-1, 0)
-        if self._generator is None or self._generator_owner != owner:
-            seed = self.seed
-            if info is not None:
-                digest = hashlib.blake2b(f"{self.seed}:{info.seed}".encode(), digest_size=8).digest()
-                seed = int.from_bytes(digest, "little") & ((1 << 63) - 1)
-            self._generator = torch.Generator().manual_seed(seed)
-            self._generator_owner = owner
-        return self._generator
+        digest = hashlib.blake2b(f"{self.seed}:{self.epoch}:".encode(), digest_size=8)
+        if all("row" in f for f in features):
+            digest.update(",".join(str(int(f["row"])) for f in features).encode())
+        else:
+            for row in ids_rows:
+                # The length first: rows [1, 2] + [3] and [1] + [2, 3] are different batches.
+                digest.update(len(row).to_bytes(8, "little"))
+                digest.update(row.cpu().numpy().tobytes())
+        return torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little") & ((1 << 63) - 1))
 
 
 def premask(
