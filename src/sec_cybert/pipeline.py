@@ -63,6 +63,9 @@ def variant_chain(checkpoint: str) -> list[Variant]:
     record = StageResult.load(directory) if directory.is_dir() else None
     if record is None or not record.produces_variant:
         return [Variant(name="base", tag="base", checkpoint=checkpoint)]
+    # The directory named is the one read: the record's output_dir is where it was written, and a
+    # copied, edited or moved checkpoint must not lead back there.
+    record = attrs.evolve(record, output_dir=directory)
     chain = variant_chain(record.init_from)
     return [*chain, chain[-1].extended_by(record.stage, record)]
 

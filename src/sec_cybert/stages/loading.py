@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import structlog
 
-from sec_cybert.errors import SecCybertError
+from sec_cybert.errors import DataError, SecCybertError
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +65,10 @@ def _own_load_report(reference: str) -> Iterator[None]:
             log.warning("transformers load report", checkpoint=reference, report=report)
 
 
+#: The tokenizer's own files in a checkpoint directory, in the order a broken one is looked for.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
 def load_tokenizer(reference: str) -> Any:
     from transformers import AutoTokenizer
 
@@ -70,6 +76,31 @@ def load_tokenizer(reference: str) -> Any:
         return AutoTokenizer.from_pretrained(reference)
     except OSError as exc:
         raise _not_found(reference, exc) from exc
+    except Exception as exc:  # noqa: BLE001 - JSONDecodeError, UnicodeDecodeError, the tokenizers library's own
+        directory = Path(reference)
+        if not directory.is_dir():
+            raise
+        raise DataError(_unreadable_tokenizer(directory, exc)) from None
+
+
+def _unreadable_tokenizer(directory: Path, exc: BaseException) -> str:
+    """One line naming the tokenizer file that does not load (a JSON one that does not parse, else
+    ``tokenizer.json``), for a directory whose tokenizer raised ``exc``."""
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+    present = [directory / name for name in _TOKENIZER_FILES if (directory / name).is_file()]
+    broken = next((path for path in present if not _parses(path)), present[0] if present else directory)
+    return (
+        f"{broken} is not a readable tokenizer file ({reason}); it was cut short or edited: copy it "
+        "again from the checkpoint or hub model it came from"
+    )
+
+
+def _parses(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def _not_found(reference: str, exc: BaseException) -> SecCybertError:
