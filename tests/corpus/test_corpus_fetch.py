@@ -76,6 +76,9 @@ class EdgarStub:
             DOC_2023: b"<html><body><p>FY2023 10-K</p></body></html>",
         }
         self.faults: dict[str, list[str]] = {}
+        self.content_types: dict[str, str] = {}
+        #: How long a "slow" response waits before its headers: far past the test's read timeout.
+        self.slow_seconds = 8.0
         self.hits: Counter[str] = Counter()
         self.user_agents: set[str] = set()
         stub = self
@@ -91,7 +94,7 @@ class EdgarStub:
                 fault = queue.pop(0) if queue else None
                 body = stub.routes.get(self.path)
                 if fault == "slow":
-                    time.sleep(0.6)
+                    time.sleep(stub.slow_seconds)
                 if fault in ERROR_PAGES:  # a 200 whose body is an error page, not the document
                     self._send(200, ERROR_PAGES[fault])
                     return
@@ -101,15 +104,15 @@ class EdgarStub:
                     self.wfile.write((body or b"")[: len(body or b"") // 2])
                     self.close_connection = True
                     return
-                if fault == "trickle":  # one byte at a time, each well inside the read timeout
+                if fault == "trickle":  # a byte every 0.05 s, each well inside the read timeout, for 60 s
                     self.send_response(200)
-                    self.send_header("Content-Length", str(len(body or b"")))
+                    self.send_header("Content-Length", "1200")
                     self.end_headers()
                     try:
-                        for byte in body or b"":
-                            self.wfile.write(bytes([byte]))
+                        for _ in range(1200):
+                            self.wfile.write(b"<")
                             self.wfile.flush()
-                            time.sleep(0.1)
+                            time.sleep(0.05)
                     except OSError:  # the client gave up: that is the point
                         pass
                     return
@@ -144,6 +147,8 @@ class EdgarStub:
             def _send(self, status: int, body: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
+                if self.path in stub.content_types:
+                    self.send_header("Content-Type", stub.content_types[self.path])
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -179,7 +184,9 @@ def _fetch(stub: EdgarStub, cache: Path, **kwargs):
         years=(2023, 2025),
         endpoints=stub.endpoints(),
         retry=RetryPolicy(max_retries=3, backoff_base=0.01),
-        timeout=0.3,
+        # Generous: a busy machine must not turn a local request into a timeout. The tests that
+        # want a timeout set a short one and make the server far slower than it.
+        timeout=10.0,
         threads=2,
     )
     options.update(kwargs)
@@ -189,7 +196,7 @@ def _fetch(stub: EdgarStub, cache: Path, **kwargs):
 def test_fetch_retries_faults_writes_sidecars_and_resumes(edgar, tmp_path):
     edgar.faults[DOC_2024] = ["429", "503", "slow"]
     edgar.faults[DOC_2023] = ["drop"]
-    summary = _fetch(edgar, tmp_path)
+    summary = _fetch(edgar, tmp_path, timeout=2.0)  # the slow response waits 8 s
     assert (summary.filings, summary.downloaded, summary.cached, summary.failed) == (2, 2, 0, {})
     assert edgar.hits[DOC_2024] == 4 and edgar.hits[DOC_2023] == 2
     assert edgar.hits["/submissions/CIK0000123456-submissions-002.json"] == 0  # page ends before 2023
@@ -276,10 +283,11 @@ def test_a_cut_body_or_a_200_error_page_is_retried_never_cached(edgar, tmp_path,
 
 
 def test_a_trickling_server_hits_the_overall_deadline(edgar, tmp_path):
-    edgar.faults[DOC_2023] = ["trickle"] * 10  # 45 bytes at 10/s: 4.5 s, each read well inside 0.3 s
+    edgar.faults[DOC_2023] = ["trickle"] * 10  # 60 s a response, each read well inside the timeout
     start = time.monotonic()
     summary = _fetch(edgar, tmp_path, ciks=[123456], tickers=[], deadline=0.5, retry=RetryPolicy(max_retries=1, backoff_base=0.01))
-    assert time.monotonic() - start < 3
+    # Two attempts without the deadline would take 120 s; with it, about 1 s (generous for busy CI).
+    assert time.monotonic() - start < 40
     assert list(summary.failed) == [FILE_2023]
     assert "0.5 s deadline" in summary.failed[FILE_2023]
     assert edgar.hits[DOC_2023] == 2 and not (tmp_path / FILE_2023).exists()

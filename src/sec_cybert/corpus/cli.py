@@ -102,7 +102,10 @@ def fetch_command(
     click.echo(
         f"{summary.filings} filings from {summary.companies} companies: "
         f"{summary.downloaded} downloaded, {summary.cached} already cached, {len(summary.failed)} failed"
+        + (f", {len(summary.skipped)} skipped" if summary.skipped else "")
     )
+    for reason, count in sorted(summary.skipped_by_reason.items()):
+        click.echo(f"  skipped {count}: {reason}")
     if summary.failed:
         raise DataError(
             f"{len(summary.failed)} downloads failed (listed in {cache / 'fetch-report.json'}); "

@@ -20,6 +20,7 @@ import structlog
 
 from sec_cybert.components import Document, ReadReport
 from sec_cybert.corpus.html_clean import CleanedFiling, clean_html, html_parser
+from sec_cybert.corpus.text_decode import decode_document, not_text_reason
 from sec_cybert.errors import DataError, OptionalDependencyError
 
 log = structlog.get_logger(__name__)
@@ -141,7 +142,12 @@ class LoadedFiling:
 
 
 def load_filing(path: Path, root: Path) -> LoadedFiling:
-    """Read, decode and clean one filing. Never raises for a bad file: the reason is returned."""
+    """Read, decode and clean one filing. Never raises for a bad file: the reason is returned.
+
+    The encoding comes from a byte-order mark (UTF-16 filings exist), else UTF-8, else cp1252;
+    bytes that do not decode to text (an image, random data saved as ``.htm``) are skipped as
+    "not text" instead of becoming a document of mojibake.
+    """
     sidecar, sidecar_warning = read_sidecar(path)
     warnings = [sidecar_warning] if sidecar_warning else []
     try:
@@ -152,8 +158,12 @@ def load_filing(path: Path, root: Path) -> LoadedFiling:
     if not raw.strip():
         meta = filing_metadata(path, root, {}, sidecar)
         return LoadedFiling(meta["source_file"], None, meta, "empty file")
+    html, encoding = decode_document(raw)
+    if (not_text := not_text_reason(html)) is not None:
+        meta = filing_metadata(path, root, {}, sidecar)
+        return LoadedFiling(meta["source_file"], None, meta, not_text, tuple(warnings))
     try:
-        cleaned = clean_html(raw)
+        cleaned = clean_html(html)
     except OptionalDependencyError:
         raise  # not this file's fault: every other file would fail the same way
     except Exception as exc:  # noqa: BLE001 - one malformed file must not stop a 15K-file build
@@ -161,7 +171,7 @@ def load_filing(path: Path, root: Path) -> LoadedFiling:
         log.warning("clean_failed", file=str(path), error=repr(exc))
         return LoadedFiling(meta["source_file"], None, meta, f"cleaning failed ({exc.__class__.__name__})")
     meta = filing_metadata(path, root, dict(cleaned.dei), sidecar)
-    if cleaned.encoding == "cp1252":
+    if encoding == "cp1252":
         warnings.append("not valid UTF-8 (decoded as cp1252)")
     if cleaned.truncated:
         warnings.append("truncated HTML (no closing </html>)")

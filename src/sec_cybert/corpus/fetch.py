@@ -9,6 +9,9 @@
   ``Content-Length``, an HTML document cut short where no length was sent (no ``</html>`` near
   its end), and a status-200 error page (SEC's "Request Rate Threshold Exceeded", a CDN's
   "Access Denied", an HTML page with no text) are retried like a 503, then reported as failed.
+* A body that is not a document at all -- served as ``image/png`` or ``application/json``, or
+  bytes that decode to no text -- is not retried: the filing is skipped, with the reason
+  (:mod:`~sec_cybert.corpus.fetch_checks`), and counted by reason in the report.
 * Besides the per-read ``timeout``, every request has an overall ``deadline``: a server that
   trickles a byte at a time cannot hold a thread for ever.
 * Each file is written to ``<name>.part`` and renamed into place, so a cached file is always
@@ -39,6 +42,7 @@ import attrs
 import structlog
 
 from sec_cybert.corpus.edgar_source import sidecar_path
+from sec_cybert.corpus.fetch_checks import not_a_document_reason
 from sec_cybert.errors import ConfigError, DataError, OptionalDependencyError
 
 log = structlog.get_logger(__name__)
@@ -71,6 +75,16 @@ _ERROR_PAGE_MAX_BYTES = 32 * 1024
 
 class FetchError(DataError):
     """EDGAR kept failing for one URL after every retry."""
+
+
+class NotADocument(FetchError):
+    """The server answered with something that is not a filing (an image, JSON, binary data).
+
+    A definite answer, so not retried; the filing is counted as skipped with ``reason``."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.reason = reason
 
 
 class _BadBody(Exception):
@@ -290,10 +304,13 @@ class EdgarClient:
         return self.get(url, parse)
 
     def get_document(self, url: str) -> bytes:
-        """A filing's primary document: HTML must end with ``</html>`` when no length was sent."""
+        """A filing's primary document: HTML must end with ``</html>`` when no length was sent;
+        a body that is not an HTML or text document raises :class:`NotADocument` at once."""
         html = Path(url.rsplit("?", 1)[0]).suffix.lower() in _HTML_SUFFIXES
 
         def whole(body: bytes, headers: Any) -> bytes:
+            if (reason := not_a_document_reason(body, headers.get("content-type"))) is not None:
+                raise NotADocument(url, reason)
             framed = "content-length" in headers or "chunked" in headers.get("transfer-encoding", "").lower()
             if html and not framed and html_cut_short(body):
                 raise _BadBody(
@@ -514,9 +531,15 @@ class FetchSummary:
     cached: int
     failed: dict[str, str]  # file name -> reason
     requests: int
+    #: Answered with something that is not a filing (file name -> reason): not cached, not retried.
+    skipped: dict[str, str] = attrs.field(factory=dict)
+
+    @property
+    def skipped_by_reason(self) -> dict[str, int]:
+        return dict(Counter(self.skipped.values()))
 
     def as_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return {**attrs.asdict(self), "skipped_by_reason": self.skipped_by_reason}
 
 
 def fetch_filings(
@@ -561,6 +584,7 @@ def fetch_filings(
         if not cik_list:
             raise ConfigError("nothing to fetch: pass --ciks and/or --tickers")
         failed: dict[str, str] = {}
+        skipped: dict[str, str] = {}
         refs: list[FilingRef] = []
         for cik in cik_list:
             try:
@@ -589,6 +613,10 @@ def fetch_filings(
                     with lock:
                         counts["downloaded"] += 1
                 _write_atomic(sidecar_path(path), json.dumps(ref.sidecar(), indent=2).encode("utf-8"))
+            except NotADocument as exc:
+                log.warning("edgar_not_a_document", file=path.name, reason=exc.reason)
+                with lock:
+                    skipped[path.name] = exc.reason
             except FetchError as exc:
                 with lock:
                     failed[path.name] = str(exc)
@@ -610,12 +638,14 @@ def fetch_filings(
             cached=len(refs) - len(todo),
             failed=failed,
             requests=client.requests,
+            skipped=skipped,
         )
     finally:
         client.close()
     log.info(
         "edgar_fetch_done",
-        **{k: v for k, v in summary.as_dict().items() if k != "failed"},
+        **{k: v for k, v in summary.as_dict().items() if k not in ("failed", "skipped")},
         failed=len(failed),
+        skipped=len(skipped),
     )
     return summary

@@ -122,13 +122,11 @@ def decode_html(raw: bytes) -> tuple[str, str]:
     """Decode bytes as UTF-8, else as cp1252 (old EDGAR filings), never failing.
 
     Returns the text and the encoding used; ``"cp1252"`` means the file was not valid UTF-8.
+    A byte-order mark (UTF-8, UTF-16, UTF-32) is honoured: :mod:`~sec_cybert.corpus.text_decode`.
     """
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    try:
-        return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", errors="replace"), "cp1252"
+    from sec_cybert.corpus.text_decode import decode_document
+
+    return decode_document(raw)
 
 
 def normalize_text(text: str) -> str:

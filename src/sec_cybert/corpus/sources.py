@@ -4,6 +4,8 @@ Both read the reference's layout, one JSON object per line::
 
     {"id": "...", "text": "...", "metadata": {"filing_date": "2024-02-01", ...}}
 
+The files are UTF-8; a byte-order mark is honoured (a UTF-8 BOM is dropped, a file marked UTF-16
+or UTF-32 is read in that encoding: :func:`~sec_cybert.corpus.text_decode.iter_text_lines`).
 Top-level keys other than the id and text fields are merged into the metadata. A record that
 cannot be used (broken JSON, no text, text of the wrong type, metadata that is not a mapping)
 either stops the run with a :class:`DataError` naming file and line (``on_bad_record="raise"``,
@@ -27,6 +29,7 @@ import attrs
 from attrs import validators as v
 
 from sec_cybert.components import Document, ReadReport
+from sec_cybert.corpus.text_decode import iter_text_lines
 from sec_cybert.errors import DataError
 
 OnBadRecord = Literal["raise", "skip"]
@@ -88,48 +91,49 @@ def read_jsonl_documents(
 ) -> Iterator[Document]:
     """Yield a Document per usable line of ``files``; count or raise on the rest."""
     for file in files:
-        with file.open("rb") as handle:
-            for line_number, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                where = f"{file}:{line_number}"
-                try:
-                    record = json.loads(raw.decode("utf-8"))
-                    if not isinstance(record, dict):
-                        raise ValueError("the line is JSON but not an object")
-                    text = record.get(text_field)
-                    if not isinstance(text, str):
-                        raise ValueError(f"no string field {text_field!r}")
-                    if record.get("metadata") is not None and not isinstance(record["metadata"], Mapping):
-                        raise ValueError(
-                            f"'metadata' is {type(record['metadata']).__name__}, not a mapping of keys to values"
-                        )
-                except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-                    reason = (
-                        "not UTF-8"
-                        if isinstance(exc, UnicodeDecodeError)
-                        else "malformed JSON"
-                        if isinstance(exc, json.JSONDecodeError)
-                        else str(exc)
+        for line_number, raw in iter_text_lines(file):
+            if not raw.strip():
+                continue
+            where = f"{file}:{line_number}"
+            try:
+                if isinstance(raw, str) and "\ufffd" in raw:
+                    raise ValueError("not valid text in the encoding its byte-order mark names")
+                record = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+                if not isinstance(record, dict):
+                    raise ValueError("the line is JSON but not an object")
+                text = record.get(text_field)
+                if not isinstance(text, str):
+                    raise ValueError(f"no string field {text_field!r}")
+                if record.get("metadata") is not None and not isinstance(record["metadata"], Mapping):
+                    raise ValueError(
+                        f"'metadata' is {type(record['metadata']).__name__}, not a mapping of keys to values"
                     )
-                    if on_bad_record == "raise":
-                        raise DataError(
-                            f"{where}: {reason}. Fix the line, or set on_bad_record: skip to skip "
-                            "and count such records"
-                        ) from None
-                    report.skip(reason, where)
-                    continue
-                if len(text) < min_chars:
-                    report.skip(f"shorter than min_chars={min_chars}", where)
-                    continue
-                metadata = dict(record.get("metadata") or {})
-                metadata.update(
-                    {k: val for k, val in record.items() if k not in (text_field, id_field, "metadata")}
+            except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                reason = (
+                    "not UTF-8"
+                    if isinstance(exc, UnicodeDecodeError)
+                    else "malformed JSON"
+                    if isinstance(exc, json.JSONDecodeError)
+                    else str(exc)
                 )
-                report.kept += 1
-                yield Document(
-                    id=str(record.get(id_field) or f"{file.stem}:{line_number}"), text=text, metadata=metadata
-                )
+                if on_bad_record == "raise":
+                    raise DataError(
+                        f"{where}: {reason}. Fix the line, or set on_bad_record: skip to skip "
+                        "and count such records"
+                    ) from None
+                report.skip(reason, where)
+                continue
+            if len(text) < min_chars:
+                report.skip(f"shorter than min_chars={min_chars}", where)
+                continue
+            metadata = dict(record.get("metadata") or {})
+            metadata.update(
+                {k: val for k, val in record.items() if k not in (text_field, id_field, "metadata")}
+            )
+            report.kept += 1
+            yield Document(
+                id=str(record.get(id_field) or f"{file.stem}:{line_number}"), text=text, metadata=metadata
+            )
 
 
 @attrs.frozen
