@@ -36,6 +36,7 @@ from sec_cybert.corpus.item1c import (
     paragraph_documents,
 )
 from sec_cybert.corpus.sources import BUILD_MARKER, check_build_finished
+from sec_cybert.corpus.worker_lifetime import die_with_parent
 from sec_cybert.errors import ConfigError, DataError
 
 log = structlog.get_logger(__name__)
@@ -52,13 +53,14 @@ def ordered_map(
     """``map`` over a process pool that keeps at most ``window`` tasks in flight, in input order.
 
     ``Executor.map`` submits every task up front and holds finished results until they are
-    consumed; a bounded window keeps memory independent of the number of inputs.
+    consumed; a bounded window keeps memory independent of the number of inputs. The workers
+    die with this process, even when it is killed outright (:mod:`.worker_lifetime`).
     """
     if workers <= 1:
         yield from map(fn, items)
         return
     window = window or workers * 4
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         pending: deque[Future[R]] = deque()
         for item in items:
             pending.append(pool.submit(fn, item))
