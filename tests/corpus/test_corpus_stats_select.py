@@ -89,3 +89,46 @@ def test_errors_say_what_to_do(tmp_path):
         list(read_shards(tmp_path, ReadReport()))
     with pytest.raises(ConfigError, match="tokenizer"):
         load_tokenizer(str(tmp_path / "no-such-tokenizer"))
+
+
+def _selected_ids(out: Path) -> list[str]:
+    return [json.loads(line)["id"] for p in sorted(out.glob("shard-*.jsonl")) for line in p.read_text().splitlines()]
+
+
+def test_equal_filing_dates_are_broken_by_id_not_by_shard_order(tmp_path, tiny_tokenizer_dir):
+    """Reversing the shards must not change which of two same-day filings a budget keeps."""
+    tok = load_tokenizer(str(tiny_tokenizer_dir))
+    same_day = [_doc(i, "2024-03-01", 40) for i in (7, 5, 6)]
+    # An exact copy filed the same day under another id: which copy is kept must not depend on order.
+    same_day.append({**_doc(9, "2024-03-01", 0, text=same_day[1]["text"]), "id": "doc-4"})
+    per_doc = len(tok(same_day[0]["text"], add_special_tokens=False)["input_ids"])
+    selections = []
+    for name, order in (("forward", same_day), ("reversed", same_day[::-1])):
+        shards = tmp_path / name
+        shards.mkdir()
+        for number, start in enumerate(range(0, len(order), 2)):
+            (shards / f"shard-{number:05d}.jsonl").write_text(
+                "".join(json.dumps(d) + "\n" for d in order[start : start + 2])
+            )
+        select_corpus(shards, tmp_path / f"{name}-out", tokenizer=tok, max_tokens=per_doc * 2 + 5)
+        selections.append(_selected_ids(tmp_path / f"{name}-out"))
+    assert selections[0] == selections[1] == ["doc-4", "doc-6"]
+
+
+def test_the_dapt_budget_uses_the_same_ordering():
+    """``MLMStage.prepare_data`` and ``corpus select`` both call ``newest_first``: ties by id."""
+    import datasets
+
+    from sec_cybert.corpus.select import newest_first
+
+    rows = {
+        "id": ["b", "c", "a", "old", "undated"],
+        "filing_date": ["2024-01-01", "2024-01-01", "2024-01-01", "2020-01-01", ""],
+        "n_tokens": [10, 10, 10, 10, 10],
+    }
+    forward = datasets.Dataset.from_dict(rows)
+    backward = datasets.Dataset.from_dict({key: values[::-1] for key, values in rows.items()})
+    for dataset in (forward, backward):
+        kept, summary = newest_first(dataset, 25)
+        assert kept["id"] == ["a", "b"] and summary.tokens_kept == 20
+        assert newest_first(dataset, None)[0]["id"] == ["a", "b", "c", "old", "undated"]

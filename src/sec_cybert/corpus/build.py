@@ -356,7 +356,7 @@ def select_corpus(
     import datasets
 
     from sec_cybert.components import ReadReport
-    from sec_cybert.corpus.select import document_date, drop_exact_duplicates, newest_first
+    from sec_cybert.corpus.select import document_date, drop_exact_duplicates, newest_first, selection_order
     from sec_cybert.corpus.stats import iter_token_counts, read_shards
 
     if max_tokens is not None and max_tokens < 1:
@@ -384,10 +384,22 @@ def select_corpus(
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         if not report.kept:
             raise DataError(f"{shards}: no readable documents to select from ({report.as_dict()})")
-        dataset = datasets.Dataset.from_json(str(staged), cache_dir=str(Path(tmp) / "cache"))
+        # Typed: left to infer, a column of nothing but ISO dates would be read as timestamps.
+        features = datasets.Features(
+            {
+                "id": datasets.Value("string"),
+                "text": datasets.Value("string"),
+                "filing_date": datasets.Value("string"),
+                "n_tokens": datasets.Value("int64"),
+                "metadata_json": datasets.Value("string"),
+            }
+        )
+        dataset = datasets.Dataset.from_json(str(staged), features=features, cache_dir=str(Path(tmp) / "cache"))
         removed = 0
         if dedupe:
-            dataset, removed = drop_exact_duplicates(dataset)
+            # Of copies, keep the one the budget would reach first, so corpus order cannot decide.
+            prefer = selection_order(dataset["filing_date"], dataset["id"])
+            dataset, removed = drop_exact_duplicates(dataset, prefer=prefer)
         dataset, summary = newest_first(dataset, max_tokens)
         writer = ShardWriter(out_dir, docs_per_shard)
         for row in dataset:

@@ -1,8 +1,10 @@
 """Corpus selection: exact-duplicate removal, a newest-first token budget, the validation split.
 
 The reference procedure subsampled "from the tail of the corpus" because its accession-sorted
-shards were *roughly* chronological. We sort by the filing date itself, so shard order and
-file naming cannot change which filings are kept.
+shards were *roughly* chronological. We sort by the filing date itself, and filings of the same
+date by id (the accession number for a built corpus), so shard order and file naming cannot
+change which filings are kept: :func:`selection_order` is the one ordering, used by ``corpus
+select`` and by an MLM stage's ``max_tokens`` budget alike.
 """
 
 from __future__ import annotations
@@ -49,6 +51,19 @@ def document_date(metadata: Mapping[str, Any]) -> str:
     return ""
 
 
+def selection_order(dates: Sequence[str | None], ids: Sequence[str] | None = None) -> list[int]:
+    """Positions, newest date first; equal dates by id (ascending); undated documents last.
+
+    Two stable sorts: by id, then by date descending (``reverse`` keeps ties in id order).
+    Without ids, or between equal ids, corpus order decides.
+    """
+    order = list(range(len(dates)))
+    if ids is not None:
+        order.sort(key=lambda i: str(ids[i]))
+    order.sort(key=lambda i: dates[i] or "", reverse=True)
+    return order
+
+
 def iter_column(dataset: datasets.Dataset, column: str, batch_size: int = 1000) -> Iterator[Any]:
     """The values of one column, read in Arrow batches (never the whole column at once)."""
     for batch in dataset.select_columns([column]).iter(batch_size=batch_size):
@@ -56,14 +71,24 @@ def iter_column(dataset: datasets.Dataset, column: str, batch_size: int = 1000) 
 
 
 def drop_exact_duplicates(
-    dataset: datasets.Dataset, text_column: str = "text"
+    dataset: datasets.Dataset, text_column: str = "text", *, prefer: Sequence[int] | None = None
 ) -> tuple[datasets.Dataset, int]:
-    """Keep the first of each set of exact copies (see :mod:`~sec_cybert.corpus.dedup`); return
-    the dataset and how many copies were removed."""
+    """Keep one of each set of exact copies (see :mod:`~sec_cybert.corpus.dedup`); return the
+    dataset and how many copies were removed.
+
+    The copy kept is the first in ``prefer`` (an order of all positions, e.g. :func:`selection_order`),
+    else the first in the dataset; the kept rows stay in dataset order.
+    """
     from sec_cybert.corpus.dedup import duplicate_clusters
 
     clusters = duplicate_clusters(iter_column(dataset, text_column), "exact")
-    keep = clusters.first_of_each()
+    if prefer is None:
+        keep = clusters.first_of_each()
+    else:
+        chosen: dict[int, int] = {}
+        for index in prefer:
+            chosen.setdefault(clusters.ids[index], index)
+        keep = sorted(chosen.values())
     removed = len(dataset) - len(keep)
     return (dataset.select(keep) if removed else dataset), removed
 
@@ -121,18 +146,20 @@ def newest_first(
     *,
     tokens_column: str = "n_tokens",
     date_column: str = "filing_date",
+    id_column: str = "id",
 ) -> tuple[datasets.Dataset, SelectionSummary]:
     """Keep the newest documents whose tokens add up to at most ``max_tokens``.
 
-    Documents are ordered by ``date_column`` (ISO dates, newest first; undated documents count
-    as oldest, and are reported). Whole documents are kept until the next one would exceed the
-    budget. ``max_tokens=None`` keeps everything, still newest first.
+    Documents are ordered by :func:`selection_order`: ``date_column`` (ISO dates, newest first;
+    undated documents count as oldest, and are reported), then ``id_column``. Whole documents
+    are kept until the next one would exceed the budget. ``max_tokens=None`` keeps everything,
+    still newest first.
     """
-    tokens = list(dataset[tokens_column])
-    dates = list(dataset[date_column]) if date_column in dataset.column_names else [None] * len(dataset)
+    tokens = list(iter_column(dataset, tokens_column))
+    dates = list(iter_column(dataset, date_column)) if date_column in dataset.column_names else [None] * len(dataset)
+    ids = list(iter_column(dataset, id_column)) if id_column in dataset.column_names else None
     undated = sum(1 for d in dates if not d)
-    # Stable sort: documents with the same date keep their corpus order.
-    order = sorted(range(len(dataset)), key=lambda i: dates[i] or "", reverse=True)
+    order = selection_order(dates, ids)
     kept: list[int] = []
     total = 0
     for index in order:
