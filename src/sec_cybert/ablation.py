@@ -41,6 +41,8 @@ def _mean_of_measured(values: list[float | None]) -> float | None:
 #: Where a stage's final metrics come from, said in the table: the split that picked the best
 #: checkpoint is not a fair place to compare variants.
 SELECTION_SPLIT = "eval"
+#: Said of a stage whose metrics lack ``evaluated_on`` (a plugin's stage need not report it).
+UNREPORTED = "not reported"
 
 
 @attrs.frozen
@@ -105,7 +107,10 @@ class AblationTable:
                         "task": stage.name,
                         "checkpoint": variant.checkpoint,
                         "finetuned": [str(r.output_dir) for r in runs],
-                        "evaluated_on": sorted({str(r.metrics.get("evaluated_on")) for r in runs}),
+                        # A plugin stage may not say where it measured: then the row says so, not "None".
+                        "evaluated_on": sorted(
+                            {str(split) for r in runs if (split := r.metrics.get("evaluated_on")) is not None}
+                        ),
                         "metrics": metrics,
                         "breakdowns": breakdowns,
                         "notes": notes,
@@ -129,10 +134,30 @@ class AblationTable:
     def splits(self) -> list[str]:
         return sorted({split for row in self.rows for split in row["evaluated_on"]})
 
+    def unreported(self) -> list[str]:
+        """The tasks (fine-tune stages) whose metrics do not say which split they were measured on."""
+        return sorted({row["task"] for row in self.rows if not row["evaluated_on"]})
+
+    def _split_note(self) -> str:
+        """Where the task metrics were measured, for the table's and the chart's captions."""
+        splits, unreported = self.splits(), self.unreported()
+        if not splits:
+            return f"split {UNREPORTED}"
+        note = f"on the {' and '.join(splits)} split"
+        if unreported:
+            note += f"; {', '.join(unreported)}: split {UNREPORTED}"
+        return note
+
+    def chart_title(self) -> str:
+        seeds = ", ".join(map(str, self.seeds))
+        spread = f"mean ± std over seeds {seeds}" if len(self.seeds) > 1 else f"seed {seeds}"
+        note = self._split_note()
+        return f"Ablation {note} ({spread})" if note.startswith("on ") else f"Ablation, {note} ({spread})"
+
     def to_markdown(self) -> str:
         multi_task = len({row["task"] for row in self.rows}) > 1
         splits = self.splits()
-        on = f" ({'/'.join(splits)})" if splits else ""
+        on = f" ({'/'.join(splits)})" if splits and not self.unreported() else ""
         header = (["Task"] if multi_task else []) + [
             "Variant",
             *(f"{c}{on}" for c in self.columns),
@@ -159,7 +184,7 @@ class AblationTable:
             "",
             f"Seeds: {seeds}"
             + (" (mean ± sample std)" if len(self.seeds) > 1 else "")
-            + (f". Task metrics on the {' and '.join(splits)} split." if splits else "."),
+            + f". Task metrics{' ' if splits else ': '}{self._split_note()}.",
         ]
         if SELECTION_SPLIT in splits:
             lines.append(
@@ -216,9 +241,7 @@ class AblationTable:
         )
         axis.set_ylim(0, 1)
         axis.set_ylabel("score")
-        splits = " and ".join(self.splits()) or "?"
-        spread = f"mean ± std over seeds {', '.join(map(str, self.seeds))}" if len(self.seeds) > 1 else f"seed {self.seeds[0]}"
-        axis.set_title(f"Ablation on the {splits} split ({spread})", fontsize=10)
+        axis.set_title(self.chart_title(), fontsize=10)
         axis.legend()
         figure.tight_layout()
         figure.savefig(path, dpi=120)

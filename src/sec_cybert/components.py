@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
+import structlog
 
 if TYPE_CHECKING:
     import datasets
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from sec_cybert.stages.context import StageContext, StageOutcome, StageResult
+
+log = structlog.get_logger(__name__)
 
 
 @attrs.frozen
@@ -40,7 +43,9 @@ class ReadReport:
     """What a source read: records kept, records skipped by reason, and where.
 
     Sources never drop a record silently: every skip is counted here with its reason, and the
-    first few locations are kept so a user can find and fix them.
+    first few locations are kept so a user can find and fix them. ``kept`` is the host's count
+    of the documents it received (:meth:`count_received`); a source need not keep it, and one
+    that does is checked against it.
     """
 
     kept: int = 0
@@ -53,6 +58,20 @@ class ReadReport:
         if len(self.examples) < self.max_examples:
             self.examples.append(f"{where}: {reason}")
 
+    def count_received(self, received: int, *, source: str, excluded: int = 0) -> None:
+        """Set ``kept`` to the ``received`` documents the host got from ``source``, less the
+        ``excluded`` ones it left out itself. A source that counted (``kept`` not 0) and got
+        another number is warned about: a count that disagrees with the documents means a bug
+        in the source."""
+        if self.kept and self.kept != received:
+            log.warning(
+                "a corpus source's own count of its documents is not what it yielded; the yielded count is kept",
+                source=source,
+                source_count=self.kept,
+                received=received,
+            )
+        self.kept = received - excluded
+
     @property
     def total_skipped(self) -> int:
         return sum(self.skipped.values())
@@ -63,7 +82,12 @@ class ReadReport:
 
 @runtime_checkable
 class CorpusSource(Protocol):
-    """Yields documents. Bad records are either raised as DataError or counted in ``report``."""
+    """Yields documents. Bad records are either raised as DataError or counted in ``report``
+    (``report.skip``); ``report.kept`` is the host's to count.
+
+    An MLM stage fingerprints the content of the source's files: those its optional ``files()``
+    returns, else its ``path`` attribute (a file or a directory), else none.
+    """
 
     def iter_documents(self, report: ReadReport) -> Iterator[Document]: ...
 
@@ -90,6 +114,7 @@ class Chunker(Protocol):
     keyed by, among others, the chunker's class and its optional ``tokenize_settings()``: the
     settings ``tokenize`` depends on, as a JSON-able dict. Without that method every setting of
     an attrs chunker is in the key (safe; a setting only ``group`` reads then re-tokenizes).
+    A chunker from a third-party package adds that package's version to the key.
     """
 
     provides_word_ids: bool

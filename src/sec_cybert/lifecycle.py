@@ -36,13 +36,20 @@ STARTED_RECORD = "stage-started.json"
 log = structlog.get_logger(__name__)
 
 
-def fingerprint_of(settings: Mapping[str, Any], context: StageContext) -> str:
+def fingerprint_of(
+    settings: Mapping[str, Any], context: StageContext, plugins: Mapping[str, str] | None = None
+) -> str:
     """Hash of what makes a run this run: the stage's settings that differ from their defaults
-    (``unstructure(stage, omit_defaults=True)``), its input, the seed, and what the contamination
-    check removed from its corpus.
+    (``unstructure(stage, omit_defaults=True)``), its input, the seed, what the contamination
+    check removed from its corpus, and ``plugins``: ``{distribution: version}`` of the
+    third-party packages that provided the stage or a component in it
+    (:func:`sec_cybert.plugins.third_party_versions`), since upgrading one can change what the
+    stage computes.
 
     Defaults are left out so that a setting added in a later release (with a default that keeps
-    the old behaviour) does not make every earlier run directory look like a different run.
+    the old behaviour) does not make every earlier run directory look like a different run; for
+    the same reason ``plugins`` is only in the hash when it is not empty, so a run of built-ins
+    hashes as it did before plugin versions were recorded.
     """
     identity: dict[str, Any] = {
         "config": settings,
@@ -52,6 +59,8 @@ def fingerprint_of(settings: Mapping[str, Any], context: StageContext) -> str:
     if context.exclusions:
         # Other holdout texts removed from the corpus make another run.
         identity["exclusions"] = context.exclusions.digest
+    if plugins:
+        identity["plugins"] = dict(plugins)
     payload = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -237,10 +246,12 @@ def run_stage(
     """The whole lifecycle of one stage; ``stage.run`` is called once, or not at all when this
     very run already finished in its directory."""
     from sec_cybert.config import registered_name, unstructure
+    from sec_cybert.plugins import third_party_versions
 
     config = unstructure(stage, registry)
     kind = registered_name(type(stage), registry) or type(stage).__name__
-    fingerprint = fingerprint_of(_identity_settings(stage, unstructure(stage, registry, omit_defaults=True)), context)
+    settings = _identity_settings(stage, unstructure(stage, registry, omit_defaults=True))
+    fingerprint = fingerprint_of(settings, context, third_party_versions(stage, registry))
     out = Path(stage.output_dir(context))
     log.info("stage starting", stage=stage.name, kind=kind, variant=context.variant, init_from=context.init_from)
     inputs = input_digests(stage, context)

@@ -104,8 +104,10 @@ class Pipeline:
     plugin_manager: Any = attrs.field(default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        from sec_cybert.plugins import describe_component
+
         problems = [
-            f"stages[{i}] ({type(stage).__name__}) is not a Stage: it needs {', '.join(missing)} "
+            f"stages[{i}] ({describe_component(stage, self.plugin_manager)}) is not a Stage: it needs {', '.join(missing)} "
             "(docs/plugins.md lists what a stage provides)"
             for i, stage in enumerate(self.stages)
             if (missing := stage_problems(stage))

@@ -57,11 +57,23 @@ def _is_builtin(entry_point: importlib.metadata.EntryPoint) -> bool:
     return dist is not None and dist.metadata["Name"] == BUILTIN_DISTRIBUTION
 
 
+def _labelled(name: str, distribution: str | None, version: str | None) -> str:
+    """``'acme' (acme-plugins 1.2)``: a plugin as errors name it, with the package to fix or remove."""
+    return f"{name!r} ({distribution} {version})" if distribution else repr(name)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
 def load_entry_point_plugins(pm: pluggy.PluginManager, allowed: Iterable[str] | None = None) -> None:
     """Register every plugin of the entry-point group (built-ins always; others if ``allowed``).
 
-    A plugin that fails to import raises :class:`PluginError` naming it and its distribution,
-    instead of a bare traceback from deep inside importlib.
+    Each is loaded by pluggy (``load_setuptools_entrypoints``), which keeps the distribution it
+    came from (``pm.list_plugin_distinfo()``, read by :func:`plugin_distributions`). A plugin
+    that fails to import, or whose hook implementations do not fit the hook specifications,
+    raises :class:`PluginError` naming it and its distribution and version, instead of a bare
+    traceback from deep inside importlib or pluggy.
     """
     allowed_set = None if allowed is None else set(allowed)
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -71,19 +83,39 @@ def load_entry_point_plugins(pm: pluggy.PluginManager, allowed: Iterable[str] | 
         if pm.get_plugin(entry_point.name) is not None:
             continue
         try:
-            plugin = entry_point.load()
-        except Exception as exc:  # any import failure of foreign code becomes one clear error
-            dist = entry_point.dist.metadata["Name"] if entry_point.dist else "an unknown package"
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=entry_point.name)
+        except Exception as exc:  # any failure of foreign code becomes one clear error
+            dist = entry_point.dist
+            label = _labelled(entry_point.name, dist.metadata["Name"], dist.version) if dist else repr(entry_point.name)
+            failed = (
+                "does not fit sec_cybert's hooks"
+                if isinstance(exc, pluggy.PluginValidationError)
+                else "failed to load"
+            )
             raise PluginError(
-                f"plugin {entry_point.name!r} from {dist} failed to load ({type(exc).__name__}: {exc}). "
-                f"Fix or uninstall it, or exclude it with {PLUGINS_ENV_VAR}=<names to keep>."
+                f"plugin {label} {failed} ({_one_line(exc)}). Fix, upgrade or uninstall it, or exclude it "
+                f"with {PLUGINS_ENV_VAR}=<names to keep>."
             ) from exc
-        pm.register(plugin, name=entry_point.name)
     if not any(name.startswith("builtin-") for name, _ in pm.list_name_plugin()):
         raise PluginError(
             "the built-in plugins were not found: sec_cybert is not installed as a distribution. "
             "Install it (pip install -e . in a checkout) so its entry points exist."
         )
+
+
+def check_pending(pm: pluggy.PluginManager) -> None:
+    """``pm.check_pending()`` (every hook implementation names a hook we have), its error naming
+    the plugin and its distribution."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        dist = plugin_distributions(pm).get(name, {})
+        raise PluginError(
+            f"plugin {_labelled(name, dist.get('distribution'), dist.get('version'))} implements a hook "
+            f"sec_cybert does not have ({_one_line(exc)}); hooks.md lists them. Fix, upgrade or uninstall "
+            f"it, or exclude it with {PLUGINS_ENV_VAR}=<names to keep>."
+        ) from exc
 
 
 def allowed_from_env() -> list[str] | None:
@@ -99,21 +131,22 @@ def get_plugin_manager() -> pluggy.PluginManager:
     if _default_manager is None:
         pm = new_plugin_manager()
         load_entry_point_plugins(pm, allowed_from_env())
-        pm.check_pending()
+        check_pending(pm)
         _default_manager = pm
     return _default_manager
 
 
 def plugin_distributions(pm: pluggy.PluginManager) -> dict[str, dict[str, str | None]]:
     """For each plugin registered on ``pm``: the distribution (pip package) that provides it and
-    its version. A plugin registered from code rather than an entry point has neither."""
-    by_entry_point = {}
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(entry_point, "dist", None)
-        if dist is not None:
-            by_entry_point[entry_point.name] = {"distribution": dist.metadata["Name"], "version": dist.version}
+    its version, as pluggy recorded them when it loaded the plugin's entry point. A plugin
+    registered from code has neither, even under an entry point's name."""
+    loaded = {}
+    for plugin, dist in pm.list_plugin_distinfo():
+        name = pm.get_name(plugin)
+        if name is not None:  # None: unregistered since
+            loaded[name] = {"distribution": dist.project_name, "version": dist.version}
     return {
-        name: by_entry_point.get(name, {"distribution": None, "version": None})
+        name: loaded.get(name, {"distribution": None, "version": None})
         for name, _ in pm.list_name_plugin()
         if name is not None
     }
@@ -127,12 +160,21 @@ def reset_plugin_manager() -> None:
 
 @attrs.frozen
 class Registration:
-    """One registered component: what it is called, what builds it, and which plugin said so."""
+    """One registered component: what it is called, what builds it, which plugin said so, and
+    the distribution (pip package) and version that plugin came from (``None`` for a plugin
+    registered from code)."""
 
     kind: str
     name: str
     factory: Any
     plugin: str
+    distribution: str | None = None
+    version: str | None = None
+
+    @property
+    def provider(self) -> str:
+        """``plugin 'acme' (acme-plugins 1.2)``: who to blame, in messages."""
+        return f"plugin {_labelled(self.plugin, self.distribution, self.version)}"
 
 
 @attrs.frozen
@@ -144,11 +186,23 @@ class Registry:
     @classmethod
     def collect(cls, pm: pluggy.PluginManager) -> Registry:
         entries: dict[str, dict[str, Registration]] = {kind: {} for kind in KIND_HOOKS}
+        distributions = plugin_distributions(pm)
         for kind, hook_name in KIND_HOOKS.items():
             hook = getattr(pm.hook, hook_name)
             # Calling each implementation with its own `register` tells us who registered what.
             for impl in hook.get_hookimpls():
-                impl.function(register=_registrar(entries[kind], kind, impl.plugin_name))
+                dist = distributions.get(impl.plugin_name, {})
+                source = _Source(impl.plugin_name, dist.get("distribution"), dist.get("version"))
+                register = _registrar(entries[kind], kind, source)
+                try:
+                    impl.function(**dict.fromkeys(impl.argnames, register))
+                except PluginError:
+                    raise
+                except Exception as exc:  # foreign code: one error naming whose it is
+                    raise PluginError(
+                        f"plugin {source.label} failed in {hook_name} ({_one_line(exc)}). Fix, upgrade "
+                        f"or uninstall it, or exclude it with {PLUGINS_ENV_VAR}=<names to keep>."
+                    ) from exc
         return cls(entries)
 
     def get(self, kind: str, name: str) -> Registration:
@@ -163,29 +217,98 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         return sorted(self.entries[kind])
 
+    def of_class(self, cls: type) -> Registration | None:
+        """The registration whose factory is ``cls``, or ``None`` (a class used from Python only)."""
+        return next((registration for registration in self if registration.factory is cls), None)
+
+    def registrations_in(self, component: Any) -> list[Registration]:
+        """The registrations of ``component`` and of the components nested in its attrs fields
+        (a stage's corpus, chunker, masker ...), each once."""
+        by_factory = {id(registration.factory): registration for registration in reversed(list(self))}
+        found: list[Registration] = []
+
+        def walk(value: Any) -> None:
+            if isinstance(value, (list, tuple)):
+                for item in value:
+                    walk(item)
+                return
+            registration = by_factory.get(id(type(value)))
+            if registration is not None and registration not in found:
+                found.append(registration)
+            if attrs.has(type(value)):
+                for field in attrs.fields(type(value)):
+                    walk(getattr(value, field.name))
+
+        walk(component)
+        return found
+
     def __iter__(self):
         for kind in KIND_HOOKS:
             yield from (self.entries[kind][name] for name in sorted(self.entries[kind]))
 
 
-def _registrar(table: dict[str, Registration], kind: str, plugin: str) -> Callable[[str, Any], None]:
+def third_party_versions(component: Any, registry: Registry) -> dict[str, str]:
+    """``{distribution: version}`` of the third-party packages whose plugins registered
+    ``component`` or a component nested in it: what a fingerprint or a cache key needs beside
+    sec_cybert's own version, since upgrading such a package can change what the component
+    computes. Empty for built-ins, and for plugins registered from code (they have no version)."""
+    return {
+        registration.distribution: registration.version
+        for registration in sorted(registry.registrations_in(component), key=lambda r: r.distribution or "")
+        if registration.distribution not in (None, BUILTIN_DISTRIBUTION) and registration.version is not None
+    }
+
+
+def describe_component(component: Any, pm: pluggy.PluginManager | None = None) -> str:
+    """``AcmeStage, stage 'acme' of plugin 'acme' (acme-plugins 1.2)``: a component as an error
+    about it names it, with whose it is; the class name alone when no plugin registered it."""
+    name = type(component).__name__
+    try:
+        registration = get_registry(pm).of_class(type(component))
+    except PluginError:
+        return name  # the plugins cannot be read now; the class name still helps
+    if registration is None:
+        return name
+    return f"{name}, {registration.kind} {registration.name!r} of {registration.provider}"
+
+
+@attrs.frozen
+class _Source:
+    plugin: str
+    distribution: str | None
+    version: str | None
+
+    @property
+    def label(self) -> str:
+        return _labelled(self.plugin, self.distribution, self.version)
+
+
+def _registrar(table: dict[str, Registration], kind: str, source: _Source) -> Callable[[str, Any], None]:
     def register(name: str, factory: Any) -> None:
         if not isinstance(name, str) or not _NAME_PATTERN.match(name):
             raise PluginError(
-                f"plugin {plugin!r} registered the {kind} name {name!r}; names are lower-case letters, "
+                f"plugin {source.label} registered the {kind} name {name!r}; names are lower-case letters, "
                 "digits, '-', '_' and '.', starting with a letter or digit"
             )
         if not callable(factory):
             raise PluginError(
-                f"plugin {plugin!r} registered {kind} {name!r} as {factory!r}, which is not callable: "
+                f"plugin {source.label} registered {kind} {name!r} as {factory!r}, which is not callable: "
                 "register a class or a factory function, not an instance"
             )
         if name in table and table[name].factory is not factory:
+            first = table[name]
             raise PluginError(
-                f"{kind} {name!r} is registered twice: by {table[name].plugin!r} and by {plugin!r}. "
-                f"Uninstall one, or exclude it with {PLUGINS_ENV_VAR}."
+                f"{kind} {name!r} is registered twice: by {_labelled(first.plugin, first.distribution, first.version)} "
+                f"and by {source.label}. Uninstall one, or exclude it with {PLUGINS_ENV_VAR}."
             )
-        table[name] = Registration(kind=kind, name=name, factory=factory, plugin=plugin)
+        table[name] = Registration(
+            kind=kind,
+            name=name,
+            factory=factory,
+            plugin=source.plugin,
+            distribution=source.distribution,
+            version=source.version,
+        )
 
     return register
 

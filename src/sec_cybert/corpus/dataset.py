@@ -74,13 +74,14 @@ def _write_documents(
     """Stream the source's documents into ``writer`` in batches of at most ``_BATCH`` documents
     or ``BATCH_CHARS`` characters; return how many were written."""
     batch: dict[str, list[str]] = {key: [] for key in COLUMNS}
-    chars = rows = 0
+    chars = rows = received = excluded = 0
     for position, document in enumerate(source.iter_documents(report)):
+        received += 1  # the host counts what it receives: a source need not keep report.kept
         if exclusions is not None:
             where = document.id
             document = exclusions.apply(position, document)
             if document is None:
-                report.kept -= 1
+                excluded += 1
                 report.skip("fine-tune evaluation text (excluded by the contamination check)", where)
                 continue
         batch["id"].append(document.id)
@@ -98,6 +99,7 @@ def _write_documents(
         writer.write_batch(batch)
         rows += len(batch["id"])
     writer.finalize()
+    report.count_received(received, source=source.describe(), excluded=excluded)
     return rows
 
 

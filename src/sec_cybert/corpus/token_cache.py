@@ -13,7 +13,8 @@ The key is a hash of
   exclusions and the source's own filters, so a changed corpus, filter or holdout misses),
 * the tokenizer (its backend's vocabulary, merges, normalizer, pre-tokenizer and
   post-processor, and its special tokens),
-* the chunker (its class and :meth:`tokenize_settings`, or all its settings when it has none),
+* the chunker (its class and :meth:`tokenize_settings`, or all its settings when it has none;
+  for a plugin's chunker, the version of the package that registered it),
 * the deduplication settings,
 * :data:`CACHE_FORMAT` and the library version.
 
@@ -108,7 +109,12 @@ def tokenizer_digest(tokenizer: Any) -> str | None:
 
 def chunker_identity(chunker: Any) -> dict[str, Any] | None:
     """The chunker's class and what its ``tokenize`` depends on: its ``tokenize_settings()``
-    when it has that method, else all its settings (an attrs class); ``None`` when neither."""
+    when it has that method, else all its settings (an attrs class); ``None`` when neither.
+
+    A chunker from a third-party package adds ``plugins``, ``{distribution: version}`` of the
+    packages that registered it (and components nested in it): upgrading one can change how it
+    tokenizes. A built-in's identity has none; sec_cybert's own version is in every key already.
+    """
     settings = getattr(chunker, "tokenize_settings", None)
     if callable(settings):
         values: Any = dict(settings())
@@ -116,7 +122,21 @@ def chunker_identity(chunker: Any) -> dict[str, Any] | None:
         values = attrs.asdict(chunker)
     else:
         return None
-    return {"class": f"{type(chunker).__module__}.{type(chunker).__qualname__}", "settings": values}
+    identity = {"class": f"{type(chunker).__module__}.{type(chunker).__qualname__}", "settings": values}
+    plugins = _plugin_versions(chunker)
+    if plugins:
+        identity["plugins"] = plugins
+    return identity
+
+
+def _plugin_versions(chunker: Any) -> dict[str, str]:
+    """The third-party packages that registered ``chunker``, by the process's plugin manager (the
+    one the CLI runs with); nothing to look up for one of sec_cybert's own classes."""
+    if type(chunker).__module__.partition(".")[0] == "sec_cybert":
+        return {}
+    from sec_cybert.plugins import get_registry, third_party_versions
+
+    return third_party_versions(chunker, get_registry())
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:

@@ -92,7 +92,8 @@ def check_corpus_source(source: Any) -> list[Document]:
     for document in documents:
         assert isinstance(document, Document) and isinstance(document.id, str) and isinstance(document.text, str)
         assert isinstance(document.metadata, Mapping)
-    assert report.kept == len(documents), "report.kept must count the documents yielded"
+    # The host counts what it receives; a source that counts too must agree with it.
+    assert report.kept in (0, len(documents)), "report.kept, when the source keeps it, must count the documents yielded"
     return documents
 
 
@@ -219,7 +220,9 @@ def check_tracker(tracker: Any, tmp_path: Path, *, stages: Iterable[Any] = (), p
         config = tiny_pipeline_config(write_tiny_corpus(Path(tmp_path) / "corpus"))
         config["stages"] = config["stages"][1:]
         for stage in config["stages"]:
-            stage["training"] = {**stage["training"], "max_steps": 1, "save_strategy": "no"}
+            # One step with no warmup: a warmup step would train at learning rate 0, and the
+            # degenerate-run guard would warn about the check's own pipeline.
+            stage["training"] = {**stage["training"], "max_steps": 1, "save_strategy": "no", "warmup_ratio": 0.0}
         stages = list(load_run_config(config, plugin_manager=plugin_manager).pipeline.stages)
     spy = _Spy(tracker)
     _tiny_pipeline(stages, tracking=[spy], plugin_manager=plugin_manager).run(Path(tmp_path) / "tracked-run")
