@@ -65,7 +65,12 @@ def register_corpus_sources(register: Register) -> None:
     ``register(name, cls)``: ``cls(**params)`` returns an object with
     ``iter_documents(report) -> Iterator[Document]`` and ``describe() -> str`` (the
     ``CorpusSource`` Protocol). A source never drops a record silently: it raises ``DataError``
-    naming the file and line, or counts the skip with ``report.skip(reason, where)``. Picked in a
+    naming the file and line, or counts the skip with ``report.skip(reason, where)``. It may
+    leave ``report.kept`` at 0: the host counts the documents it receives and sets it (a source
+    that counts must count what it yields; the host warns when the two differ). The MLM stage
+    fingerprints the content of the source's files, found through its ``files()`` method when it
+    has one, else its ``path`` (a file or a directory); a source with neither is not
+    fingerprinted, and a changed corpus goes unnoticed. Picked in a
     config with ``corpus: {kind: NAME, ...params}``. Built-ins: ``jsonl-shards``, ``paragraphs``
     (plugin ``builtin-corpus``) and ``edgar-html``, cached 10-K HTML cleaned on the fly (plugin
     ``builtin-edgar``).
@@ -87,7 +92,11 @@ def register_chunkers(register: Register) -> None:
     calls ``group`` once per side, so ``group`` receives a *selection* of rows (an indices
     mapping over the full Arrow table): read them through ``dataset.iter``, ``dataset[column]``
     or after ``dataset.flatten_indices()``, never through ``dataset.data``, which still holds
-    every row. Picked with ``chunker: {kind: NAME, ...}``. Built-ins: ``concat`` (DAPT),
+    every row. ``tokenize``'s output is cached on disk under a key of the documents, the
+    tokenizer, the chunker's class and ``tokenize_settings()`` -- an optional method returning a
+    JSON-able dict of the settings ``tokenize`` depends on (without it, every attrs field) -- and
+    the versions of sec_cybert and of the third-party distribution that registered the chunker.
+    Picked with ``chunker: {kind: NAME, ...}``. Built-ins: ``concat`` (DAPT),
     ``paragraph`` (TAPT), ``packed`` (TAPT, whole paragraphs packed into rows). A chunker whose
     blocks carry ``position_ids`` that restart at 0 where a document starts gets attention
     that stops there (``sec_cybert.document_attention``); one that declares
@@ -135,12 +144,20 @@ def register_stages(register: Register) -> None:
 
     ``register(name, cls)``: ``cls(**params)`` returns a Stage: ``name``, ``produces_variant``,
     ``output_dir(context) -> Path`` and ``run(context) -> StageOutcome``, plus any of the optional
-    capabilities ``pretraining_documents``, ``labeled_documents``, ``plan`` and
-    ``ablation_metrics`` (the ``Stage`` Protocol says what each means). The host does the
-    bookkeeping around ``run`` -- fingerprint, reuse of a finished result, ``stage.json``,
-    barriers between ranks, lineage, trackers -- so ``run`` does the stage's own work only,
-    writing into ``context.output_dir``; Trainer-based stages build their Trainer with
-    :func:`sec_cybert.stages.trainer.run_trainer`. ``produces_variant`` decides the chaining: a
+    capabilities ``pretraining_documents``, ``labeled_documents``, ``plan``, ``ablation_metrics``
+    and ``data_files`` (the ``Stage`` Protocol says what each means). The host does the
+    bookkeeping around ``run`` -- fingerprint (which includes the versions of the third-party
+    distributions that provided the stage or a component in it), reuse of a finished result,
+    ``stage.json``, barriers between ranks, lineage, trackers -- so ``run`` does the stage's own
+    work only, writing into ``context.output_dir``; ``context.hardware`` is the resolved hardware
+    profile (``Training.runtime(context.hardware)`` turns it into the settings to run with), and
+    Trainer-based stages build their Trainer with
+    :func:`sec_cybert.stages.trainer.run_trainer`. ``plan(planning)`` receives a
+    ``sec_cybert.plan.PlanContext`` (``tokenizer``, ``seed``, ``world_size``, ``profile``,
+    ``exclusions``) and returns a ``sec_cybert.plan.StagePlan(stage=name, ...)`` with the counts
+    its own data path found. A stage that uses variants puts ``evaluated_on`` (the split its
+    final metrics were measured on) in its metrics; the ablation table says "split not reported"
+    without it. ``produces_variant`` decides the chaining: a
     stage that produces a variant starts from the previous one's output and must come before the
     stages that use one. ``output_dir`` takes the context (run directory, variant tag ...), so a
     stage can name its directory after the variant it runs on, as ``finetune`` does
