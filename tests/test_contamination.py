@@ -180,3 +180,65 @@ def test_an_overlapping_fine_tune_split_stops_the_run_before_anything_trains(tmp
     path.write_text(yaml.safe_dump(config))
     assert main(["run", str(path), "--out", str(tmp_path / "cli-run")]) == 2
     assert "error: finetune.train holds 3 exact and 0 near copies of finetune.holdout" in capsys.readouterr().err
+
+
+# --- containment: a holdout paragraph split over lines, or embedded in a longer one ---------
+
+
+def test_a_holdout_paragraph_split_over_lines_or_embedded_in_a_longer_line_is_removed():
+    rng = random.Random(7)
+    holdout = _paragraph(rng, 120)
+    words = holdout.split()
+    thirds = [" ".join(words[:40]), " ".join(words[40:80]), " ".join(words[80:])]
+    unrelated = _paragraph(random.Random(99), 60)
+    embedded = _paragraph(random.Random(5), 150) + " " + holdout + " " + _paragraph(random.Random(6), 150)
+    filing = "\n".join(["Item 1C. Cybersecurity", *thirds, unrelated, embedded, "Item 2. Properties"])
+    labeled = {"finetune": {"holdout": [Document("h1", holdout)]}}
+    report = check_contamination({"dapt": _source([Document("f1", filing)])}, labeled, ContaminationPolicy())
+    (overlap,) = [o for o in report.overlaps if o.source == "dapt"]
+    assert (overlap.exact, overlap.near, overlap.contained) == (0, 0, 4)  # 3 pieces + 1 host line
+    assert overlap.documents == 1 and overlap.total == 4
+    kept = report.exclusions["dapt"].apply(0, Document("f1", filing)).text.split("\n")
+    assert kept == ["Item 1C. Cybersecurity", unrelated, "Item 2. Properties"]
+    assert report.exclusions["dapt"].counts() == {"documents_removed": 0, "documents_cut": 1, "lines_removed": 4}
+    assert any("4 contained" in line for line in report.summary_lines())
+
+
+def test_a_short_sentence_of_a_holdout_paragraph_in_a_line_of_its_own_is_removed():
+    """A line most of whose shingles are inside a holdout paragraph is holdout text."""
+    holdout = _paragraph(random.Random(3), 120)
+    quoted = " ".join(holdout.split()[30:45])
+    unrelated = _paragraph(random.Random(11), 15)
+    filing = "\n".join([quoted, unrelated])
+    labeled = {"finetune": {"holdout": [Document("h1", holdout)]}}
+    report = check_contamination({"tapt": _source([Document("p1", filing)])}, labeled, ContaminationPolicy())
+    assert report.exclusions["tapt"].removed == {0: ("p1", (0,))}
+
+
+def test_containment_needs_min_words_and_a_distinctive_share():
+    """A short holdout text inside a long line, and a line sharing a few phrases, are kept."""
+    rng = random.Random(4)
+    holdout = _paragraph(rng, 80)
+    long_line = _paragraph(random.Random(8), 60) + " " + " ".join(holdout.split()[:10])
+    labeled = {"finetune": {"holdout": [Document("h1", holdout), Document("h2", "None reported.")]}}
+    report = check_contamination(
+        {"dapt": _source([Document("f1", long_line + "\nNone reported. " + _paragraph(rng, 30))])},
+        labeled,
+        ContaminationPolicy(),
+    )
+    assert not report.exclusions["dapt"]
+
+
+def test_the_pieces_of_a_split_paragraph_go_together_even_short_or_glued_to_other_text():
+    holdout = _paragraph(random.Random(12), 120)
+    words = holdout.split()
+    preamble = _paragraph(random.Random(13), 50)
+    pieces = [preamble + " " + " ".join(words[:40]), " ".join(words[40:44]), " ".join(words[44:])]
+    after = _paragraph(random.Random(14), 40)
+    filing = "\n".join([*pieces, after])
+    labeled = {"finetune": {"holdout": [Document("h1", holdout)]}}
+    report = check_contamination({"dapt": _source([Document("f1", filing)])}, labeled, ContaminationPolicy())
+    assert report.exclusions["dapt"].removed == {0: ("f1", (0, 1, 2))}
+    # Nor is a line that only shares some phrases with a paragraph pulled in next to a removed one.
+    (overlap,) = [o for o in report.overlaps if o.source == "dapt"]
+    assert overlap.contained == 3

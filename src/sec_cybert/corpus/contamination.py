@@ -10,9 +10,12 @@ check once, before any stage trains:
 * the fine-tune files against each other: train vs eval, train vs holdout, eval vs holdout.
 
 A match is an exact copy or a near copy (:mod:`sec_cybert.corpus.dedup`: normalised text, word
-n-gram Jaccard >= ``threshold``). Counts per pair go into the stage records and ``lineage.json``;
-:class:`ContaminationPolicy` decides what happens. Lines of fewer than ``min_words`` words in a
-pretraining corpus (headings, "None.") are not compared.
+n-gram Jaccard >= ``threshold``). In pretraining text a holdout paragraph is also found when it
+is *contained* rather than copied (:mod:`sec_cybert.corpus.containment`): embedded in a longer
+line, a line that is a piece of it, or split over consecutive lines. Counts per pair go into the
+stage records and ``lineage.json``; :class:`ContaminationPolicy` decides what happens. Lines of
+fewer than ``min_words`` words in a pretraining corpus (headings, "None.") are not compared on
+their own.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from sec_cybert.components import Document, ReadReport
 from sec_cybert.errors import DataError
 
 if TYPE_CHECKING:
+    from sec_cybert.corpus.containment import ContainmentIndex
     from sec_cybert.corpus.dedup import NearDuplicateIndex
 
 log = structlog.get_logger(__name__)
@@ -115,10 +119,12 @@ class Overlap:
     documents: int = 0
     chars: int = 0
     examples: tuple[str, ...] = ()
+    #: Lines that contain a target text, are a piece of one, or hold one split over lines.
+    contained: int = 0
 
     @property
     def total(self) -> int:
-        return self.exact + self.near
+        return self.exact + self.near + self.contained
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -128,6 +134,7 @@ class Overlap:
 class _Tally:
     exact: int = 0
     near: int = 0
+    contained: int = 0
     documents: set[str] = attrs.field(factory=set)
     chars: int = 0
     examples: list[str] = attrs.field(factory=list)
@@ -135,16 +142,27 @@ class _Tally:
     def add(self, kind: str, source_id: str, target_id: str, similarity: float, chars: int) -> None:
         if kind == "exact":
             self.exact += 1
-        else:
+        elif kind == "near":
             self.near += 1
+        else:
+            self.contained += 1
         self.documents.add(source_id)
         self.chars += chars
         if len(self.examples) < _EXAMPLES:
-            self.examples.append(f"{source_id} ~ {target_id} ({kind}, J={similarity:.2f})")
+            # J: Jaccard of the two texts; share: of the target's shingles found in the source.
+            measure = "share" if kind == "contained" else "J"
+            self.examples.append(f"{source_id} ~ {target_id} ({kind}, {measure}={similarity:.2f})")
 
     def overlap(self, source: str, target: str) -> Overlap:
         return Overlap(
-            source, target, self.exact, self.near, len(self.documents), self.chars, tuple(self.examples)
+            source,
+            target,
+            self.exact,
+            self.near,
+            len(self.documents),
+            self.chars,
+            tuple(self.examples),
+            self.contained,
         )
 
 
@@ -182,8 +200,9 @@ class ContaminationReport:
         lines = []
         for o in self.overlaps:
             if o.total:
+                contained = f", {o.contained} contained" if o.contained else ""
                 lines.append(
-                    f"{o.source} vs {o.target}: {o.exact} exact, {o.near} near copies "
+                    f"{o.source} vs {o.target}: {o.exact} exact, {o.near} near copies{contained} "
                     f"in {o.documents} documents ({o.chars:,} chars)"
                 )
         return lines or ["no overlap found"]
@@ -196,9 +215,10 @@ class ContaminationReport:
                 continue
             finetune_pair = "." in o.source
             policy = self.policy.finetune if finetune_pair else self.policy.pretraining
+            contained = f" and {o.contained} lines containing or inside them" if o.contained else ""
             line = (
-                f"{o.source} holds {o.exact} exact and {o.near} near copies of {o.target} texts "
-                f"(e.g. {o.examples[0]})"
+                f"{o.source} holds {o.exact} exact and {o.near} near copies of {o.target} texts"
+                f"{contained} (e.g. {o.examples[0]})"
             )
             if policy == "error":
                 fix = (
@@ -228,14 +248,19 @@ def _scan_pretraining(
     stage: str,
     documents: Iterable[Document],
     protected: NearDuplicateIndex,
+    inside: ContainmentIndex,
     policy: ContaminationPolicy,
 ) -> tuple[dict[str, _Tally], Exclusions]:
     tallies: dict[str, _Tally] = {}
     removed: dict[int, tuple[str, tuple[int, ...] | None]] = {}
     for position, document in enumerate(documents):
         lines = document.text.split("\n")
+        scan = inside.scan(lines)
         hits = []
-        for number, line in enumerate(lines):
+        # Only a line most of whose shingles are in some protected text can copy one: the rest
+        # need no MinHash.
+        for number in sorted(scan.copy_candidates):
+            line = lines[number]
             if len(line.split()) < policy.min_words:
                 continue
             matches = protected.find(line)
@@ -245,6 +270,14 @@ def _scan_pretraining(
             best = max(matches, key=lambda m: m.similarity)
             target, target_id = best.payload  # type: ignore[misc]
             tallies.setdefault(target, _Tally()).add(best.kind, document.id, target_id, best.similarity, len(line))
+        copied = set(hits)
+        for number, (payload, share) in scan.flagged.items():
+            if number in copied:
+                continue
+            hits.append(number)
+            target, target_id = payload  # type: ignore[misc]
+            tallies.setdefault(target, _Tally()).add("contained", document.id, target_id, share, len(lines[number]))
+        hits.sort()
         if hits:
             whole = all(number in hits or not line.strip() for number, line in enumerate(lines))
             removed[position] = (document.id, None if whole else tuple(hits))
@@ -286,12 +319,18 @@ def check_contamination(
             if splits.get(source) and target in indices:
                 overlaps.append(_compare(f"{name}.{source}", splits[source], f"{name}.{target}", indices[target]))
 
+    from sec_cybert.corpus.containment import ContainmentIndex
+
     protected = _index(policy, prefilter=True)
+    inside = ContainmentIndex(
+        threshold=policy.threshold, shingle_size=policy.shingle_size, min_words=policy.min_words
+    )
     targets = []
     for name, splits in finetune.items():
         for split in ("eval", "holdout"):
             for document in splits.get(split) or ():
                 protected.add((f"{name}.{split}", document.id), document.text)
+                inside.add((f"{name}.{split}", document.id), document.text)
             if splits.get(split):
                 targets.append(f"{name}.{split}")
     exclusions: dict[str, Exclusions] = {}
@@ -299,7 +338,7 @@ def check_contamination(
         if not len(protected):
             exclusions[name] = Exclusions(name)
             continue
-        tallies, found = _scan_pretraining(name, documents(ReadReport()), protected, policy)
+        tallies, found = _scan_pretraining(name, documents(ReadReport()), protected, inside, policy)
         overlaps.extend(tallies.get(target, _Tally()).overlap(name, target) for target in targets)
         exclusions[name] = found if policy.pretraining == "exclude" else Exclusions(name)
     report = ContaminationReport(policy, tuple(overlaps), exclusions)
