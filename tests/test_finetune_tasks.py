@@ -76,7 +76,11 @@ def test_ablation_over_seeds_reports_mean_and_std(tmp_path, tiny_corpus, plugin_
         metric = row["metrics"]["category_macro_f1"]
         assert len(metric["values"]) == 2 and metric["std"] >= 0
         assert len(row["finetuned"]) == 2 and row["finetuned"][0].endswith("-seed1")
-    assert "±" in table.to_markdown()
+    # Two seeds, paired on one holdout: an interval over groups and seeds in each cell.
+    row = data["rows"][0]
+    assert row["intervals"]["category_macro_f1"]["estimate"] == pytest.approx(row["metrics"]["category_macro_f1"]["mean"])
+    assert data["comparisons"]["finetune"]["seeds"] == 2
+    assert "[" in table.to_markdown().splitlines()[2]
     assert (tmp_path / "ablation.png").stat().st_size > 1000
 
 

@@ -94,6 +94,52 @@ def test_ablation_rows_and_perplexity_is_e_to_the_loss(finished_run):
     assert stage["metrics"]["eval_perplexity"] == pytest.approx(math.exp(stage["metrics"]["eval_loss"]))
 
 
+def test_each_finetune_keeps_its_per_item_holdout_predictions_and_they_give_its_metrics(finished_run):
+    from sec_cybert.stages.metrics import macro_f1
+    from sec_cybert.stages.predictions import read_predictions
+
+    run_dir, result, _, run, tiny = finished_run
+    stage = run.pipeline.consumers[0]
+    holdout = [json.loads(line) for line in stage.holdout_file.read_text().splitlines() if line.strip()]
+    category = stage.heads[0]
+    for name in ("finetune-base", "finetune-dapt", "finetune-dapt-tapt"):
+        records = read_predictions(run_dir / name, "holdout")
+        assert [r["id"] for r in records] == [str(r["id"]) for r in holdout]
+        assert all(r["groups"] == {"company": None, "filing": None} for r in records)  # the tiny labels have none
+        assert [r["heads"]["category"]["truth"] for r in records] == [r["category"] for r in holdout]
+        for record in records:
+            scores = record["heads"]["category"]["scores"]
+            assert len(scores) == 7 and sum(scores) == pytest.approx(1.0, abs=1e-4)
+            assert record["heads"]["category"]["predicted"] == category.labels[scores.index(max(scores))]
+            assert len(record["heads"]["specificity"]["scores"]) == 3  # P(level > k), k = 0..2
+        # The metric the stage recorded is the metric of the predictions it kept.
+        index = {label: i for i, label in enumerate(category.labels)}
+        truth = [index[r["heads"]["category"]["truth"]] for r in records]
+        predicted = [index[r["heads"]["category"]["predicted"]] for r in records]
+        recorded = json.loads((run_dir / name / "stage.json").read_text())["metrics"]["category_macro_f1"]
+        assert macro_f1(truth, predicted, sorted(set(truth))) == pytest.approx(recorded)
+        assert read_predictions(run_dir / name, "eval") is not None  # eval kept too, for error analysis
+
+
+def test_the_ablation_shows_intervals_and_paired_differences_in_words(finished_run):
+    run_dir, *_ = finished_run
+    data = json.loads((run_dir / "ablation.json").read_text())
+    comparison = data["comparisons"]["finetune"]
+    assert comparison["split"] == "holdout"
+    # The tiny labels name no company or filing: items are resampled alone, and the table says so.
+    assert comparison["group_by"] == "item" and "too narrow" in comparison["notes"][0]
+    pairs = {(d["variant"], d["baseline"], d["metric"]) for d in comparison["differences"]}
+    for metric in ("category_macro_f1", "specificity_macro_f1", "specificity_qwk"):
+        assert {("+DAPT", "base", metric), ("+DAPT+TAPT", "base", metric), ("+DAPT+TAPT", "+DAPT", metric)} <= pairs
+    for row in data["rows"]:
+        interval = row["intervals"]["category_macro_f1"]
+        assert interval["low"] <= interval["estimate"] <= interval["high"]
+        assert interval["estimate"] == pytest.approx(row["metrics"]["category_macro_f1"]["mean"])
+    markdown = (run_dir / "ablation.md").read_text()
+    assert "Paired differences" in markdown and "p = " in markdown and "+DAPT+TAPT vs base:" in markdown
+    assert "multi-bootstrap" in markdown and "Note: no company or filing" in markdown
+
+
 def test_the_shared_mlm_loss_is_the_mean_over_every_masked_target(finished_run):
     import datasets
     import torch

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import structlog
 
+from sec_cybert.ablation_intervals import Settings, StageComparison, compare_stage
 from sec_cybert.stages.training import perplexity
 
 log = structlog.get_logger(__name__)
@@ -54,6 +55,8 @@ class AblationTable:
     rows: tuple[dict[str, Any], ...]
     seeds: tuple[int, ...]
     mlm_sets: tuple[str, ...] = ()
+    #: Per fine-tune stage: intervals and paired differences from per-item predictions.
+    comparisons: tuple[tuple[str, StageComparison], ...] = ()
 
     @classmethod
     def from_results(
@@ -64,13 +67,17 @@ class AblationTable:
         seeds: Sequence[int],
         *,
         mlm_evaluation: Mapping[str, Mapping[str, float]] | None = None,
+        uncertainty: Settings | None = None,
     ) -> AblationTable:
         """One row per (stage, variant). What a row shows of a stage is what its
         ``ablation_metrics()`` names: numbers become columns (mean ± std over seeds), mappings
         (per-class F1) are averaged key by key over the seeds that measured them, and lists
         (absent classes, a collapse to one class) are joined over seeds and noted under the table.
-        ``mlm_evaluation`` is ``{set: {variant: loss}}``, every variant scored on each set."""
+        ``mlm_evaluation`` is ``{set: {variant: loss}}``, every variant scored on each set.
+        ``uncertainty`` sets how intervals and paired tests are computed (:mod:`sec_cybert.significance`)
+        from the fine-tunes' per-item predictions."""
         mlm_evaluation = mlm_evaluation or {}
+        uncertainty = uncertainty or Settings()
         named = {stage.name: tuple(getattr(stage, "ablation_metrics", tuple)()) for stage in stages}
         runs_of = {
             (stage.name, variant.name): [results[(stage.name, variant.name, seed)] for seed in seeds]
@@ -117,7 +124,27 @@ class AblationTable:
                         "mlm": mlm,
                     }
                 )
-        return cls(columns=tuple(columns), rows=tuple(rows), seeds=tuple(seeds), mlm_sets=tuple(mlm_evaluation))
+        comparisons = []
+        for stage in stages:
+            by_variant = {variant.name: runs_of[(stage.name, variant.name)] for variant in variants}
+            comparison = compare_stage(stage, [variant.name for variant in variants], by_variant, uncertainty)
+            if comparison is not None:
+                comparisons.append((stage.name, comparison))
+        compared = dict(comparisons)
+        for row in rows:
+            comparison = compared.get(row["task"])
+            row["intervals"] = {
+                column: interval.as_dict()
+                for column in columns
+                if comparison and (interval := comparison.interval(column, row["variant"])) is not None
+            }
+        return cls(
+            columns=tuple(columns),
+            rows=tuple(rows),
+            seeds=tuple(seeds),
+            mlm_sets=tuple(mlm_evaluation),
+            comparisons=tuple(comparisons),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +156,7 @@ class AblationTable:
                 "set, the same targets for every variant; perplexity = exp(loss)"
             ),
             "rows": list(self.rows),
+            "comparisons": {task: comparison.as_dict() for task, comparison in self.comparisons},
         }
 
     def splits(self) -> list[str]:
@@ -151,6 +179,9 @@ class AblationTable:
     def chart_title(self) -> str:
         seeds = ", ".join(map(str, self.seeds))
         spread = f"mean ± std over seeds {seeds}" if len(self.seeds) > 1 else f"seed {seeds}"
+        if self.comparisons:
+            confidence = self.comparisons[0][1].as_dict()["confidence"]
+            spread = f"seeds {seeds}; bars: {confidence:.0%} intervals"
         note = self._split_note()
         return f"Ablation {note} ({spread})" if note.startswith("on ") else f"Ablation, {note} ({spread})"
 
@@ -169,8 +200,11 @@ class AblationTable:
             cells.append(row["variant"] + (" (see notes)" if row["notes"] else ""))
             for column in self.columns:
                 metric = row["metrics"].get(column)
+                interval = row.get("intervals", {}).get(column)
                 if metric is None:
                     cells.append("n/a")
+                elif interval is not None:
+                    cells.append(f"{interval['estimate']:.4f} [{interval['low']:.3f}, {interval['high']:.3f}]")
                 elif len(self.seeds) > 1:
                     cells.append(f"{metric['mean']:.4f} ± {metric['std']:.4f}")
                 else:
@@ -183,9 +217,10 @@ class AblationTable:
         lines += [
             "",
             f"Seeds: {seeds}"
-            + (" (mean ± sample std)" if len(self.seeds) > 1 else "")
+            + (" (mean ± sample std)" if len(self.seeds) > 1 and not self.comparisons else "")
             + f". Task metrics{' ' if splits else ': '}{self._split_note()}.",
         ]
+        lines += self._comparison_lines(multi_task)
         if SELECTION_SPLIT in splits:
             lines.append(
                 f"Warning: metrics on the {SELECTION_SPLIT} split are measured on the split that picked each "
@@ -201,6 +236,31 @@ class AblationTable:
             for name, values in row["notes"].items():
                 lines.append(f"{where}: {name} (over seeds): {', '.join(map(str, values))}.")
         return "\n".join(lines) + "\n"
+
+    def _comparison_lines(self, multi_task: bool) -> list[str]:
+        """How the intervals were made, and each paired difference said in words."""
+        lines = []
+        for task, comparison in self.comparisons:
+            facts = comparison.as_dict()
+            drawn = (
+                f"{facts['items']} items (one by one)"
+                if facts["group_by"] == "item"
+                else f"{facts['items']} items in {facts['groups']} whole {facts['group_by']} groups"
+            )
+            lines += [
+                "",
+                (f"{task}: " if multi_task else "")
+                + f"[low, high]: {facts['confidence']:.0%} intervals from {facts['resamples']} resamples of the "
+                f"{facts['split']} split's {drawn} and of the {facts['seeds']} seed(s), drawn together "
+                f"(a multi-bootstrap); p-values from a {facts['test']}.",
+                *(f"Note: {note}." for note in facts["notes"]),
+                "",
+                "Paired differences (same items, same seeds):",
+                "",
+                *(f"- {difference['sentence']}" for difference in facts["differences"]),
+                "",
+            ]
+        return lines
 
     def write(self, run_dir: Path) -> None:
         run_dir = Path(run_dir)
@@ -229,9 +289,14 @@ class AblationTable:
                 if len({r["task"] for r in self.rows}) == 1
                 else f"{row['task']} {row['variant']}"
             )
-            axis.bar(
-                positions, means, width, yerr=stds if len(self.seeds) > 1 else None, capsize=3, label=label
-            )
+            intervals = [row.get("intervals", {}).get(c) for c in self.columns]
+            if all(intervals) and intervals:
+                # The interval around the point estimate: asymmetric, so below and above apart.
+                means = [i["estimate"] for i in intervals]
+                errors = [[i["estimate"] - i["low"] for i in intervals], [i["high"] - i["estimate"] for i in intervals]]
+            else:
+                errors = stds if len(self.seeds) > 1 else None
+            axis.bar(positions, means, width, yerr=errors, capsize=3, label=label)
             if len(self.seeds) > 1:  # every seed's value, so the spread is seen, not only summarised
                 for c, column in enumerate(self.columns):
                     values = row["metrics"].get(column, {}).get("values", [])

@@ -200,6 +200,20 @@ def paired_permutation_p(
     return float(result.pvalue)
 
 
+def paired_bootstrap_p(differences: np.ndarray) -> float:
+    """Two-sided p-value of a zero difference from paired bootstrap draws of the difference:
+    twice the smaller share of draws on either side of 0 (the interval's own test)."""
+    below, above = float(np.mean(differences <= 0)), float(np.mean(differences >= 0))
+    return min(1.0, 2 * min(below, above))
+
+
+#: The paired tests ``compare`` offers, by name.
+TESTS = {
+    "permutation": "paired permutation test (each group's predictions swapped between the two variants)",
+    "bootstrap": "paired multi-bootstrap (groups and seeds drawn alike for both variants)",
+}
+
+
 def detectable_items(observed: float, draws: np.ndarray, items: int) -> int | None:
     """Holdout size (items, in groups of today's mean size) at which a two-sided 5% test would
     detect ``observed`` with 80% power, taking the standard error to shrink as 1/sqrt(size).
@@ -278,7 +292,11 @@ class Comparison:
     seeds: int
     confidence: float
     resamples: int
-    test: str = "paired permutation (groups swapped between variants)"
+    test: str = "permutation"
+
+    @property
+    def test_description(self) -> str:
+        return TESTS[self.test]
 
 
 def compare(
@@ -289,10 +307,15 @@ def compare(
     confidence: float = 0.95,
     resamples: int = 2000,
     seed: int = 0,
+    test: str = "permutation",
 ) -> Comparison:
     """Intervals of ``metrics`` (names in :data:`METRICS`) for every variant of ``runs``
     (``{variant: [predictions per seed]}``, seeds in the same order for every variant) and the
     paired difference, with a permutation p-value, of each ``(variant, baseline)`` in ``pairs``."""
+    if test not in TESTS:
+        raise ValueError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
     unknown = sorted(set(metrics) - METRICS.keys())
     if unknown:
         raise ValueError(f"no interval for {unknown}; known: {sorted(METRICS)}")
@@ -319,7 +342,11 @@ def compare(
                     baseline=baseline,
                     metric=name,
                     interval=Interval(observed, *percentile_interval(diff_draws, confidence)),
-                    p_value=paired_permutation_p(counts[v], counts[b], metric, resamples=resamples, rng=rng),
+                    p_value=(
+                        paired_permutation_p(counts[v], counts[b], metric, resamples=resamples, rng=rng)
+                        if test == "permutation"
+                        else paired_bootstrap_p(diff_draws)
+                    ),
                     detectable_items=detectable_items(observed, diff_draws, items),
                 )
             )
@@ -331,4 +358,5 @@ def compare(
         seeds=counts.shape[1],
         confidence=confidence,
         resamples=resamples,
+        test=test,
     )

@@ -17,6 +17,7 @@ from sec_cybert.errors import ConfigError, DataError
 from sec_cybert.stages.context import StageContext, StageOutcome
 from sec_cybert.stages.heads import Head
 from sec_cybert.stages.mlm import _stage_name
+from sec_cybert.stages.predictions import item_key, write_predictions
 from sec_cybert.stages.training import Training
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ class FineTuneStage:
         }
 
     def read_labeled(self, path: Path, report: ReadReport) -> dict[str, list[Any]]:
-        columns: dict[str, list[Any]] = {"text": [], **{f"labels_{h.name}": [] for h in self.heads}}
+        columns: dict[str, list[Any]] = {"text": [], "item": [], **{f"labels_{h.name}": [] for h in self.heads}}
         indices = {h.name: {label: i for i, label in enumerate(h.labels)} for h in self.heads}
         documents = read_jsonl_documents(
             [path],
@@ -158,14 +159,18 @@ class FineTuneStage:
                 encoded[head.name] = value
             else:
                 columns["text"].append(document.text)
+                columns["item"].append(item_key(document))
                 for name, value in encoded.items():
                     columns[f"labels_{name}"].append(value)
         if not columns["text"]:
             raise DataError(f"{path} holds no usable labeled records ({dict(report.skipped)} skipped)")
         return columns
 
-    def _dataset(self, path: Path, tokenizer: Any, report: ReadReport) -> tuple[Any, dict[str, int]]:
-        """The tokenized split, and how many of its texts ``max_length`` cut (and by how many tokens)."""
+    def _dataset(
+        self, path: Path, tokenizer: Any, report: ReadReport
+    ) -> tuple[Any, dict[str, int], list[dict[str, Any]]]:
+        """The tokenized split, how many of its texts ``max_length`` cut (and by how many tokens),
+        and each row's id and groups (:func:`~sec_cybert.stages.predictions.item_key`)."""
         import datasets
 
         from sec_cybert.chunking import count_truncated_tokens
@@ -179,13 +184,15 @@ class FineTuneStage:
             }
 
         columns = self.read_labeled(path, report)
+        items = columns.pop("item")
         dataset = datasets.Dataset.from_dict(columns).map(
             tokenize, batched=True, remove_columns=["text"], desc=f"tokenizing {path.name}"
         )
         cut = [n for n in dataset["tokens_truncated"] if n]
         if cut:
             log.warning("texts truncated", file=str(path), texts=len(cut), tokens=sum(cut), max_length=self.max_length)
-        return dataset.remove_columns(["tokens_truncated"]), {"documents": len(cut), "tokens": int(sum(cut))}
+        truncated = {"documents": len(cut), "tokens": int(sum(cut))}
+        return dataset.remove_columns(["tokens_truncated"]), truncated, items
 
     def class_weights(self, train: Any) -> dict[str, list[float]]:
         """Balanced weights n / (k * n_c); a class absent from training gets weight 1 and a warning."""
@@ -214,9 +221,10 @@ class FineTuneStage:
         reports = {"train": ReadReport(), "eval": ReadReport(), "holdout": ReadReport()}
         truncated: dict[str, dict[str, int]] = {}
         splits: dict[str, Any] = {}
+        items: dict[str, list[dict[str, Any]]] = {}
         for name, path in (("train", self.train_file), ("eval", self.eval_file), ("holdout", self.holdout_file)):
             if path is not None:
-                splits[name], truncated[name] = self._dataset(path, tokenizer, reports[name])
+                splits[name], truncated[name], items[name] = self._dataset(path, tokenizer, reports[name])
         train, evaluation, holdout = (splits.get(name) for name in ("train", "eval", "holdout"))
 
         runtime = self.training.runtime(context.hardware)
@@ -253,8 +261,18 @@ class FineTuneStage:
             prediction = trainer.predict(final_set)
             metrics.update(evaluated_on=final_split, examples=len(final_set))
             metrics.update(self._metrics(prediction.predictions, prediction.label_ids, detailed=True))
+        # Per-item predictions of the scored splits, for the ablation's paired statistics and
+        # error analysis: eval gets a prediction pass of its own (small), on every rank since
+        # predict gathers across processes.
+        scored = {final_split: prediction} if final_set is not None else {}
+        if holdout is not None and evaluation is not None:
+            scored["eval"] = trainer.predict(evaluation)
         if is_main_process():
             model.save(out, tokenizer)
+            for name, output in scored.items():
+                write_predictions(
+                    out, name, self.heads, items[name], _as_tuple(output.predictions), _as_tuple(output.label_ids)
+                )
         report = {name: {**r.as_dict(), "truncated": truncated.get(name)} for name, r in reports.items()}
         report |= {"runtime": attrs.asdict(runtime), "world_size": args.world_size, **run.report()}
         if context.contamination is not None:
@@ -331,8 +349,7 @@ class FineTuneStage:
         )
 
     def _metrics(self, predictions: Any, label_ids: Any, *, detailed: bool) -> dict[str, Any]:
-        logits = predictions if isinstance(predictions, tuple) else (predictions,)
-        truths = label_ids if isinstance(label_ids, tuple) else (label_ids,)
+        logits, truths = _as_tuple(predictions), _as_tuple(label_ids)
         import numpy as np
 
         from sec_cybert.stages.metrics import all_head_metrics
@@ -346,6 +363,11 @@ class FineTuneStage:
 
     def _trainer_metrics(self, prediction: Any) -> dict[str, float]:
         return self._metrics(prediction.predictions, prediction.label_ids, detailed=False)
+
+
+def _as_tuple(outputs: Any) -> tuple[Any, ...]:
+    """The Trainer returns one array for a single head and a tuple for several."""
+    return outputs if isinstance(outputs, tuple) else (outputs,)
 
 
 def _encode_label(head: Head, value: Any, index: dict[str, int]) -> tuple[str | None, Any]:
