@@ -227,3 +227,166 @@ def test_real_filings_match_their_reference_item1c(filing, reference):
         sum(1 for token in line.split() if figures.match(token)) * 2 > len(line.split()) >= 4
         for line in cleaned.lines
     ), "a row of figures from a financial table is in the cleaned text"
+
+
+# --- Annual-report layouts: running page headers, lead-in sentences, bullets in separate spans ---
+
+RUNNING_HEADER_PARAGRAPHS = (
+    "We have built an information security program to assess, identify and manage material risks from "
+    "cybersecurity threats to the dispatch, billing and fleet telematics systems that run our freight network.",
+    "Our cybersecurity risk management program includes:",
+    "• risk assessments designed to help identify material cybersecurity risks to our critical systems, "
+    "information, services and our broader enterprise IT environment;",
+    "• a security team principally responsible for managing our cybersecurity risk assessment processes, our "
+    "security controls and our response to cybersecurity incidents;",
+    "• the use of external service providers, where appropriate, to assess, test or otherwise assist with "
+    "aspects of our security controls;",
+    "• cybersecurity awareness training of our employees, incident response personnel and senior management; and",
+    "• a third-party risk management process for the service providers, suppliers and vendors that have access "
+    "to our systems.",
+    # Cut by a page footer and the next page's "PART I" / "ITEM 1C. CYBERSECURITY" header: one sentence again.
+    "We test our incident response plan with a tabletop exercise each year, and the results are reviewed by the "
+    "Chief Information Security Officer, who sets priorities for the following year based on what the exercise found.",
+    "We have not identified risks from known cybersecurity threats, including as a result of any prior "
+    "cybersecurity incidents, that have materially affected or are reasonably likely to materially affect us, "
+    "including our operations, business strategy, results of operations or financial condition.",
+    "Our Board of Directors considers cybersecurity risk as part of its risk oversight function and has "
+    "delegated to the Audit Committee oversight of cybersecurity and other information technology risks.",
+    "The Audit Committee receives quarterly reports from management on our cybersecurity risks, and the Chief "
+    "Information Security Officer briefs the full Board on the program at least once a year.",
+    "Our Chief Information Security Officer has served in the role since 2019 and has more than twenty years of "
+    "experience in information security, including as the head of security at two logistics companies.",
+    # After the third page's header, set as one table row ("PART I" | "ITEM 1C. CYBERSECURITY").
+    "The Chief Information Security Officer is informed about and monitors the prevention, detection, "
+    "mitigation and remediation of cybersecurity incidents through the incident response process described above.",
+    "The members of our security team hold industry certifications, and several of them came to us from the "
+    "national transportation security agencies where they investigated attacks on freight carriers.",
+)
+
+
+def test_running_page_headers_do_not_cut_the_section(filing_html):
+    """Each page of Item 1C starts with "PART I" and the item's heading: furniture, not a new section.
+
+    Cut at every repeat, the longest piece (the middle page) won and the first page was lost."""
+    section = find_item_1c(clean_html(filing_html("item1c_running_headers.htm")).lines)
+    assert isinstance(section, Item1CSection) and section.terminated
+    assert section.heading == "ITEM 1C. CYBERSECURITY"
+    assert section.paragraphs == RUNNING_HEADER_PARAGRAPHS
+    assert section.artifacts_dropped == 3  # "PART I", "ITEM 1C. CYBERSECURITY", and the two as one row
+    assert section.headings_dropped == 2  # "Risk Management and Strategy", "Governance"
+
+
+@pytest.mark.parametrize(
+    "page_header",
+    [
+        ["PART I", "ITEM 1C. CYBERSECURITY"],
+        ["PART I", "Item 1C.", "Cybersecurity"],
+        ["Part I | Item 1C. Cybersecurity"],
+        ["ITEM 1C. CYBERSECURITY (continued)"],
+        ["PART I"],
+        ["Acme Corp. 2024 Annual Report", "31", "PART I", "ITEM 1C"],
+    ],
+)
+def test_a_repeat_of_the_heading_inside_its_section_is_page_furniture(page_header):
+    lines = [
+        "Item 1C. Cybersecurity",
+        BODY[1],
+        "Our Audit Committee hears a report on the program from our Chief Information Security Officer and",
+        *page_header,
+        "reviews the results of our annual penetration test with the outside firm that ran it.",
+        "Item 2. Properties",
+    ]
+    section = find_item_1c(lines)
+    assert isinstance(section, Item1CSection) and section.terminated
+    assert section.paragraphs == (
+        BODY[1],
+        "Our Audit Committee hears a report on the program from our Chief Information Security Officer and "
+        "reviews the results of our annual penetration test with the outside firm that ran it.",
+    )
+    assert section.artifacts_dropped == len(page_header)
+
+
+def test_another_part_still_ends_the_section():
+    lines = ["Item 1C. Cybersecurity", *BODY[1:], "PART II", "Item 5. Market for Common Equity", BODY[0]]
+    section = find_item_1c(lines)
+    assert isinstance(section, Item1CSection) and section.paragraphs == tuple(BODY[1:])
+
+
+LONG_ITEMS = (
+    "• risk assessments designed to help identify material cybersecurity risks to our critical systems;",
+    "• a security team principally responsible for managing our cybersecurity risk assessment processes.",
+)
+
+
+def test_a_short_lead_in_before_long_list_items_is_a_paragraph_of_its_own():
+    section = find_item_1c(
+        [
+            "Item 1C. Cybersecurity",
+            BODY[1],
+            "Our cybersecurity risk management program includes:",
+            *LONG_ITEMS,
+        ]
+    )
+    assert isinstance(section, Item1CSection)
+    assert section.paragraphs == (BODY[1], "Our cybersecurity risk management program includes:", *LONG_ITEMS)
+
+
+def test_a_lead_in_is_joined_by_its_short_items_and_a_run_in_heading_is_not_a_lead_in():
+    section = find_item_1c(
+        [
+            "Item 1C. Cybersecurity",
+            BODY[1],
+            "The program includes:",
+            "•annual penetration tests;",  # glyph and text in separate inline-block spans, glued
+            "•",
+            "phishing tests.",
+            "Risk Management and Strategy:",  # a run-in heading: dropped, as headings are
+            *LONG_ITEMS,
+            "We use:",  # too short to be a lead-in sentence and followed by nothing: a fragment
+        ]
+    )
+    assert isinstance(section, Item1CSection)
+    assert section.paragraphs == (
+        BODY[1],
+        "The program includes: • annual penetration tests; • phishing tests.",
+        *LONG_ITEMS,
+    )
+
+
+def test_a_lead_in_laid_out_before_bullet_cells_is_kept(filing_html):
+    section = find_item_1c(clean_html(filing_html("item1c_cyd_tagged.htm")).lines)
+    assert isinstance(section, Item1CSection)
+    index = section.paragraphs.index("The program is built on three parts:")
+    assert section.paragraphs[index + 1].startswith("• continuous monitoring of our operational technology")
+
+
+class _CountingPattern:
+    """``ITEM_1C`` that counts the lines it is asked about."""
+
+    def __init__(self, pattern):
+        self.pattern, self.calls = pattern, 0
+
+    def match(self, text):
+        self.calls += 1
+        return self.pattern.match(text)
+
+    def sub(self, *args, **kwargs):
+        self.calls += 1
+        return self.pattern.sub(*args, **kwargs)
+
+
+@pytest.mark.parametrize("shape", ["repeated sections", "heading rows"])
+def test_repeated_headings_are_read_once_each(monkeypatch, shape):
+    """10,000 "Item 1C" headings (a 50,000-row table of them ran past 180 s): each line is looked
+    at a bounded number of times, not once per heading before it."""
+    import sec_cybert.corpus.item1c as item1c
+
+    counter = _CountingPattern(item1c.ITEM_1C)
+    monkeypatch.setattr(item1c, "ITEM_1C", counter)
+    unit = (
+        ["Item 1C. Cybersecurity", BODY[1]] if shape == "repeated sections" else ["Item 1C.", "Cybersecurity"]
+    )
+    lines = [*unit * 5000, "Item 2. Properties"]
+    section = find_item_1c(lines, SegmentOptions(max_section_chars=10_000_000))
+    assert isinstance(section, (Item1CSection, NoItem1C))
+    assert counter.calls <= 6 * len(lines)

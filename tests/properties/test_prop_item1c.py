@@ -53,6 +53,11 @@ line_bits = st.one_of(
             " ",
             "\t",
             "None.",
+            "PART I",
+            "Part I | Item 1C. Cybersecurity",
+            "ITEM 1C. CYBERSECURITY (continued)",
+            "Our program includes:",
+            "\u2022annual penetration tests;",
         ]
     ),
     st.text(max_size=40),
@@ -107,7 +112,8 @@ def check_section(result, lines: list[str], opts: SegmentOptions) -> None:
         return
     assert ITEM_1C.match(result.heading)
     for paragraph in result.paragraphs:
-        assert len(paragraph.split()) >= opts.min_words, paragraph
+        # A lead-in sentence ("The program includes:") is kept with its list however short it is.
+        assert len(paragraph.split()) >= opts.min_words or ":" in paragraph, paragraph
         assert " ".join(paragraph.split()) == paragraph, f"whitespace not folded: {paragraph!r}"
     assert _made_of_lines_in_order(result.paragraphs, lines), (result.paragraphs, lines)
     assert min(result.headings_dropped, result.fragments_dropped, result.artifacts_dropped) >= 0
@@ -200,3 +206,40 @@ def test_a_well_formed_section_comes_out_whole(paragraphs, heading, wrap_lines, 
     assert isinstance(section, Item1CSection), section
     assert section.paragraphs == (_INTRO, *paragraphs)
     assert section.terminated
+
+
+# What annual-report-style filings print at the top of each page of Item 1C.
+_PAGE_HEADERS = [
+    ["PART I", "ITEM 1C. CYBERSECURITY"],
+    ["PART I", "Item 1C.", "Cybersecurity"],
+    ["Part I | Item 1C. Cybersecurity"],
+    ["ITEM 1C. CYBERSECURITY (continued)"],
+    ["PART I"],
+    ["27", "PART I", "ITEM 1C"],
+]
+
+
+@settings(max_examples=examples(100))
+@given(st.lists(sentences(min_words=8), min_size=1, max_size=6, unique=True), st.data())
+def test_page_headers_inside_the_section_change_nothing(paragraphs, data):
+    """Running page headers anywhere between the section's lines, a sentence cut by one included,
+    leave its paragraphs as they are without them; each header line is counted as an artifact."""
+    lines = ["Item 1C. Cybersecurity", _INTRO]
+    with_headers = list(lines)
+    header_lines = 0
+    for paragraph in paragraphs:
+        cut = _split_point(paragraph, data) if data.draw(st.booleans()) else None
+        pieces = list(cut) if cut else [paragraph]
+        lines += pieces
+        for piece in pieces:
+            if data.draw(st.booleans()):
+                header = data.draw(st.sampled_from(_PAGE_HEADERS))
+                with_headers += header
+                header_lines += len(header)
+            with_headers.append(piece)
+    opts = SegmentOptions(min_section_chars=1)
+    plain = find_item_1c([*lines, "Item 2. Properties"], opts)
+    section = find_item_1c([*with_headers, "Item 2. Properties"], opts)
+    assert isinstance(plain, Item1CSection) and isinstance(section, Item1CSection)
+    assert section.paragraphs == plain.paragraphs == (_INTRO, *paragraphs)
+    assert section.artifacts_dropped == plain.artifacts_dropped + header_lines
