@@ -328,6 +328,12 @@ def test_the_host_counts_the_documents_a_source_yields():
     (warning,) = [entry for entry in logs if entry["log_level"] == "warning"]
     assert warning["source"] == "quiet" and (warning["source_count"], warning["received"]) == (6, 3)
 
+    # What the contamination check excludes is received, then left out: not kept, counted skipped.
+    report = ReadReport()
+    first_excluded = types.SimpleNamespace(apply=lambda position, document: None if position == 0 else document)
+    documents_dataset(_QuietSource(kept_per_document=1), report, exclusions=first_excluded)
+    assert report.kept == 2 and report.total_skipped == 2
+
 
 # -- the tracker check's own pipeline is not degenerate ------------------------------------------
 
