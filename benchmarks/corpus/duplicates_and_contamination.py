@@ -162,7 +162,7 @@ def main() -> None:
         for overlap in checked.overlaps:
             print(
                 f"  {overlap.source:>16} vs {overlap.target:<17} exact {overlap.exact:>4}  near {overlap.near:>4}  "
-                f"documents {overlap.documents:>4}  chars {overlap.chars:>7,}"
+                f"contained {overlap.contained:>3}  documents {overlap.documents:>4}  chars {overlap.chars:>7,}"
             )
         for name, exclusions in checked.exclusions.items():
             print(f"  excluded from {name}: {exclusions.counts()}")
