@@ -97,6 +97,7 @@ def _load(config: Path, hardware: str | None, overrides: tuple[str, ...] = ()) -
     """CONFIG as a RunConfig: ``--hardware`` and then each ``KEY.PATH=VALUE`` override applied to
     the file's mapping before it is validated, so an override is checked like the file."""
     from sec_cybert.config import apply_overrides, load_yaml, override_problems, resolve_config_path
+    from sec_cybert.config_encoder import check_encoder
     from sec_cybert.pipeline import load_run_config
 
     path = resolve_config_path(config)
@@ -107,7 +108,10 @@ def _load(config: Path, hardware: str | None, overrides: tuple[str, ...] = ()) -
         data = apply_overrides(data, overrides)
         data["overrides"] = list(overrides)  # PipelineSettings.overrides: for lineage.json
     try:
-        return load_run_config(data, source=str(path))
+        run_config = load_run_config(data, source=str(path))
+        # What only the encoder's own config.json tells (its positions), before anything trains.
+        check_encoder(run_config.pipeline, source=str(path))
+        return run_config
     except ConfigError as exc:
         raise override_problems(exc, overrides) from None
 

@@ -137,6 +137,19 @@ def _changes(recorded: Mapping[str, Any] | None, current: Mapping[str, Any]) -> 
     return changes
 
 
+def _what_differs(record: Mapping[str, Any], config: Mapping[str, Any], context: StageContext) -> str:
+    """The recorded run against this one: the settings that differ (old -> new) and the input."""
+    from sec_cybert.config_diff import differences, shown, summary
+
+    lines = differences(record.get("config") or {}, config)
+    old_input = record.get("init_from")
+    if old_input is not None and _portable(old_input, context.run_dir) != _portable(context.init_from, context.run_dir):
+        lines.append(f"init_from: {shown(old_input)} -> {shown(context.init_from)}")
+    if not lines:
+        return "its config and input checkpoint are the same, so the seed, the corpus exclusions or a plugin's version differ"
+    return summary(lines)
+
+
 def claim_output_dir(
     out: Path,
     fingerprint: str,
@@ -156,8 +169,10 @@ def claim_output_dir(
     started = read_json_record(started_path, "a started stage's record") if started_path.is_file() else {}
     recorded = finished.fingerprint if finished else started.get("fingerprint")
     if recorded is not None and recorded != fingerprint:
+        record = {"config": finished.config, "init_from": finished.init_from} if finished else started
         raise ConfigError(
-            f"{out} holds a run of this stage with a different config, input or seed; "
+            f"{out} holds a run of this stage with a different config, input or seed: "
+            f"{_what_differs(record, config, context)}; "
             "use another output directory, or delete that one to start over"
         )
     changes = _changes(finished.inputs if finished else started.get("inputs"), inputs)

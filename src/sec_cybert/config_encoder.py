@@ -1,0 +1,93 @@
+"""A loaded config against the encoder it names, checked before anything trains.
+
+Where the encoder's ``config.json`` can be read without a download -- a local checkpoint
+directory, or a hub checkpoint already in the hub cache -- a stage's sequence length must fit
+its ``max_position_embeddings``: beyond it an absolute-position model indexes past its table and a
+rotary one runs at lengths it never trained on. A local-looking encoder path (``./x``, ``/x``,
+``a/b/c``: anything that is not a hub id) must be a directory. A registered encoder builds its
+checkpoint at run time and is not checked here, nor is a hub id that is not cached.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sec_cybert.encoders import HUB_ALIASES
+from sec_cybert.errors import ConfigError
+
+
+def check_encoder(pipeline: Any, source: str | None = None) -> None:
+    """Raise one ConfigError listing :func:`encoder_problems` of ``pipeline``, if it has any."""
+    from sec_cybert.plugins import get_registry
+
+    problems = encoder_problems(pipeline.encoder, pipeline.stages, get_registry(pipeline.pm))
+    if problems:
+        raise ConfigError(problems, source=source)
+
+
+def encoder_problems(encoder: str, stages: Sequence[Any], registry: Any) -> list[str]:
+    """One line per problem, ``key.path: message`` as the config loader writes them."""
+    from sec_cybert.pipeline import _HUB_ID
+
+    if encoder in registry.entries["encoder"]:
+        if encoder not in HUB_ALIASES:
+            return []
+        config_file = _cached_hub_config(HUB_ALIASES[encoder])
+    elif Path(encoder).exists() or not _HUB_ID.match(encoder):
+        path = Path(encoder)
+        if not path.exists():
+            return [
+                f"encoder: directory {encoder!r} does not exist; give a checkpoint directory (a stage's "
+                "output, or one save_pretrained wrote), a hub id (org/name) or a registered encoder"
+            ]
+        if not path.is_dir():
+            return [f"encoder: {encoder!r} is a file, not a checkpoint directory"]
+        config_file = path / "config.json"
+    else:
+        config_file = _cached_hub_config(encoder)
+    positions = _max_positions(config_file)
+    if positions is None:
+        return []
+    return [
+        f"{key}: got {length}; the encoder {encoder!r} takes at most {positions} positions "
+        "(max_position_embeddings in its config.json)"
+        for key, length in sequence_lengths(stages)
+        if length > positions
+    ]
+
+
+def sequence_lengths(stages: Sequence[Any]) -> Iterator[tuple[str, int]]:
+    """``(key path, tokens)`` of each stage's longest sequence: its chunker's ``seq_len`` or
+    ``max_length``, or its own ``max_length`` (a fine-tune's)."""
+    for index, stage in enumerate(stages):
+        owners = [("chunker.", getattr(stage, "chunker", None)), ("", stage)]
+        for prefix, owner in owners:
+            for key in ("seq_len", "max_length"):
+                value = getattr(owner, key, None)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    yield f"stages[{index}].{prefix}{key}", value
+                    break
+
+
+def _cached_hub_config(repo_id: str) -> Path | None:
+    """The hub checkpoint's config.json if the hub cache holds it; never a download."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 - not a valid repo id, or no cache: nothing to check against
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def _max_positions(config_file: Path | None) -> int | None:
+    if config_file is None or not config_file.is_file():
+        return None
+    try:
+        value = json.loads(config_file.read_text(encoding="utf-8")).get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):
+        return None  # loading the checkpoint will say what is wrong with it
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
