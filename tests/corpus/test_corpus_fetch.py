@@ -98,6 +98,12 @@ class EdgarStub:
                 if fault in ERROR_PAGES:  # a 200 whose body is an error page, not the document
                     self._send(200, ERROR_PAGES[fault])
                     return
+                if fault == "nolength":  # the whole body, framed only by closing the connection
+                    self.send_response(200)
+                    self.end_headers()
+                    self.wfile.write(body or b"")
+                    self.close_connection = True
+                    return
                 if fault == "cut":  # no Content-Length: the body ends where the connection does
                     self.send_response(200)
                     self.end_headers()

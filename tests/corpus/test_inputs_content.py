@@ -189,3 +189,25 @@ def test_fetch_refuses_a_binary_body_sent_as_html(edgar, tmp_path):
     )
     assert list(summary.skipped) == [FILE_2024] and summary.skipped[FILE_2024].startswith("not text")
     assert summary.downloaded == 1 and (tmp_path / FILE_2023).exists() and not (tmp_path / FILE_2024).exists()
+
+
+def test_fetch_keeps_a_whole_utf16_filing_sent_without_a_length(edgar, tmp_path):
+    """Whether an unframed body was cut short is read in its own encoding, not as UTF-8 bytes."""
+    from test_corpus_fetch import DOC_2023, DOC_2024, FILE_2023, FILE_2024, UA
+
+    from sec_cybert.corpus.fetch import RetryPolicy, fetch_filings
+
+    utf16 = "<html><body><p>FY2024 10-K in UTF-16</p></body></html>".encode("utf-16")
+    edgar.routes[DOC_2024] = utf16
+    edgar.faults[DOC_2024] = ["nolength"]
+    edgar.faults[DOC_2023] = ["cut"] * 10
+    summary = fetch_filings(
+        tmp_path,
+        user_agent=UA,
+        ciks=[123456],
+        endpoints=edgar.endpoints(),
+        retry=RetryPolicy(max_retries=1, backoff_base=0.01),
+        timeout=10,
+    )
+    assert (tmp_path / FILE_2024).read_bytes() == utf16 and edgar.hits[DOC_2024] == 1
+    assert list(summary.failed) == [FILE_2023] and "cut short" in summary.failed[FILE_2023]

@@ -43,6 +43,7 @@ import structlog
 
 from sec_cybert.corpus.edgar_source import sidecar_path
 from sec_cybert.corpus.fetch_checks import not_a_document_reason
+from sec_cybert.corpus.text_decode import sniff_encoding
 from sec_cybert.errors import ConfigError, DataError, OptionalDependencyError
 
 log = structlog.get_logger(__name__)
@@ -121,6 +122,9 @@ def error_page_reason(body: bytes) -> str | None:
 
 def html_cut_short(body: bytes) -> bool:
     """An HTML document that does not end with ``</html>`` (give or take trailing whitespace)."""
+    codec, skip, _ = sniff_encoding(body[:64])
+    if codec is not None and codec != "utf-8":  # UTF-16/32: the tag is not those bytes
+        return re.search(r"</html\s*>", body[skip:].decode(codec, errors="replace")[-2048:], re.I) is None
     return re.search(rb"</html\s*>", body[-2048:], re.I) is None
 
 
