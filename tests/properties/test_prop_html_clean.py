@@ -19,6 +19,7 @@ from prop_support import (
 pytest.importorskip("selectolax")
 
 from sec_cybert.corpus.html_clean import CleanedFiling, clean_html  # noqa: E402
+from sec_cybert.corpus.html_depth import nesting_depth  # noqa: E402
 
 
 def check_lines(cleaned: CleanedFiling) -> None:
@@ -33,6 +34,8 @@ def check_lines(cleaned: CleanedFiling) -> None:
     assert cleaned.text.splitlines() == cleaned.lines
     assert cleaned.item_headings <= len(cleaned.lines)
     assert min(cleaned.table_rows_kept, cleaned.table_rows_dropped, cleaned.exhibit_rows_dropped) >= 0
+    for line in cleaned.tagged_item1c:  # the filing's own Item 1C tags, read like its text
+        assert line and " ".join(line.split()) == line, f"tagged line not folded: {line!r}"
 
 
 @settings(max_examples=examples(150))
@@ -65,6 +68,24 @@ def test_malformed_html_cleans(document, form):
 @given(deeply_nested())
 def test_deep_nesting_cleans(document):
     check_lines(clean_html(document))
+
+
+_BLOCKS = ["div", "section", "blockquote", "center", "article", "ix:nonNumeric"]
+
+
+@settings(max_examples=examples(100))
+@given(
+    st.lists(st.sampled_from(_BLOCKS), min_size=1, max_size=300),
+    st.sampled_from(["font", "b", "i", "a"]),
+    st.booleans(),
+)
+def test_nesting_depth_counts_blocks_and_not_formatting(names, inline, closed):
+    """The depth that slows the parser: each nested block counts, a formatting tag never does
+    (the parser re-opens an unclosed one instead of nesting it), and blocks side by side are one deep."""
+    opening = "".join(f"<{name}><{inline}>" for name in names)
+    closing = "".join(f"</{inline}></{name}>" for name in reversed(names)) if closed else ""
+    assert nesting_depth(f"{opening}x{closing}") == len(names)
+    assert nesting_depth("".join(f"<{name}><{inline}>x</{name}>" for name in names)) == 1
 
 
 @st.composite

@@ -166,6 +166,11 @@ def load_filing(path: Path, root: Path) -> LoadedFiling:
         cleaned = clean_html(html)
     except OptionalDependencyError:
         raise  # not this file's fault: every other file would fail the same way
+    except DataError as exc:  # a filing the cleaner refuses, with the reason (e.g. HTML nested too deep)
+        meta = filing_metadata(path, root, {}, sidecar)
+        return LoadedFiling(
+            meta["source_file"], None, meta, getattr(exc, "reason", str(exc)), tuple(warnings)
+        )
     except Exception as exc:  # noqa: BLE001 - one malformed file must not stop a 15K-file build
         meta = filing_metadata(path, root, {}, sidecar)
         log.warning("clean_failed", file=str(path), error=repr(exc))

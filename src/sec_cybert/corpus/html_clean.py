@@ -27,11 +27,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import attrs
 import structlog
 
+from sec_cybert.corpus.html_depth import check_nesting
+from sec_cybert.corpus.html_tables import index_tables
+from sec_cybert.corpus.xbrl_tags import tagged_item1c_text
 from sec_cybert.errors import OptionalDependencyError
 
 log = structlog.get_logger(__name__)
@@ -99,6 +102,10 @@ class CleanedFiling:
     table_rows_dropped: int
     exhibit_rows_dropped: int
     item_headings: int
+    # The filing's own ``cyd:*TextBlock`` text (FY2024+ iXBRL), one block a line, for checking the
+    # extracted Item 1C against it; empty when the filing has no such tags.
+    tagged_item1c: tuple[str, ...] = ()
+    tagged_item1c_truncated: bool = False
 
     @property
     def lines(self) -> list[str]:
@@ -163,11 +170,13 @@ _Piece = tuple[str, bool]
 
 @attrs.define
 class _TableCounts:
-    """Rows kept and dropped over every table of a filing, nested ones included."""
+    """Rows kept and dropped over every table of a filing, nested ones included; and the elements
+    (by ``mem_id``) that hold a table, the only ones a cell's text is read from node by node."""
 
     kept: int = 0
     dropped: int = 0
     exhibit: int = 0
+    holders: frozenset[int] = frozenset()
 
     def tally(self, rows: list[list[str]], modes: list[str], exhibit: bool) -> None:
         for cells, mode in zip(rows, modes, strict=True):
@@ -213,7 +222,7 @@ def _flatten(node, counts: _TableCounts, depth: int) -> Iterator[str | list[str]
                 yield _table_lines(child, counts, depth + 1)
             else:
                 yield _lines_of(child.text(deep=True, separator=""))
-        elif child.tag == "-text" or child.css_first("table") is None:
+        elif child.tag == "-text" or child.mem_id not in counts.holders:
             yield child.text(deep=True, separator="")
         else:
             stack.append(child.iter(include_text=True))
@@ -339,17 +348,6 @@ def _table_lines(table, counts: _TableCounts, depth: int = 0) -> list[str]:
     return [line for cells, mode in zip(rows, modes, strict=True) for line in _emit(cells, mode)]
 
 
-def _outermost(nodes: Iterable) -> list:
-    out = []
-    for node in nodes:
-        parent = node.parent
-        while parent is not None and parent.tag != "table":
-            parent = parent.parent
-        if parent is None:
-            out.append(node)
-    return out
-
-
 def _dei_facts(tree) -> dict[str, str]:
     facts: dict[str, str] = {}
     for node in tree.css('[name^="dei:" i]'):
@@ -423,6 +421,7 @@ def clean_html(raw: bytes | str) -> CleanedFiling:
         html, encoding = decode_html(raw)
     else:
         html, encoding = raw, "str"
+    check_nesting(html)  # before parsing: the parser's time grows with the square of the depth
     truncated = "</html" not in html[-4096:].lower()
     tree = html_parser()(_source_breaks_to_spaces(html))
     dei = _dei_facts(tree)
@@ -444,9 +443,11 @@ def clean_html(raw: bytes | str) -> CleanedFiling:
         node.insert_before(" ")
     for node in tree.css(_BLOCK_TAGS):
         node.insert_after("\n")
+    tagged, tagged_truncated = tagged_item1c_text(tree)  # before tables are turned into lines
 
-    counts = _TableCounts()
-    for table in _outermost(tree.css("table")):
+    tables = index_tables(tree.css("table"))
+    counts = _TableCounts(holders=tables.holders)
+    for table in tables.outermost:
         lines = _table_lines(table, counts)
         table.replace_with("\n" + "\n".join(lines) + "\n" if lines else "\n")
 
@@ -463,4 +464,14 @@ def clean_html(raw: bytes | str) -> CleanedFiling:
         table_rows_dropped=counts.dropped,
         exhibit_rows_dropped=counts.exhibit,
         item_headings=sum(1 for line in lines if is_item_heading(line)),
+        tagged_item1c=tuple(_tagged_lines(tagged)),
+        tagged_item1c_truncated=tagged_truncated,
     )
+
+
+def _tagged_lines(text: str) -> Iterator[str]:
+    """The tagged text's lines, normalised like the filing's own (URLs and blobs out too)."""
+    for raw in text.split("\n"):
+        line = _WS.sub(" ", _BLOB.sub(" ", _URL.sub(" ", normalize_text(raw)))).strip()
+        if line:
+            yield line
