@@ -36,6 +36,7 @@ from sec_cybert.corpus.item1c import (
     paragraph_documents,
 )
 from sec_cybert.corpus.sources import BUILD_MARKER, check_build_finished
+from sec_cybert.corpus.tag_check import TagCheckTally, check_filing
 from sec_cybert.corpus.worker_lifetime import die_with_parent
 from sec_cybert.errors import ConfigError, DataError
 
@@ -243,6 +244,7 @@ class Item1CSummary:
     artifacts_dropped: int
     unterminated_sections: int
     warnings: dict[str, int]
+    tag_check: dict[str, Any] = attrs.field(factory=dict)  # against the filings' own cyd tags
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -256,10 +258,14 @@ def _item1c_worker(task: tuple[Path, Path, SegmentOptions]) -> dict[str, Any]:
         result["reason"] = filing.skip_reason
         return result
     section = find_item_1c(filing.cleaned.lines, options)
+    check = check_filing(section, filing.cleaned, options)
+    if check is not None:
+        result["tag_check"] = check.as_dict()
     if isinstance(section, NoItem1C):
         result["reason"] = section.reason
         return result
-    docs = paragraph_documents(section, filing.metadata, id_prefix=filing.id_prefix)
+    metadata = {**filing.metadata, **(check.metadata() if check else {})}
+    docs = paragraph_documents(section, metadata, id_prefix=filing.id_prefix)
     if not docs:
         result["reason"] = "Item 1C section has no paragraph of prose"
         return result
@@ -299,6 +305,7 @@ def build_item1c(
     warnings: Counter[str] = Counter()
     found = paragraphs = 0
     dropped = [0, 0, 0, 0]
+    tag_check = TagCheckTally()
     tmp = out_file.with_name(out_file.name + ".part")
     missing_path = out_file.with_name(out_file.stem + ".missing.jsonl")
     tasks = ((p, html_dir, options) for p in paths)
@@ -307,6 +314,7 @@ def build_item1c(
         for result in _progress(results, len(paths), progress, "item 1c"):
             for warning in result["warnings"]:
                 warnings[warning] += 1
+            tag_check.add(result["file"], result.get("tag_check"))
             if "reason" in result:
                 missing[result["reason"]] += 1
                 missing_log.write(json.dumps({"file": result["file"], "reason": result["reason"]}) + "\n")
@@ -317,7 +325,9 @@ def build_item1c(
                 paragraphs += 1
             dropped = [a + b for a, b in zip(dropped, result["counts"], strict=True)]
     os.replace(tmp, out_file)
-    summary = Item1CSummary(len(paths), found, paragraphs, dict(missing), *dropped, dict(warnings))
+    summary = Item1CSummary(
+        len(paths), found, paragraphs, dict(missing), *dropped, dict(warnings), tag_check.as_dict()
+    )
     _write_json_atomic(report_path_for(out_file), summary.as_dict())
     log.info("item1c_built", out=str(out_file), filings=len(paths), with_item1c=found, paragraphs=paragraphs)
     return summary

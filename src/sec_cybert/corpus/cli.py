@@ -164,6 +164,7 @@ def item1c_command(html_dir, out_file, min_words, workers) -> None:
     """Extract Item 1C (Cybersecurity) paragraphs with their filing metadata."""
     from sec_cybert.corpus.build import build_item1c, report_path_for
     from sec_cybert.corpus.item1c import SegmentOptions
+    from sec_cybert.corpus.tag_check import TagCheckTally
 
     try:
         options = SegmentOptions(min_words=min_words)
@@ -176,6 +177,9 @@ def item1c_command(html_dir, out_file, min_words, workers) -> None:
     )
     for reason, count in sorted(summary.without_item1c.items()):
         click.echo(f"  no Item 1C in {count}: {reason}")
+    tagged = TagCheckTally(**summary.tag_check).summary() if summary.tag_check else None
+    if tagged:
+        click.echo(f"  {tagged}; each filing is listed in the report")
 
 
 @corpus.command("stats")

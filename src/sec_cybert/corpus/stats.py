@@ -1,5 +1,9 @@
 """The corpus table: documents, tokens, chars/token, median document length, long-document share.
 
+For the paragraphs of ``corpus item1c`` it also shows how much of the Item 1C text that filings
+tag themselves (inline-XBRL ``cyd`` text blocks) the extracted sections missed: each paragraph
+carries its filing's counts (``cyd_tagged_words``, ``cyd_missed_words``), read once per filing.
+
 Shards are read line by line (a broken line is counted, never fatal) and tokenized in batches
 with the tokenizer's Rust backend, so a 1B-token corpus needs memory for one batch plus one
 integer per document.
@@ -99,6 +103,7 @@ class CorpusStats:
     sequences_at_seq_len: int
     tokenizer: str
     read_report: dict[str, Any]
+    item1c_tag_check: dict[str, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -112,6 +117,15 @@ class CorpusStats:
             (f"documents > {self.seq_len} tokens", f"{self.share_longer_than_seq_len:.1%}"),
             (f"sequences at {self.seq_len}", f"{self.sequences_at_seq_len:,}"),
         ]
+        tags = self.item1c_tag_check
+        if tags:
+            rows.append(
+                (
+                    "cyd-tagged Item 1C text missed",
+                    f"{tags['missed_words']:,} of {tags['tagged_words']:,} words "
+                    f"({tags['filings_missing_tagged_text']} of {tags['filings_tagged']} tagged filings)",
+                )
+            )
         skipped = self.read_report.get("skipped") or {}
         if skipped:
             rows.append(("lines skipped", ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items()))))
@@ -128,9 +142,11 @@ def corpus_stats(
     report = ReadReport()
     counts: list[int] = []
     chars = 0
+    tagged: dict[str, tuple[int, int]] = {}  # filing -> (tagged words, missed words)
     for record, n in iter_token_counts(read_shards(path, report), tokenizer):
         counts.append(n)
         chars += len(record["text"])
+        _note_tag_check(record, tagged)
     if not counts:
         raise DataError(f"{path}: no readable documents ({report.as_dict()})")
     tokens = sum(counts)
@@ -147,4 +163,25 @@ def corpus_stats(
         sequences_at_seq_len=tokens // seq_len,
         tokenizer=tokenizer_name,
         read_report=report.as_dict(),
+        item1c_tag_check=_tag_check_totals(tagged),
     )
+
+
+def _note_tag_check(record: dict[str, Any], tagged: dict[str, tuple[int, int]]) -> None:
+    metadata = record["metadata"]
+    words, missed = metadata.get("cyd_tagged_words"), metadata.get("cyd_missed_words")
+    if not isinstance(words, int) or not isinstance(missed, int):
+        return
+    filing = metadata.get("accession") or metadata.get("source_file") or str(record.get("id", ""))
+    tagged.setdefault(str(filing), (words, missed))
+
+
+def _tag_check_totals(tagged: dict[str, tuple[int, int]]) -> dict[str, int] | None:
+    if not tagged:
+        return None
+    return {
+        "filings_tagged": len(tagged),
+        "filings_missing_tagged_text": sum(1 for _, missed in tagged.values() if missed),
+        "tagged_words": sum(words for words, _ in tagged.values()),
+        "missed_words": sum(missed for _, missed in tagged.values()),
+    }
