@@ -132,6 +132,14 @@ def test_wandb_tracker_records_each_stage_run_with_our_config_curves_and_artifac
     assert group.startswith("run-") and {run.kwargs["group"] for run in runs} == {group}
     table = runs[-1].logged[0][1]
     assert table["ablation"]["columns"][:2] == ["task", "variant"] and table["ablation_chart"]["image"].endswith("ablation.png")
+    # Each metric with its interval, and the paired difference of +TAPT against base.
+    columns = table["ablation"]["columns"]
+    assert columns[2:5] == ["category_macro_f1", "category_macro_f1 low", "category_macro_f1 high"]
+    for row in table["ablation"]["data"]:
+        assert row[3] <= row[2] <= row[4]
+    differences = table["paired_differences"]
+    assert differences["columns"][-1] == "p_value"
+    assert {(d[1], d[2], d[3]) for d in differences["data"]} >= {("category_macro_f1", "+TAPT", "base")}
 
 
 def test_wandb_offline_writes_its_runs(tmp_path, tiny_corpus, monkeypatch):

@@ -138,6 +138,11 @@ def test_the_ablation_shows_intervals_and_paired_differences_in_words(finished_r
     markdown = (run_dir / "ablation.md").read_text()
     assert "Paired differences" in markdown and "p = " in markdown and "+DAPT+TAPT vs base:" in markdown
     assert "multi-bootstrap" in markdown and "Note: no company or filing" in markdown
+    # Each fine-tune's model card carries its variant's intervals and differences, once.
+    card = (run_dir / "finetune-dapt" / "README.md").read_text()
+    assert card.count("## Ablation") == 1 and "Variant `+DAPT`" in card
+    assert "+DAPT vs base:" in card and "+DAPT+TAPT vs +DAPT:" in card and "+DAPT+TAPT vs base:" not in card
+    assert "category_macro_f1: " in card and "[" in card
 
 
 def test_the_shared_mlm_loss_is_the_mean_over_every_masked_target(finished_run):

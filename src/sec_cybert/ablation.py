@@ -42,6 +42,8 @@ def _mean_of_measured(values: list[float | None]) -> float | None:
 #: Where a stage's final metrics come from, said in the table: the split that picked the best
 #: checkpoint is not a fair place to compare variants.
 SELECTION_SPLIT = "eval"
+#: The heading of the section the ablation adds to each fine-tune's model card.
+CARD_SECTION = "## Ablation"
 #: Said of a stage whose metrics lack ``evaluated_on`` (a plugin's stage need not report it).
 UNREPORTED = "not reported"
 
@@ -262,11 +264,49 @@ class AblationTable:
             ]
         return lines
 
+    def card_section(self, row: Mapping[str, Any]) -> str:
+        """The model card's ablation section for one row's fine-tunes: its metrics with their
+        intervals, and the paired differences that involve its variant, in words."""
+        lines = [CARD_SECTION, "", f"Variant `{row['variant']}` of the ablation (`../ablation.md` has the whole table)."]
+        lines.append("")
+        for column in self.columns:
+            metric, interval = row["metrics"].get(column), row.get("intervals", {}).get(column)
+            if interval:
+                lines.append(f"- {column}: {interval['estimate']:.4f} [{interval['low']:.3f}, {interval['high']:.3f}]")
+            elif metric:
+                lines.append(f"- {column}: {metric['mean']:.4f}")
+        for task, comparison in self.comparisons:
+            if task != row["task"]:
+                continue
+            facts = comparison.as_dict()
+            involved = [d for d in facts["differences"] if row["variant"] in (d["variant"], d["baseline"])]
+            if involved:
+                lines += ["", f"Paired differences on the {facts['split']} split ({facts['confidence']:.0%} intervals):", ""]
+                lines += [f"- {d['sentence']}" for d in involved]
+        return "\n".join(lines) + "\n"
+
+    def annotate_cards(self) -> int:
+        """Add (or replace) the ablation section of each fine-tune's model card; how many cards."""
+        written = 0
+        for row in self.rows:
+            section = self.card_section(row)
+            for directory in row["finetuned"]:
+                card = Path(directory) / "README.md"
+                if not card.is_file():
+                    continue
+                text = card.read_text(encoding="utf-8")
+                before, found, after = text.partition(CARD_SECTION)
+                rest = after[after.find("\n## ") + 1 :] if found and "\n## " in after else ""
+                card.write_text(before.rstrip("\n") + "\n\n" + section + ("\n" + rest if rest else ""), encoding="utf-8")
+                written += 1
+        return written
+
     def write(self, run_dir: Path) -> None:
         run_dir = Path(run_dir)
         (run_dir / "ablation.json").write_text(json.dumps(self.as_dict(), indent=2) + "\n")
         (run_dir / "ablation.md").write_text(self.to_markdown())
         self.plot(run_dir / "ablation.png")
+        self.annotate_cards()
 
     def plot(self, path: Path) -> bool:
         """A grouped bar chart of the headline metrics; skipped (False) without matplotlib."""

@@ -285,6 +285,29 @@ def finetune(
 @click.option(
     "--seeds", help="Comma-separated seeds, e.g. 1,2,3 (default: the config's ablation_seeds or seed)."
 )
+@click.option(
+    "--seed-count",
+    type=click.IntRange(min=1),
+    help="Fine-tune each variant with this many seeds: the config's seed and the ones after it "
+    "(instead of --seeds). More seeds narrow the intervals.",
+)
+@click.option(
+    "--test",
+    type=click.Choice(["permutation", "bootstrap"]),
+    default="permutation",
+    show_default=True,
+    help="The paired test of each difference: a permutation test swapping groups between the two "
+    "variants, or the paired multi-bootstrap's own (docs/configs.md, 'The ablation's statistics').",
+)
+@click.option(
+    "--group-by",
+    type=click.Choice(["company", "filing", "item"]),
+    default="company",
+    show_default=True,
+    help="Resample whole companies or filings (paragraphs of one filing are not independent), or items.",
+)
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True, help="Interval level.")
+@click.option("--resamples", type=click.IntRange(min=99), default=2000, show_default=True, help="Bootstrap and permutation draws.")
 @_strict_option
 def ablate(
     config: Path,
@@ -292,14 +315,27 @@ def ablate(
     out: Path | None,
     hardware: str | None,
     seeds: str | None,
+    seed_count: int | None,
+    test: str,
+    group_by: str,
+    confidence: float,
+    resamples: int,
     strict: bool,
 ) -> None:
+    from sec_cybert.ablation_intervals import Settings
+
+    if seeds and seed_count:
+        raise click.UsageError("give --seeds or --seed-count, not both")
     run_config = _load(config, hardware, overrides)
     run_dir = _out(run_config, out)
-    chosen = _parse_seeds(seeds) if seeds else run_config.ablation_seeds
+    if seed_count:
+        chosen = [run_config.pipeline.seed + i for i in range(seed_count)]
+    else:
+        chosen = _parse_seeds(seeds) if seeds else run_config.ablation_seeds
     if strict:
         _check_plan(run_config, config, strict)
-    table = run_config.pipeline.run(run_dir).ablation(chosen)
+    uncertainty = Settings(confidence=confidence, resamples=resamples, test=test, group_by=group_by)
+    table = run_config.pipeline.run(run_dir).ablation(chosen, uncertainty)
     if is_main_process():
         click.echo(table.to_markdown())
 

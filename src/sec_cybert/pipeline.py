@@ -197,9 +197,10 @@ class Pipeline:
             trackers.finish_run(run_dir, {"lineage": lineage.as_dict()})
         return result
 
-    def ablation(self, run_dir: Path | str, seeds: Sequence[int] | None = None) -> Any:
-        """``run`` then run every other stage on every variant with the same seeds; write the table."""
-        return self.run(run_dir).ablation(seeds)
+    def ablation(self, run_dir: Path | str, seeds: Sequence[int] | None = None, uncertainty: Any = None) -> Any:
+        """``run`` then run every other stage on every variant with the same seeds; write the table
+        (``uncertainty``: an :class:`sec_cybert.ablation_intervals.Settings` for its intervals and tests)."""
+        return self.run(run_dir).ablation(seeds, uncertainty)
 
     def contamination_check(self) -> ContaminationReport:
         """Pretraining corpora and fine-tune files against the fine-tune eval and holdout texts
@@ -502,7 +503,9 @@ class PipelineResult:
             write_json_atomic(cache_path, cache)
         return scores
 
-    def ablation(self, seeds: Sequence[int] | None = None) -> Any:
+    def ablation(self, seeds: Sequence[int] | None = None, uncertainty: Any = None) -> Any:
+        """Fine-tune every variant with ``seeds`` and write the ablation table, with intervals and
+        paired tests as ``uncertainty`` (:class:`sec_cybert.ablation_intervals.Settings`) says."""
         from sec_cybert.ablation import AblationTable
 
         seeds = list(seeds or [self.pipeline.seed])
@@ -523,7 +526,7 @@ class PipelineResult:
                     )
                     results[key] = self.run_stage(stage, variant, seed, tag)
         table = AblationTable.from_results(
-            consumers, self.variants, results, seeds, mlm_evaluation=self.mlm_evaluation()
+            consumers, self.variants, results, seeds, mlm_evaluation=self.mlm_evaluation(), uncertainty=uncertainty
         )
         if is_main_process():
             table.write(self.run_dir)

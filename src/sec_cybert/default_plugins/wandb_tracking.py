@@ -125,12 +125,28 @@ class WandbTracker:
         if not table:
             return
         run = self._init(run_dir, "ablation", "ablation", {"seeds": table["seeds"]})
-        columns = ["task", "variant", *table["columns"]]
-        rows = [
-            [row["task"], row["variant"], *(row["metrics"].get(c, {}).get("mean") for c in table["columns"])]
-            for row in table["rows"]
-        ]
+        # Each metric with its interval's ends (None where the run kept no per-item predictions).
+        columns = ["task", "variant"]
+        for column in table["columns"]:
+            columns += [column, f"{column} low", f"{column} high"]
+        rows = []
+        for row in table["rows"]:
+            cells = [row["task"], row["variant"]]
+            for column in table["columns"]:
+                interval = row.get("intervals", {}).get(column, {})
+                cells += [row["metrics"].get(column, {}).get("mean"), interval.get("low"), interval.get("high")]
+            rows.append(cells)
         logged: dict[str, Any] = {"ablation": wandb.Table(columns=columns, data=rows)}
+        differences = [
+            [task, d["metric"], d["variant"], d["baseline"], d["estimate"], d["low"], d["high"], d["p_value"]]
+            for task, comparison in table.get("comparisons", {}).items()
+            for d in comparison["differences"]
+        ]
+        if differences:
+            logged["paired_differences"] = wandb.Table(
+                columns=["task", "metric", "variant", "baseline", "difference", "low", "high", "p_value"],
+                data=differences,
+            )
         chart = Path(run_dir) / "ablation.png"
         if chart.is_file():
             logged["ablation_chart"] = wandb.Image(str(chart))
