@@ -129,19 +129,18 @@ def _nested(tp: Any) -> bool:
     return attrs.has(tp) or tp in _COMPONENT_KINDS
 
 
-def _union_hook(tp: Any, converter: cattrs.Converter) -> Any:
-    options = [a for a in typing.get_args(tp) if a is not type(None)]
-    nullable = len(options) < len(typing.get_args(tp))
-    hooks = [(option, converter.get_structure_hook(option)) for option in options]
+def _is_choice(tp: Any) -> bool:
+    """A union of two or more types besides None (cattrs structures ``X | None`` itself)."""
+    return _of(typing.Union, types.UnionType)(tp) and len(set(typing.get_args(tp)) - {type(None)}) > 1
+
+
+def _choice_hook(tp: Any, converter: cattrs.Converter) -> Any:
+    options = [(a, converter.get_structure_hook(a)) for a in typing.get_args(tp) if a is not type(None)]
 
     def structure(value: Any, _: Any) -> Any:
-        if value is None:
-            if nullable:
-                return None
-            raise Rejected(value)
-        if len(hooks) == 1:  # ``X | None``: X's own problems, key by key when X is nested
-            return hooks[0][1](value, hooks[0][0])
-        for option, hook in hooks:
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        for option, hook in options:
             try:
                 return hook(value, option)
             except Exception:  # noqa: BLE001 - the next option may take it
@@ -270,7 +269,7 @@ def _make_converter(registry: Any, omit_defaults: bool) -> cattrs.Converter:
     converter.register_structure_hook_func(_of(typing.Literal), _strict(lambda v, tp: v in typing.get_args(tp)))
     converter.register_structure_hook_func(_of(dict, Mapping), _strict(lambda v, _: isinstance(v, Mapping), dict))
     converter.register_structure_hook_factory(_of(list, tuple), _sequence_hook)
-    converter.register_structure_hook_factory(_of(typing.Union, types.UnionType), _union_hook)
+    converter.register_structure_hook_factory(_is_choice, _choice_hook)
     converter.register_structure_hook_factory(attrs.has, lambda cls, c: _class_hook(cls, c, registry))
     converter.register_structure_hook_factory(
         lambda tp: tp in _COMPONENT_KINDS, lambda tp, c: _component_hook(tp, c, registry)
