@@ -148,3 +148,18 @@ def test_sections_that_hold_all_their_tagged_text_are_not_listed(html_dir, tmp_p
     summary = build_item1c(html_dir, tmp_path / "item1c.jsonl", workers=1)
     assert summary.tag_check["filings_tagged"] == 2 and summary.tag_check["tagged_words"] > 0
     assert summary.tag_check["missed_words"] == 0 and summary.tag_check["files"] == {}
+
+
+def test_tagged_text_past_the_reading_limit_is_cut_and_the_filing_listed(tagged_html, monkeypatch):
+    import sec_cybert.corpus.xbrl_tags as xbrl_tags
+    from sec_cybert.corpus.tag_check import TagCheckTally
+
+    monkeypatch.setattr(xbrl_tags, "MAX_TAGGED_CHARS", 400)
+    cleaned = clean_html(tagged_html)
+    assert cleaned.tagged_item1c_truncated and len(cleaned.tagged_item1c) < len(TAGGED)
+    section = find_item_1c(cleaned.lines)
+    check = check_against_tags(section, cleaned.tagged_item1c, min_words=8, truncated=True)
+    assert check is not None and check.truncated and check.missed_words == 0
+    tally = TagCheckTally()
+    tally.add("big.htm", check.as_dict())
+    assert tally.files == {"big.htm": check.as_dict()} and tally.filings_missing_tagged_text == 0
