@@ -18,6 +18,11 @@ What is removed, and why (see docs/corpus.md for the user-facing version):
   running headers/footers that repeat through the document), URLs, leader-dot TOC lines,
   exhibit listings and unbroken blobs (encoded data, XBRL ids).
 
+A filing nested deeper than 1,000 elements is refused before it is parsed (the parser's time grows
+with the square of the nesting; :mod:`~sec_cybert.corpus.html_depth`), and everything after the
+parse is linear in the size of the tree. The filing's own ``cyd`` Item 1C text blocks are read
+into ``tagged_item1c`` for checking the extracted section (:mod:`~sec_cybert.corpus.xbrl_tags`).
+
 Lines are blocks as a browser renders them: a line break in the HTML source is a space (except
 in ``<pre>``), so a paragraph that a filing agent wrapped in its source stays one line.
 """
