@@ -47,6 +47,10 @@ RUNNER = textwrap.dedent(
             if mode == "kill" and state.global_step == at:
                 os._exit(137)
 
+        def on_save(self, args, state, control, **kwargs):  # after the manifest: checkpoint-<at> is complete
+            if mode == "kill-after-save" and state.global_step == at:
+                os._exit(137)
+
     if mode == "kill-in-save":  # die while checkpoint-<at> is half written: weights there, optimizer not
         save = torch.save
         def dying_save(obj, f, *args, **kwargs):
@@ -101,6 +105,16 @@ def _same(a, b):
     return all((a[k] == b[k]).all() for k in a) and a.keys() == b.keys()
 
 
+def _record(run):
+    return json.loads((run / "tapt" / "stage.json").read_text())
+
+
+def _training_log(run):
+    """(event, step, loss) of every entry of the stage's training log, in order."""
+    lines = (run / "tapt" / "training-log.jsonl").read_text().splitlines()
+    return [(e["event"], e["step"], e.get("loss"), e.get("train_loss")) for e in map(json.loads, lines)]
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("reference")
@@ -120,6 +134,9 @@ def test_a_killed_stage_resumes_to_bit_identical_weights_and_losses(reference, t
     resumed = _run(tmp_path, run)
     assert _same(_weights(run), ref_weights)
     assert _losses(run) == ref_losses  # every logged loss, before and after the resume point
+    # The training log holds each step once, and train_loss covers the steps before the resume too.
+    assert _training_log(run) == _training_log(ref_dir / "run")
+    assert _record(run)["metrics"] == _record(ref_dir / "run")["metrics"]
     if mode == "kill-in-save":
         # The half-written checkpoint was set aside, reported, and the one before used.
         assert "checkpoint-4: the manifest" in resumed.stdout or "checkpoint-4: no manifest" in resumed.stdout
@@ -127,6 +144,21 @@ def test_a_killed_stage_resumes_to_bit_identical_weights_and_losses(reference, t
         assert "checkpoint-2" in resumed.stdout
         record = json.loads((run / "tapt" / "stage.json").read_text())["report"]
         assert record["checkpoints_skipped"] == ["checkpoint-4: no manifest (the save did not finish)"]
+
+
+@pytest.mark.slow
+def test_a_stage_killed_right_after_its_last_checkpoint_finishes_without_training(reference, tmp_path):
+    ref_dir, ref_weights, ref_losses = reference
+    shutil.copytree(ref_dir / "data", tmp_path / "data")
+    run = tmp_path / "run"
+    killed = _run(tmp_path, run, "kill-after-save", 10, check=False)
+    assert killed.returncode == 137 and verify(run / "tapt" / "checkpoints" / "checkpoint-10") is None
+    assert not (run / "tapt" / "stage.json").exists()
+    resumed = _run(tmp_path, run)
+    assert "nothing left to train" in resumed.stdout
+    assert not (run / "tapt" / "checkpoints" / "checkpoint-11").exists()
+    assert _same(_weights(run), ref_weights) and _losses(run) == ref_losses
+    assert _record(run)["metrics"] == _record(ref_dir / "run")["metrics"]  # global_step 10, train_loss, eval_loss
 
 
 @pytest.mark.slow

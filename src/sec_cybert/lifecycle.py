@@ -287,8 +287,12 @@ def run_stage(
     if is_main_process():
         trackers.start_stage(context, config)
     result = None
+    from sec_cybert.stages.guards import StopOnSigterm
+
     try:
-        outcome = plugin_manager.hook.stage_run(stage=stage, context=context)
+        # SIGTERM while the stage reads, tokenizes, loads or saves: one line, not a silent exit.
+        with StopOnSigterm(stage.name):
+            outcome = plugin_manager.hook.stage_run(stage=stage, context=context)
         if not isinstance(outcome, StageOutcome):
             raise PluginError(
                 f"stage {stage.name!r} ({kind}) returned {type(outcome).__name__} from run(); "

@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,12 @@ class EventCallback(TrainerCallback):
         perplexity: bool = False,
         counts: TokenCounts | None = None,
         peak_flops: float | None = None,
+        train_loss: Callable[[int], float] | None = None,
     ) -> None:
         self.context = context
+        #: The run's train_loss at a step, from its first step (resumes included), when known: it
+        #: replaces the Trainer's, which averages the steps of its last train() call only.
+        self.train_loss = train_loss
         self.report_perplexity = perplexity  # only an MLM loss has a perplexity
         self.stage_name = context.stage_name
         self.counts = counts if counts is not None else TokenCounts()
@@ -93,6 +98,8 @@ class EventCallback(TrainerCallback):
         self._start = (time.perf_counter(), state.global_step)
         if not state.is_world_process_zero:
             return
+        if self._log_path is not None:
+            drop_entries_after(self._log_path, state.global_step)
         log.info(
             "training",
             stage=self.stage_name,
@@ -132,6 +139,8 @@ class EventCallback(TrainerCallback):
             )
         self._last = (now, counts)
         metrics["tokens_seen"] = int(state.num_input_tokens_seen or 0)
+        if self.train_loss is not None and "train_loss" in metrics:
+            metrics["train_loss"] = self.train_loss(state.global_step)
         if self.report_perplexity and "eval_loss" in metrics:
             metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
         if state.is_world_process_zero:
@@ -165,6 +174,30 @@ class EventCallback(TrainerCallback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def drop_entries_after(path: Path, step: int) -> int:
+    """Drop the training-log entries of steps after ``step`` (the step training starts from): a
+    resumed run logs the steps after its checkpoint again, so the log holds each step once. A
+    line cut short by a kill goes too. Returns how many entries were dropped."""
+    if not path.is_file():
+        return 0
+    kept: list[str] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for line in lines:
+        try:
+            entry_step = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(entry_step, (int, float)) and entry_step <= step:
+            kept.append(line)
+    dropped = len(lines) - len(kept)
+    if dropped:
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(tmp, path)
+        log.info("training log: entries after the resumed step dropped", step=step, dropped=dropped)
+    return dropped
 
 
 def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:

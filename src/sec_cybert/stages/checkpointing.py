@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ log = structlog.get_logger(__name__)
 
 MANIFEST = "manifest.json"
 UNVERIFIED = "unverified"
+#: What sec_cybert keeps of a run beside the Trainer's state (the loss summed from step 0, the
+#: MLM targets counted), written into each checkpoint before its manifest.
+RUN_STATE = "sec-cybert-state.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 #: What a resumable checkpoint must hold beside its weights: without any one of them the Trainer
 #: resumes from a different state (fresh optimizer moments, a restarted schedule, other RNG).
@@ -129,18 +133,31 @@ def last_verified_checkpoint(directory: Path) -> tuple[Path | None, list[str]]:
     return last, skipped
 
 
-class CheckpointManifest(TrainerCallback):
-    """Writes each checkpoint's manifest once every rank has saved, then rotates verified ones."""
+def read_run_state(checkpoint: Path) -> dict[str, Any]:
+    """The :data:`RUN_STATE` of a checkpoint; ``{}`` for one written before it existed."""
+    path = Path(checkpoint) / RUN_STATE
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
 
-    def __init__(self, directory: Path, keep: int | None) -> None:
+
+class CheckpointManifest(TrainerCallback):
+    """Writes each checkpoint's run state (``run_state()``, when given) and then its manifest,
+    once every rank has saved; then rotates verified ones."""
+
+    def __init__(self, directory: Path, keep: int | None, run_state: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self.directory = Path(directory)
         self.keep = keep
+        self.run_state = run_state
 
     def on_save(self, args, state, control, **kwargs):
         wait_for_everyone()  # every rank's rng_state file is written
         if is_main_process():
             path = self.directory / f"checkpoint-{state.global_step}"
             if path.is_dir():
+                if self.run_state is not None:
+                    # Exact floats: json writes the shortest repr that reads back the same.
+                    (path / RUN_STATE).write_text(json.dumps(dict(self.run_state())))
                 write_manifest(path)
                 self._rotate(state)
         wait_for_everyone()

@@ -8,10 +8,17 @@
   norm the Trainer logs, before clipping, so set ``logging_steps: 1`` to watch every step).
 * :func:`require_finite` refuses weights with a NaN or inf: before a final model is saved, and
   when a checkpoint is loaded as ``init_from``.
+* :class:`TargetGuard` stops an MLM stage whose batches never carry a target (a masker that
+  chooses none trains at loss 0 with zero gradients, and would "finish" having learned nothing):
+  after ``patience`` steps with none, or at the last step of a shorter run, naming the step.
 * :class:`Preemption` turns SIGTERM (a cluster's preemption notice) into "finish this step,
   save a checkpoint, stop", then :class:`~sec_cybert.errors.Preempted`; the CLI says that the
   same command resumes. Ranks agree on the step to stop at (the flag is all-reduced), so none
   waits for another at a collective. SIGINT keeps its default: Ctrl-C stops at once.
+* :class:`StopOnSigterm` covers the rest of a stage -- reading and tokenizing its corpus,
+  loading the model, saving the final one -- where there is no step to finish: SIGTERM there
+  raises :class:`~sec_cybert.errors.Preempted` at once (one line, status 143) instead of ending
+  the process silently. Inside it, :class:`Preemption` takes over for the training steps.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import structlog
 import torch
 from transformers import TrainerCallback
 
-from sec_cybert.errors import DataError, NumericalError
+from sec_cybert.errors import DataError, NumericalError, Preempted
 
 log = structlog.get_logger(__name__)
 
@@ -111,6 +118,56 @@ class NumericalGuard(TrainerCallback):
                 f"(last {norm:.3g}) {self._where(state.global_step)}: lower learning_rate, raise the alarm, "
                 "or check the data"
             )
+
+
+class TargetGuard(TrainerCallback):
+    """See the module docstring. ``totals`` is the run's
+    :class:`~sec_cybert.stages.throughput.RunTotals`; ``masker`` names what chose the targets."""
+
+    def __init__(self, totals: Any, *, stage: str, masker: str, patience: int = 10) -> None:
+        self.totals = totals
+        self.stage = stage
+        self.masker = masker
+        self.patience = patience
+        self._first_step = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._first_step = state.global_step + 1
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.totals.targets != 0:  # some seen, or not an MLM batch (None)
+            return
+        steps = state.global_step - self._first_step + 1
+        if steps >= self.patience or state.global_step >= state.max_steps:
+            raise DataError(
+                f"no masked-LM targets in any batch of steps {self._first_step}-{state.global_step} of "
+                f"{self.stage}: {self.masker} chose none, so the loss is 0 and nothing is learned; check its "
+                "settings (probability), the plugin that provides it, and that the texts are not all "
+                "special or unknown tokens"
+            )
+
+
+class StopOnSigterm:
+    """SIGTERM outside the training steps of ``stage``: stop now (see the module docstring)."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self._previous: Any = None
+
+    def __enter__(self) -> StopOnSigterm:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        raise Preempted(
+            f"stopped by SIGTERM in {self.stage} outside its training steps (while it prepared its data or "
+            "model, or saved); run the same command again to resume from its last checkpoint"
+        )
 
 
 class Preemption(TrainerCallback):

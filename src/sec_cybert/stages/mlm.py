@@ -271,6 +271,7 @@ class MLMStage:
 
         from sec_cybert.collator import MaskingCollator, premask
         from sec_cybert.document_attention import DocumentAttention, check_encoder
+        from sec_cybert.stages.batchcheck import check_first_batch, describe_masker
         from sec_cybert.stages.callbacks import EpochToCollator
         from sec_cybert.stages.loading import load_pretrained, load_tokenizer
         from sec_cybert.stages.trainer import checkpoint_dir, run_trainer
@@ -305,6 +306,13 @@ class MLMStage:
             attention=attention,
         )
         train_blocks = train_blocks.add_column("row", list(range(len(train_blocks))))
+        check_first_batch(
+            collator,
+            train_blocks,
+            model,
+            batch_size=self.training.per_device_train_batch_size,
+            masker=describe_masker(self.masker, context.plugin_manager),
+        )
         if validation_blocks is not None:
             validation_blocks = premask(validation_blocks, tokenizer, self.masker, seed=context.seed)
             if is_main_process():

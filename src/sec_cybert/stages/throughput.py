@@ -12,10 +12,18 @@ it; the Trainer waits for the step's loss right after anyway (its NaN filter).
 ``state.num_input_tokens_seen`` keeps its meaning (real tokens so far; saved in checkpoints,
 so it survives a resume). :class:`~sec_cybert.stages.callbacks.EventCallback` turns the
 counts into rates at each logging step (:func:`interval_rates`).
+
+The same gather carries two more numbers of each micro-batch: its MLM targets (labels that are
+not -100, so a batch without any is counted, and a stage where targets never appear is stopped)
+and its loss, summed in float64 into :class:`RunTotals`. That sum is kept in every checkpoint
+(:data:`~sec_cybert.stages.checkpointing.RUN_STATE`) and taken up again on resume, so
+``train_loss`` (``loss_sum / global_step``) of a resumed run is the uninterrupted run's; the
+Trainer's own averages only the steps of its last ``train()`` call.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,6 +53,25 @@ class TokenCounts:
 
     def snapshot(self) -> TokenCounts:
         return TokenCounts(self.tokens, self.real_tokens, self.flops)
+
+
+@attrs.define
+class RunTotals:
+    """What a run keeps from its first step on, resumes included (saved in each checkpoint).
+
+    ``targets``: MLM targets seen, ``None`` while no batch had per-token labels (a fine-tune's
+    labels are per sequence: nothing to count); ``batches_without_targets``: micro-batches (over
+    all ranks) that had none; ``loss_sum``: the sum of the micro-batches' losses (each the mean
+    over ranks), in float64.
+    """
+
+    targets: int | None = None
+    batches_without_targets: int = 0
+    loss_sum: float = 0.0
+
+    def train_loss(self, global_step: int) -> float:
+        """The mean loss per optimizer step over the whole run."""
+        return self.loss_sum / max(global_step, 1)
 
 
 def _real_mask(inputs: Mapping[str, Any], pad_token_id: int | None) -> torch.Tensor:
@@ -127,9 +154,10 @@ class CountingTrainer(Trainer):
     ``counts`` (see the module docstring). Give it ``include_num_input_tokens_seen="no"``:
     it keeps ``state.num_input_tokens_seen`` itself."""
 
-    def __init__(self, *args: Any, counts: TokenCounts, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, counts: TokenCounts, totals: RunTotals | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.counts = counts
+        self.totals = totals if totals is not None else RunTotals()
         self._shape = _shape_of(self.model)
         self._head = _head_kind(self.model)
         tokenizer = getattr(self.data_collator, "tokenizer", None) or self.processing_class
@@ -144,14 +172,41 @@ class CountingTrainer(Trainer):
         # Counted before the step is queued: the batch's copy to the host then waits for the
         # batch alone, not for its forward and backward.
         counted = batch_counts(inputs, pad_token_id=self._pad_token_id, shape=self._shape, head=self._head)
+        targets = _target_count(inputs, self.args.device)
         loss = super().training_step(model, inputs, num_items_in_batch)
-        local = torch.tensor(counted, dtype=torch.int64, device=self.args.device)
-        tokens, real, flops = (int(n) for n in self.accelerator.gather(local).view(-1, 3).sum(dim=0).tolist())
+        device = self.args.device
+        # One gather for all of it: the loss travels as the bits of a float64 in an int64 slot.
+        local = torch.cat(
+            [
+                torch.tensor(counted, dtype=torch.int64, device=device),
+                targets,
+                loss.detach().to(device=device, dtype=torch.float64).reshape(1).view(torch.int64),
+            ]
+        )
+        gathered = self.accelerator.gather(local).view(-1, 5).cpu()
+        tokens, real, flops, n_targets = (int(n) for n in gathered[:, :4].sum(dim=0).tolist())
+        step_loss = float(gathered[:, 4].contiguous().view(torch.float64).mean())
         self.counts.tokens += tokens
         self.counts.real_tokens += real
         self.counts.flops += flops
+        totals = self.totals
+        if n_targets >= 0:  # every rank's batch has per-token labels
+            totals.targets = (totals.targets or 0) + n_targets
+            totals.batches_without_targets += n_targets == 0
+        if math.isfinite(step_loss):  # a skipped non-finite step adds nothing (the guard counts it)
+            totals.loss_sum += step_loss
         self.state.num_input_tokens_seen += real
         return loss
+
+
+def _target_count(inputs: Mapping[str, Any], device: Any) -> torch.Tensor:
+    """``[targets]`` of a batch with one label per token (-100: none), else ``[-1]``; left on the
+    device, so that counting waits for nothing."""
+    labels, ids = inputs.get("labels"), inputs.get("input_ids")
+    if not isinstance(labels, torch.Tensor) or not isinstance(ids, torch.Tensor) or labels.shape != ids.shape:
+        # Far below zero: the sum over ranks stays negative, read as "not counted".
+        return torch.full((1,), -(1 << 40), dtype=torch.int64, device=device)
+    return (labels != IGNORE_INDEX).sum().to(device=device, dtype=torch.int64).reshape(1)
 
 
 def interval_rates(

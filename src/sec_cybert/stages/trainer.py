@@ -10,7 +10,6 @@ whose manifest verifies, and refuses to hand back a model with non-finite weight
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import attrs
 import structlog
 
-from sec_cybert.errors import DataError, NumericalError, Preempted
+from sec_cybert.errors import NumericalError, Preempted
 from sec_cybert.stages.context import StageContext
 
 log = structlog.get_logger(__name__)
@@ -44,6 +43,8 @@ class TrainerRun:
     warnings: tuple[str, ...] = ()
     #: ``auto_micro_batch``: the micro-batch and accumulation chosen, and the sizes tried.
     micro_batch: Mapping[str, Any] | None = None
+    #: Micro-batches (over all ranks) without an MLM target; ``None`` where labels are not per token.
+    batches_without_targets: int | None = None
 
     def report(self) -> Mapping[str, Any]:
         return {
@@ -52,6 +53,11 @@ class TrainerRun:
             "nonfinite_steps_skipped": list(self.nonfinite_steps_skipped),
             "warnings": list(self.warnings),
             **({"micro_batch": dict(self.micro_batch)} if self.micro_batch else {}),
+            **(
+                {"batches_without_targets": self.batches_without_targets}
+                if self.batches_without_targets is not None
+                else {}
+            ),
         }
 
 
@@ -76,13 +82,17 @@ def run_trainer(
     events: only an MLM loss has one. Extra ``callbacks`` are Trainer callbacks of the stage's own.
     """
     import torch
+    from safetensors import SafetensorError
     from transformers.trainer_callback import PrinterCallback
 
     from sec_cybert.flops import device_peak_flops
+    from sec_cybert.stages.batchcheck import describe_masker
     from sec_cybert.stages.callbacks import EventCallback
     from sec_cybert.stages.checkpointing import CheckpointManifest, checkpoints, last_verified_checkpoint
-    from sec_cybert.stages.guards import NumericalGuard, Preemption, nonfinite_tensors
-    from sec_cybert.stages.throughput import CountingTrainer, TokenCounts
+    from sec_cybert.stages.diskfull import checkpoint_size, disk_full_error
+    from sec_cybert.stages.guards import NumericalGuard, Preemption, TargetGuard, nonfinite_tensors
+    from sec_cybert.stages.resume import finish_without_training, finished_state, restore_totals, run_state
+    from sec_cybert.stages.throughput import CountingTrainer, RunTotals, TokenCounts
 
     directory = checkpoint_dir(context)
     last, skipped = last_verified_checkpoint(directory)
@@ -101,8 +111,9 @@ def run_trainer(
         batch_rows=lambda: getattr(data_collator, "last_rows", None),
     )
     preemption = Preemption()
+    finished = finished_state(last)
     fitted = None
-    if getattr(training, "auto_micro_batch", False):  # before the Trainer reads the batch sizes
+    if getattr(training, "auto_micro_batch", False) and finished is None:  # before the Trainer reads the batch sizes
         from sec_cybert.stages.autobatch import fit_run_micro_batch
 
         fitted = fit_run_micro_batch(training, model, args, train_dataset, data_collator, resume_from=last)
@@ -112,10 +123,15 @@ def run_trainer(
                 per_device_train_batch_size=fitted.micro_batch,
                 gradient_accumulation_steps=fitted.gradient_accumulation_steps,
             )
-    # Token slots, real tokens and model FLOPs, counted by the Trainer and read by EventCallback.
+    # Token slots, real tokens and model FLOPs, counted by the Trainer and read by EventCallback;
+    # MLM targets and the loss summed from the run's first step, resumes included.
     counts = TokenCounts()
+    totals = RunTotals()
+    counted_from_start = restore_totals(totals, last)
+    masker = getattr(data_collator, "masker", None)
     trainer = CountingTrainer(
         counts=counts,
+        totals=totals,
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -124,35 +140,55 @@ def run_trainer(
         compute_metrics=compute_metrics,
         callbacks=[
             EventCallback(
-                context, perplexity=perplexity, counts=counts, peak_flops=device_peak_flops(args.device)
+                context,
+                perplexity=perplexity,
+                counts=counts,
+                peak_flops=device_peak_flops(args.device),
+                train_loss=totals.train_loss if counted_from_start else None,
             ),
-            CheckpointManifest(directory, keep),
+            CheckpointManifest(directory, keep, run_state=lambda: run_state(totals)),
             guard,
+            *(
+                [TargetGuard(totals, stage=context.stage_name, masker=describe_masker(masker, context.plugin_manager))]
+                if masker is not None
+                else []
+            ),
             preemption,
             *callbacks,
         ],
     )
     trainer.remove_callback(PrinterCallback)  # EventCallback logs the same through structlog
     warnings = _degenerate(context, training, train_dataset, args.world_size)
-    if last:
+    if last and finished is None:
         log.info("resuming from checkpoint", stage=context.stage_name, checkpoint=str(last))
     try:
-        with preemption:
-            output = trainer.train(resume_from_checkpoint=str(last) if last else None)
+        if finished is not None:
+            output = finish_without_training(trainer, last, finished, totals, counted=counted_from_start)
+        else:
+            with preemption:
+                output = trainer.train(resume_from_checkpoint=str(last) if last else None)
+            if counted_from_start:
+                # The Trainer's own averages only the steps of this train() call.
+                loss = totals.train_loss(output.global_step)
+                output = output._replace(training_loss=loss, metrics={**output.metrics, "train_loss": loss})
     except torch.OutOfMemoryError as exc:
         from sec_cybert.stages.autobatch import out_of_memory_error
 
         raise out_of_memory_error(
             context.stage_name, exc, training, model, args, train_dataset, data_collator
         ) from None
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise DataError(
-                f"no space left on the device while training {context.stage_name} into {directory}: "
-                f"free some space and run the same command again; it resumes from {last_good() or 'the start'} "
-                "(a checkpoint cut short is set aside)"
-            ) from None
-        raise
+    except (OSError, RuntimeError, SafetensorError) as exc:
+        # A full disk during a save, in whichever form the saver wrapped it (stages.diskfull).
+        full = disk_full_error(
+            exc,
+            stage=context.stage_name,
+            directory=directory,
+            checkpoint_bytes=checkpoint_size(directory, model),
+            resume_from=last_good(),
+        )
+        if full is None:
+            raise
+        raise full from None
     if preemption.stopped_at is not None:
         raise Preempted(
             f"stopped by SIGTERM after step {preemption.stopped_at} of {context.stage_name}, with a checkpoint "
@@ -164,6 +200,12 @@ def run_trainer(
             f"{context.stage_name} ended with non-finite weights in {len(bad)} tensors (e.g. {bad[0]}); "
             f"the model is not saved. Lower learning_rate, or resume from {last_good() or 'the start'}"
         )
+    if totals.batches_without_targets:
+        log.warning(
+            "batches without a masked-LM target (their loss is 0)",
+            stage=context.stage_name,
+            batches=totals.batches_without_targets,
+        )
     return TrainerRun(
         trainer=trainer,
         output=output,
@@ -172,6 +214,7 @@ def run_trainer(
         nonfinite_steps_skipped=tuple(guard.skipped_steps),
         warnings=tuple(warnings),
         micro_batch=fitted.as_dict() if fitted is not None else None,
+        batches_without_targets=totals.batches_without_targets if totals.targets is not None else None,
     )
 
 

@@ -57,6 +57,14 @@ def check_masker(masker: Any) -> None:
     assert (labels[special] == -100).all(), "a special or padding token got a label"
     assert (corrupted[special] == input_ids[special]).all(), "a special or padding token was changed"
     chosen = labels != -100
+    # Out of range, either is an IndexError in the model (a device-side assert on CUDA).
+    assert ((corrupted >= 0) & (corrupted < 100)).all(), (
+        "mask() put token ids outside the vocabulary (0..vocab_size-1) into the batch: the mask id is "
+        "mask_token_id, a random replacement is drawn from range(vocab_size)"
+    )
+    assert ((labels[chosen] >= 0) & (labels[chosen] < 100)).all(), (
+        "labels must be token ids of the vocabulary (0..vocab_size-1), or -100 where no loss is taken"
+    )
     assert chosen.any(), "nothing was masked in 16 x 40 tokens"
     assert (labels[chosen] == input_ids[chosen]).all(), "labels must be the original token ids"
 
