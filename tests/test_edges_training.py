@@ -223,7 +223,6 @@ def _fail_saving(monkeypatch, form):
 
 @pytest.mark.parametrize("form", ["safetensors", "torch.save"])
 def test_a_full_disk_in_a_wrapped_form_is_one_line_naming_the_directory_and_free_space(tmp_path, plugin_manager, monkeypatch, form):
-    from sec_cybert.stages import diskfull
     from sec_cybert.stages.checkpointing import verify
 
     config = _tapt(tmp_path, max_steps=6, save_strategy="steps", save_steps=2)
@@ -235,6 +234,8 @@ def test_a_full_disk_in_a_wrapped_form_is_one_line_naming_the_directory_and_free
             # A write error that says nothing of space, with room to spare, is not called a full disk.
             with pytest.raises(RuntimeError, match="basic_ios::clear"):
                 pipeline.run(run)
+            from sec_cybert.stages import diskfull
+
             patch.setattr(diskfull, "_free", lambda directory: 4096)
         with pytest.raises(DataError, match=r"no space left on the device while training tapt into .*run/tapt/checkpoints \((\d|\.)+ \w+ free there; a checkpoint takes about .*\): free some space .* resumes from .*checkpoint-2") as error:
             pipeline.run(run)
