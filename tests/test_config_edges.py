@@ -144,6 +144,22 @@ def test_a_sequence_longer_than_the_encoder_takes_is_refused(tmp_path, tiny_corp
     assert main(["validate", str(_write(tmp_path, config))]) == 0
 
 
+def test_a_random_init_encoder_is_checked_against_the_positions_it_will_be_built_with(tmp_path, tiny_corpus, capsys):
+    config = tiny_pipeline_config(tiny_corpus, finetune=False)
+    config["encoder_options"]["max_position_embeddings"] = 512
+    config["stages"][0]["chunker"]["seq_len"] = 4096
+    (line,) = _user_error(capsys, ["validate", str(_write(tmp_path, config))])
+    assert line.endswith(
+        "stages[0].chunker.seq_len: got 4096; the encoder 'tiny-modernbert' takes at most 512 positions "
+        "(encoder_options.max_position_embeddings)"
+    )
+    # Without the option, the factory's default (1024) is what the model gets.
+    del config["encoder_options"]["max_position_embeddings"]
+    config["stages"][0]["chunker"]["seq_len"] = 2048
+    (line,) = _user_error(capsys, ["validate", str(_write(tmp_path, config))])
+    assert "takes at most 1024 positions (the default max_position_embeddings of the encoder)" in line
+
+
 def test_a_hub_encoder_that_is_not_cached_is_not_checked_offline(tmp_path, tiny_corpus, capsys):
     config = _local_encoder_config(tiny_corpus, "sec-cybert-tests/no-such-model")
     config["stages"][0]["chunker"]["seq_len"] = 100_000

@@ -3,15 +3,17 @@
 Where the encoder's ``config.json`` can be read without a download -- a local checkpoint
 directory, or a hub checkpoint already in the hub cache -- a stage's sequence length must fit
 its ``max_position_embeddings``: beyond it an absolute-position model indexes past its table and a
-rotary one runs at lengths it never trained on. A local-looking encoder path (``./x``, ``/x``,
-``a/b/c``: anything that is not a hub id) must be a directory. A registered encoder builds its
-checkpoint at run time and is not checked here, nor is a hub id that is not cached.
+rotary one runs at lengths it never trained on. A registered encoder that builds its checkpoint
+at run time (``tiny-modernbert``) is checked against the ``max_position_embeddings`` its
+``encoder_options`` give, or its factory's default. A local-looking encoder path (``./x``, ``/x``,
+``a/b/c``: anything that is not a hub id) must be a directory. A hub id that is not cached is not
+checked.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +25,27 @@ def check_encoder(pipeline: Any, source: str | None = None) -> None:
     """Raise one ConfigError listing :func:`encoder_problems` of ``pipeline``, if it has any."""
     from sec_cybert.plugins import get_registry
 
-    problems = encoder_problems(pipeline.encoder, pipeline.stages, get_registry(pipeline.pm))
+    problems = encoder_problems(
+        pipeline.encoder, pipeline.stages, get_registry(pipeline.pm), options=pipeline.encoder_options
+    )
     if problems:
         raise ConfigError(problems, source=source)
 
 
-def encoder_problems(encoder: str, stages: Sequence[Any], registry: Any) -> list[str]:
+def encoder_problems(
+    encoder: str, stages: Sequence[Any], registry: Any, *, options: Mapping[str, Any] | None = None
+) -> list[str]:
     """One line per problem, ``key.path: message`` as the config loader writes them."""
     from sec_cybert.pipeline import _HUB_ID
 
+    where = "max_position_embeddings in its config.json"
     if encoder in registry.entries["encoder"]:
-        if encoder not in HUB_ALIASES:
-            return []
-        config_file = _cached_hub_config(HUB_ALIASES[encoder])
-    elif Path(encoder).exists() or not _HUB_ID.match(encoder):
+        if encoder in HUB_ALIASES:
+            positions = _max_positions(_cached_hub_config(HUB_ALIASES[encoder]))
+        else:
+            positions, where = _built_positions(registry.factory("encoder", encoder), options or {})
+        return _too_long(encoder, stages, positions, where)
+    if Path(encoder).exists() or not _HUB_ID.match(encoder):
         path = Path(encoder)
         if not path.exists():
             return [
@@ -48,15 +57,36 @@ def encoder_problems(encoder: str, stages: Sequence[Any], registry: Any) -> list
         config_file = path / "config.json"
     else:
         config_file = _cached_hub_config(encoder)
-    positions = _max_positions(config_file)
+    return _too_long(encoder, stages, _max_positions(config_file), where)
+
+
+def _too_long(encoder: str, stages: Sequence[Any], positions: int | None, where: str) -> list[str]:
     if positions is None:
         return []
     return [
-        f"{key}: got {length}; the encoder {encoder!r} takes at most {positions} positions "
-        "(max_position_embeddings in its config.json)"
+        f"{key}: got {length}; the encoder {encoder!r} takes at most {positions} positions ({where})"
         for key, length in sequence_lengths(stages)
         if length > positions
     ]
+
+
+def _built_positions(factory: Any, options: Mapping[str, Any]) -> tuple[int | None, str]:
+    """The positions a registered random-init encoder will be built with: its option, else its
+    factory's default; None when the factory takes no such option."""
+    import inspect
+
+    if "max_position_embeddings" in options:
+        value, where = options["max_position_embeddings"], "encoder_options.max_position_embeddings"
+    else:
+        try:
+            parameter = inspect.signature(factory).parameters.get("max_position_embeddings")
+        except (TypeError, ValueError):
+            parameter = None
+        if parameter is None or parameter.default is inspect.Parameter.empty:
+            return None, ""
+        value, where = parameter.default, "the default max_position_embeddings of the encoder"
+    valid = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return (value if valid else None), where
 
 
 def sequence_lengths(stages: Sequence[Any]) -> Iterator[tuple[str, int]]:
