@@ -23,11 +23,21 @@ def test_demo_writes_checkpoints_ablation_and_lineage(tmp_path, capsys, monkeypa
         model = AutoModelForMaskedLM.from_pretrained(out / stage)
         tokenizer = AutoTokenizer.from_pretrained(out / stage)
         assert model.config.model_type == "modernbert" and tokenizer.mask_token == "[MASK]"
-    for variant in ("base", "dapt", "dapt-tapt"):
-        AutoModel.from_pretrained(out / f"finetune-{variant}")
-        AutoTokenizer.from_pretrained(out / f"finetune-{variant}")
-
     table = json.loads((out / "ablation.json").read_text())
+    # Three seeds per variant: the run's own fine-tune is seed 42 of +DAPT+TAPT, the rest carry their seed.
+    assert table["seeds"] == [42, 43, 44]
+    finetuned = {directory.rsplit("/", 1)[-1] for row in table["rows"] for directory in row["finetuned"]}
+    assert finetuned == {"finetune-dapt-tapt"} | {
+        f"finetune-{variant}-seed{seed}" for variant in ("base", "dapt", "dapt-tapt") for seed in (42, 43, 44)
+    } - {"finetune-dapt-tapt-seed42"}
+    for name in finetuned:
+        AutoModel.from_pretrained(out / name)
+        AutoTokenizer.from_pretrained(out / name)
+    # Intervals over the 20 holdout companies and the three seeds, and the differences in words.
+    comparison = table["comparisons"]["finetune"]
+    assert comparison["group_by"] == "company" and comparison["seeds"] == 3 and comparison["groups"] >= 10
+    markdown = (out / "ablation.md").read_text()
+    assert "+DAPT vs base:" in markdown and "+DAPT+TAPT vs +DAPT:" in markdown and " [" in markdown
     assert [row["variant"] for row in table["rows"]] == ["base", "+DAPT", "+DAPT+TAPT"]
     for row in table["rows"]:
         assert {"category_macro_f1", "specificity_macro_f1", "specificity_qwk"} <= set(row["metrics"])

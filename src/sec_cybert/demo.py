@@ -29,6 +29,8 @@ def write_demo_config(out: Path, *, seed: int = 42) -> Path:
     )
     text = template.substitute(
         seed=seed,
+        seed_2=seed + 1,
+        seed_3=seed + 2,
         out=out,
         dapt_dir=corpus.dapt_dir,
         paragraphs_file=corpus.paragraphs_file,
