@@ -205,12 +205,17 @@ class Pipeline:
     def contamination_check(self) -> ContaminationReport:
         """Pretraining corpora and fine-tune files against the fine-tune eval and holdout texts
         (:mod:`sec_cybert.corpus.contamination`); counts only, ``enforce`` applies the policy.
-        Stages take part through their ``pretraining_documents`` and ``labeled_documents``."""
+        Stages take part through their ``pretraining_documents`` and ``labeled_documents``; the
+        findings are cached by their corpus files' content (:mod:`~sec_cybert.corpus.contamination_cache`)."""
         from sec_cybert.corpus.contamination import check_contamination
+        from sec_cybert.corpus.contamination_cache import stage_identities
+        from sec_cybert.plugins import get_registry
 
-        pretraining = {s.name: s.pretraining_documents for s in self.stages if hasattr(s, "pretraining_documents")}
+        scanned = [s for s in self.stages if hasattr(s, "pretraining_documents")]
+        pretraining = {s.name: s.pretraining_documents for s in scanned}
         labeled = {s.name: s.labeled_documents() for s in self.stages if hasattr(s, "labeled_documents")}
-        return check_contamination(pretraining, labeled, self.contamination)
+        identities = stage_identities(scanned, get_registry(self.plugin_manager))
+        return check_contamination(pretraining, labeled, self.contamination, identities=identities)
 
     def _tracker_objects(self, registry: Any) -> list[Any]:
         return [registry.factory("tracker", t)() if isinstance(t, str) else t for t in self.tracking]

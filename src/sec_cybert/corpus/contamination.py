@@ -34,6 +34,7 @@ from sec_cybert.errors import DataError
 
 if TYPE_CHECKING:
     from sec_cybert.corpus.containment import ContainmentIndex
+    from sec_cybert.corpus.contamination_cache import ContaminationCache
     from sec_cybert.corpus.dedup import NearDuplicateIndex
 
 log = structlog.get_logger(__name__)
@@ -300,17 +301,104 @@ def check_contamination(
     pretraining: Mapping[str, Any],
     finetune: Mapping[str, Mapping[str, Sequence[Document]]],
     policy: ContaminationPolicy,
+    *,
+    identities: Mapping[str, Mapping[str, Any] | None] | None = None,
+    cache: ContaminationCache | None = None,
 ) -> ContaminationReport:
     """Run the check.
 
     ``pretraining`` maps an MLM stage's name to a callable ``documents(report)`` yielding the
     documents it would train on; ``finetune`` maps a fine-tune stage's name to its labeled
     texts by split (``train``, ``eval``, ``holdout``; missing splits are skipped).
+
+    ``identities`` turns the cache on (:mod:`sec_cybert.corpus.contamination_cache`): what each
+    pretraining stage's corpus is (``None`` for one that cannot be cached). In a distributed run
+    the main process checks first and the others then read its entries.
     """
+    if identities is None:
+        return _check(pretraining, finetune, policy, None, None)
+    from sec_cybert.corpus.contamination_cache import ContaminationCache
+    from sec_cybert.distributed import is_main_process, wait_for_everyone
+
+    cache = cache if cache is not None else ContaminationCache.default()
+    if is_main_process():
+        try:
+            return _check(pretraining, finetune, policy, identities, cache)
+        finally:
+            wait_for_everyone()  # also when the check failed: no rank is left waiting
+    wait_for_everyone()
+    return _check(pretraining, finetune, policy, identities, cache)
+
+
+def _check(
+    pretraining: Mapping[str, Any],
+    finetune: Mapping[str, Mapping[str, Sequence[Document]]],
+    policy: ContaminationPolicy,
+    identities: Mapping[str, Mapping[str, Any] | None] | None,
+    cache: ContaminationCache | None,
+) -> ContaminationReport:
+    from sec_cybert.corpus.contamination_cache import cache_key, texts_digest
+
+    comparison = {"threshold": policy.threshold, "shingle_size": policy.shingle_size, "min_words": policy.min_words}
+    statuses: dict[str, str] = {}
     overlaps: list[Overlap] = []
+    key = None
+    if cache is not None:
+        key = cache_key({"part": "finetune", "texts": texts_digest(finetune, _SPLITS), "comparison": comparison})
+    found_pairs = cache.load(key, _overlaps_from) if cache is not None and key else None
+    if found_pairs is None:
+        found_pairs = _compare_finetune(finetune, policy)
+        if cache is not None and key:
+            cache.store(key, {"overlaps": [o.as_dict() for o in found_pairs]})
+    overlaps.extend(found_pairs)
+
+    targets = [f"{name}.{split}" for name, splits in finetune.items() for split in _PROTECTED if splits.get(split)]
+    protected_digest = texts_digest(finetune, _PROTECTED) if cache is not None else None
+    indices: tuple[NearDuplicateIndex, ContainmentIndex] | None = None
+    exclusions: dict[str, Exclusions] = {}
+    for name, documents in pretraining.items():
+        if not targets:
+            exclusions[name] = Exclusions(name)
+            continue
+        identity = identities.get(name) if identities is not None else None
+        entry = None
+        if cache is not None and identity is not None:
+            parts = {"part": "pretraining", "corpus": identity, "protected": protected_digest, "comparison": comparison}
+            entry = cache_key(parts)
+        cached = cache.load(entry, lambda f, n=name: _stage_findings(n, f)) if cache is not None and entry else None
+        if cached is not None:
+            stage_overlaps, found = cached
+            statuses[name] = "hit"
+        else:
+            statuses[name] = "miss" if entry else "off"
+            indices = indices or _protected_indices(finetune, policy)
+            tallies, found = _scan_pretraining(name, documents(ReadReport()), *indices, policy)
+            stage_overlaps = [tallies.get(target, _Tally()).overlap(name, target) for target in targets]
+            if cache is not None and entry:
+                cache.store(entry, {"overlaps": [o.as_dict() for o in stage_overlaps], "removed": _removed_to(found)})
+        overlaps.extend(stage_overlaps)
+        exclusions[name] = found if policy.pretraining == "exclude" else Exclusions(name)
+    report = ContaminationReport(policy, tuple(overlaps), exclusions)
+    log.info(
+        "contamination check",
+        pairs_checked=len(overlaps),
+        cache=statuses or None,
+        **{f"{o.source}~{o.target}": o.total for o in overlaps if o.total},
+    )
+    return report
+
+
+_SPLITS = ("train", "eval", "holdout")
+_PROTECTED = ("eval", "holdout")
+
+
+def _compare_finetune(
+    finetune: Mapping[str, Mapping[str, Sequence[Document]]], policy: ContaminationPolicy
+) -> list[Overlap]:
+    overlaps = []
     for name, splits in finetune.items():
         indices = {}
-        for split in ("eval", "holdout"):
+        for split in _PROTECTED:
             if splits.get(split):
                 indices[split] = _index(policy, prefilter=False)
                 for document in splits[split]:
@@ -318,33 +406,49 @@ def check_contamination(
         for source, target in (("train", "eval"), ("train", "holdout"), ("eval", "holdout")):
             if splits.get(source) and target in indices:
                 overlaps.append(_compare(f"{name}.{source}", splits[source], f"{name}.{target}", indices[target]))
+    return overlaps
 
+
+def _protected_indices(
+    finetune: Mapping[str, Mapping[str, Sequence[Document]]], policy: ContaminationPolicy
+) -> tuple[NearDuplicateIndex, ContainmentIndex]:
     from sec_cybert.corpus.containment import ContainmentIndex
 
     protected = _index(policy, prefilter=True)
     inside = ContainmentIndex(
         threshold=policy.threshold, shingle_size=policy.shingle_size, min_words=policy.min_words
     )
-    targets = []
     for name, splits in finetune.items():
-        for split in ("eval", "holdout"):
+        for split in _PROTECTED:
             for document in splits.get(split) or ():
                 protected.add((f"{name}.{split}", document.id), document.text)
                 inside.add((f"{name}.{split}", document.id), document.text)
-            if splits.get(split):
-                targets.append(f"{name}.{split}")
-    exclusions: dict[str, Exclusions] = {}
-    for name, documents in pretraining.items():
-        if not len(protected):
-            exclusions[name] = Exclusions(name)
-            continue
-        tallies, found = _scan_pretraining(name, documents(ReadReport()), protected, inside, policy)
-        overlaps.extend(tallies.get(target, _Tally()).overlap(name, target) for target in targets)
-        exclusions[name] = found if policy.pretraining == "exclude" else Exclusions(name)
-    report = ContaminationReport(policy, tuple(overlaps), exclusions)
-    log.info(
-        "contamination check",
-        pairs_checked=len(overlaps),
-        **{f"{o.source}~{o.target}": o.total for o in overlaps if o.total},
+    return protected, inside
+
+
+def _overlaps_from(findings: Mapping[str, Any]) -> list[Overlap]:
+    return [Overlap(**{**o, "examples": tuple(o["examples"])}) for o in findings["overlaps"]]
+
+
+def _stage_findings(stage: str, findings: Mapping[str, Any]) -> tuple[list[Overlap], Exclusions]:
+    overlaps = _overlaps_from(findings)
+    if any(o.source != stage for o in overlaps):
+        raise ValueError(f"the entry holds overlaps of another stage than {stage!r}")
+    return overlaps, _exclusions_from(stage, findings)
+
+
+def _removed_to(exclusions: Exclusions) -> list[list[Any]]:
+    return [
+        [position, document_id, list(lines) if lines is not None else None]
+        for position, (document_id, lines) in sorted(exclusions.removed.items())
+    ]
+
+
+def _exclusions_from(stage: str, findings: Mapping[str, Any]) -> Exclusions:
+    return Exclusions(
+        stage,
+        {
+            int(position): (str(document_id), tuple(lines) if lines is not None else None)
+            for position, document_id, lines in findings["removed"]
+        },
     )
-    return report
