@@ -1,26 +1,28 @@
-"""The ``sec-cybert`` command line. The only place that configures logging.
+"""The ``sec-cybert`` command line.
 
+stdout carries a command's result (a table, ``done: ...``) and nothing else; log lines go to
+stderr, configured here once (:mod:`sec_cybert.log_setup`), what libraries print included.
 Every user error (config, data, plugin, hardware) is printed as ``error: <what and how to fix>``
-on stderr, one line per problem, with exit status 2; never a traceback.
+on stderr, one line per problem, with exit status 2; never a traceback. With ``--log-format
+json`` every stderr line is a JSON object, errors included (``"event": "error"``).
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
-import logging
-import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 import structlog
 
+from sec_cybert import log_setup
 from sec_cybert.distributed import is_main_process
 from sec_cybert.errors import ConfigError, Preempted, SecCybertError
+from sec_cybert.log_setup import library_output
 
 log = structlog.get_logger(__name__)
 
@@ -29,56 +31,8 @@ USER_ERROR_EXIT = 2
 PREEMPTED_EXIT = 143
 
 
-#: Read by the training progress bar (sec_cybert.stages.callbacks.progress_bar_wanted); kept here
-#: as a string so that `--help` imports nothing heavy.
-PROGRESS_ENV = "SEC_CYBERT_PROGRESS"
-
-#: The level configure_logging set, so the plan computed before a run can be quieted and restored.
-_log_level = logging.INFO
-
-
-def _add_rank(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-    """``rank=N`` on every line of a multi-process run (torchrun sets RANK and WORLD_SIZE), so
-    two ranks' lines can be told apart; nothing is added to a single-process run."""
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
-        event.setdefault("rank", int(os.environ.get("RANK", "0") or 0))
-    return event
-
-
-def configure_logging(verbosity: int, fmt: str) -> None:
-    global _log_level
-    # The training bar (stages.callbacks) and the data-preparation bars (datasets: tokenizing,
-    # grouping) show on a terminal; --quiet turns every bar off. The hub's weight-loading bars
-    # would only interleave with our lines: -v brings them back.
-    if verbosity < 0:
-        os.environ[PROGRESS_ENV] = "off"
-    if verbosity < 0 or not sys.stderr.isatty():
-        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    if verbosity <= 0:
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        # transformers reads that variable once, at import: when it is imported already (main()
-        # called from Python), tell it directly. Not importing it keeps `--help` fast.
-        hf_logging = sys.modules.get("transformers.utils.logging")
-        if hf_logging is not None and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1":
-            hf_logging.disable_progress_bar()
-    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
-    _log_level = level
-    renderer = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
-    structlog.configure(
-        processors=[
-            _add_rank,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
-    )
+PROGRESS_ENV = log_setup.PROGRESS_ENV
+configure_logging = log_setup.configure_logging  # its old home: scripts and tests import it from here
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,9 +42,13 @@ def configure_logging(verbosity: int, fmt: str) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors, and no progress bars.")
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True)
 @click.version_option(package_name="sec-cybert")
-def cli(verbose: int, quiet: bool, log_format: str) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, log_format: str) -> None:
     """Domain- and task-adaptive pretraining of encoders, and the fine-tuning that follows."""
     configure_logging(-1 if quiet else verbose, log_format)
+    if log_format == "json":
+        # Whatever a command or a library writes on stderr, as JSON events too.
+        ctx.with_resource(library_output(stdout=False))
 
 
 def _load(config: Path, hardware: str | None, overrides: tuple[str, ...] = ()) -> Any:
@@ -123,19 +81,6 @@ def _out(run_config: Any, out: Path | None) -> Path:
     return Path(directory)
 
 
-@contextlib.contextmanager
-def _quiet_logs() -> Iterator[None]:
-    """Errors only (unless -v), for work the run repeats with its own log lines."""
-    if _log_level <= logging.DEBUG:
-        yield
-        return
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    try:
-        yield
-    finally:
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(_log_level))
-
-
 def _check_plan(run_config: Any, config: Path, strict: bool) -> None:
     """``--strict``: plan the run before it starts and refuse what makes it degenerate.
 
@@ -148,7 +93,7 @@ def _check_plan(run_config: Any, config: Path, strict: bool) -> None:
 
     started = time.perf_counter()
     try:
-        with _quiet_logs():
+        with log_setup.quiet_logs():
             run_config.pipeline._hardware()  # a GPU profile without a GPU fails now, not after the plan
             plan = plan_pipeline(run_config.pipeline, world_size=world_size())
     except SecCybertError:
@@ -166,7 +111,7 @@ def _check_plan(run_config: Any, config: Path, strict: bool) -> None:
         raise ConfigError(problems, source=str(config))
     if is_main_process():
         for line in problems:
-            click.echo(f"warning: {line}", err=True)
+            log.warning("degenerate run", problem=line)
 
 
 def _run(
@@ -178,33 +123,61 @@ def _run(
     overrides: tuple[str, ...] = (),
     strict: bool = False,
 ) -> None:
-    run_config = _load(config, hardware, overrides)
-    if expect_variant is not None and not any(
-        stage.produces_variant == expect_variant for stage in run_config.pipeline.stages
-    ):
-        wanted = "pretraining (mlm)" if expect_variant else "fine-tune"
-        raise ConfigError(f"{config} has no {wanted} stage; use `sec-cybert run {config}` for other pipelines")
-    run_dir = _out(run_config, out)
-    if strict:
-        _check_plan(run_config, config, strict)
-    result = run_config.pipeline.run(run_dir)
-    if ablate:
-        table = result.ablation(run_config.ablation_seeds)
-        if is_main_process():
-            click.echo(table.to_markdown())
+    with library_output():
+        run_config = _load(config, hardware, overrides)
+        if expect_variant is not None and not any(
+            stage.produces_variant == expect_variant for stage in run_config.pipeline.stages
+        ):
+            wanted = "pretraining (mlm)" if expect_variant else "fine-tune"
+            raise ConfigError(f"{config} has no {wanted} stage; use `sec-cybert run {config}` for other pipelines")
+        run_dir = _out(run_config, out)
+        if strict:
+            _check_plan(run_config, config, strict)
+        result = run_config.pipeline.run(run_dir)
+        table = result.ablation(run_config.ablation_seeds) if ablate else None
     if is_main_process():
+        if table is not None:
+            click.echo(table.to_markdown())
         click.echo(f"done: {run_dir} (lineage in {run_dir / 'lineage.json'})")
 
 
-_config_argument = click.argument("config", type=click.Path(path_type=Path))
-_config_option = click.option(
-    "--config", "config", required=True, type=click.Path(path_type=Path), help="Config YAML."
-)
+def _chosen_config(
+    given: Path | None, option: Path | None, overrides: tuple[str, ...]
+) -> tuple[Path, tuple[str, ...]]:
+    """CONFIG or ``--config CONFIG`` (either, on every command that takes one). After
+    ``--config``, the first argument is an override when it reads ``KEY=VALUE``."""
+    if option is None:
+        if given is None:
+            raise click.UsageError("missing CONFIG: give the config file, e.g. `sec-cybert run CONFIG.yaml`")
+        return given, overrides
+    if given is not None and "=" in given.name and not given.exists():
+        return option, (str(given), *overrides)
+    if given is not None and given != option:
+        raise click.UsageError(
+            f"two configs, {given} and --config {option}: give the config once, as CONFIG or as --config"
+        )
+    return option, overrides
+
+
+def _config_input(command: Any) -> Any:
+    """CONFIG, the ``KEY.PATH=VALUE`` overrides after it, and ``--config CONFIG`` as the same."""
+
+    @functools.wraps(command)
+    def resolved(config_file: Path | None, config_option: Path | None, overrides: tuple[str, ...], **options: Any) -> Any:
+        config, overrides = _chosen_config(config_file, config_option, overrides)
+        return command(config=config, overrides=overrides, **options)
+
+    resolved = click.option(
+        "--config", "config_option", type=click.Path(path_type=Path), help="The config file (the same as CONFIG)."
+    )(resolved)
+    resolved = click.argument("overrides", nargs=-1, metavar="[KEY.PATH=VALUE]...")(resolved)
+    return click.argument("config_file", metavar="CONFIG", required=False, type=click.Path(path_type=Path))(resolved)
+
+
 _out_option = click.option(
     "--out", type=click.Path(path_type=Path), help="Run directory (default: output_dir of the config)."
 )
 _hardware_option = click.option("--hardware", help="Hardware profile name or 'auto' (overrides the config).")
-_overrides_argument = click.argument("overrides", nargs=-1, metavar="[KEY.PATH=VALUE]...")
 _strict_option = click.option(
     "--strict",
     is_flag=True,
@@ -220,8 +193,7 @@ _OVERRIDES_HELP = (
 
 
 @cli.command(help="Run the pipeline in CONFIG (resumes what the run directory holds)." + _OVERRIDES_HELP)
-@_config_argument
-@_overrides_argument
+@_config_input
 @_out_option
 @_hardware_option
 @click.option(
@@ -238,8 +210,7 @@ def run(
     help="Domain-adaptive pretraining from a DAPT config (e.g. configs/dapt/modernbert.yaml)."
     + _OVERRIDES_HELP
 )
-@_config_option
-@_overrides_argument
+@_config_input
 @_out_option
 @_hardware_option
 @_strict_option
@@ -252,8 +223,7 @@ def dapt(
 @cli.command(
     help="Task-adaptive pretraining from a TAPT config (e.g. configs/tapt/modernbert.yaml)." + _OVERRIDES_HELP
 )
-@_config_option
-@_overrides_argument
+@_config_input
 @_out_option
 @_hardware_option
 @_strict_option
@@ -264,8 +234,7 @@ def tapt(
 
 
 @cli.command(help="Fine-tune classifiers from a fine-tune config." + _OVERRIDES_HELP)
-@_config_option
-@_overrides_argument
+@_config_input
 @_out_option
 @_hardware_option
 @_strict_option
@@ -278,8 +247,7 @@ def finetune(
 @cli.command(
     help="Fine-tune base, +DAPT and +DAPT+TAPT alike and write ablation.{json,md,png}." + _OVERRIDES_HELP
 )
-@_config_argument
-@_overrides_argument
+@_config_input
 @_out_option
 @_hardware_option
 @click.option(
@@ -326,16 +294,17 @@ def ablate(
 
     if seeds and seed_count:
         raise click.UsageError("give --seeds or --seed-count, not both")
-    run_config = _load(config, hardware, overrides)
-    run_dir = _out(run_config, out)
-    if seed_count:
-        chosen = [run_config.pipeline.seed + i for i in range(seed_count)]
-    else:
-        chosen = _parse_seeds(seeds) if seeds else run_config.ablation_seeds
-    if strict:
-        _check_plan(run_config, config, strict)
-    uncertainty = Settings(confidence=confidence, resamples=resamples, test=test, group_by=group_by)
-    table = run_config.pipeline.run(run_dir).ablation(chosen, uncertainty)
+    with library_output():
+        run_config = _load(config, hardware, overrides)
+        run_dir = _out(run_config, out)
+        if seed_count:
+            chosen = [run_config.pipeline.seed + i for i in range(seed_count)]
+        else:
+            chosen = _parse_seeds(seeds) if seeds else run_config.ablation_seeds
+        if strict:
+            _check_plan(run_config, config, strict)
+        uncertainty = Settings(confidence=confidence, resamples=resamples, test=test, group_by=group_by)
+        table = run_config.pipeline.run(run_dir).ablation(chosen, uncertainty)
     if is_main_process():
         click.echo(table.to_markdown())
 
@@ -351,13 +320,13 @@ def _parse_seeds(text: str) -> list[int]:
     help="Check CONFIG and report every problem at once (key path, bad value, what is allowed)."
     + _OVERRIDES_HELP
 )
-@_config_argument
-@_overrides_argument
+@_config_input
 def validate(config: Path, overrides: tuple[str, ...]) -> None:
     from sec_cybert.config import registered_name
     from sec_cybert.plugins import get_registry
 
-    run_config = _load(config, None, overrides)
+    with library_output():
+        run_config = _load(config, None, overrides)
     registry = get_registry()
     stages = ", ".join(
         f"{s.name} ({registered_name(type(s), registry) or type(s).__name__})" for s in run_config.pipeline.stages
@@ -370,8 +339,7 @@ def validate(config: Path, overrides: tuple[str, ...]) -> None:
     help="Print what a run of CONFIG will do: data kept, sequences, steps, warmup, estimated time, and "
     "a warning for each thing that makes it degenerate (--strict: exit 2 on them)." + _OVERRIDES_HELP
 )
-@_config_argument
-@_overrides_argument
+@_config_input
 @_hardware_option
 @click.option(
     "--world-size", type=click.IntRange(min=1), default=1, show_default=True, help="Data-parallel processes."
@@ -383,9 +351,16 @@ def plan(
 ) -> None:
     from sec_cybert.plan import plan_pipeline
 
-    result = plan_pipeline(_load(config, hardware, overrides).pipeline, world_size=world_size)
-    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else result.to_text())
-    if strict and result.warnings:
+    with library_output():
+        result = plan_pipeline(_load(config, hardware, overrides).pipeline, world_size=world_size)
+    refused = strict and bool(result.warnings)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        # Refused, each problem is said once, as an error line, not also as a warning of the plan.
+        shown = {f"warning: {line}" for line in result.warnings} if refused else set()
+        click.echo("\n".join(line for line in result.to_text().split("\n") if line not in shown).rstrip())
+    if refused:
         raise ConfigError(result.warnings, source=str(config))
 
 
@@ -416,17 +391,18 @@ def split(labeled, out, by, fractions, stratify, threshold, seed, skip_bad_recor
 
     if not Path(labeled).is_file():
         raise ConfigError(f"{labeled}: no such file; give the labeled JSONL file to split")
-    report = split_labeled(
-        labeled,
-        out,
-        by=by,
-        fractions=parse_fractions(fractions),
-        stratify=stratify,
-        threshold=threshold,
-        seed=seed,
-        on_bad_record="skip" if skip_bad_records else "raise",
-        overwrite=overwrite,
-    )
+    with library_output():
+        report = split_labeled(
+            labeled,
+            out,
+            by=by,
+            fractions=parse_fractions(fractions),
+            stratify=stratify,
+            threshold=threshold,
+            seed=seed,
+            on_bad_record="skip" if skip_bad_records else "raise",
+            overwrite=overwrite,
+        )
     click.echo(report.to_text())
     click.echo(f"written: {', '.join(s['file'] for s in report.splits.values())} (report: {out / 'split-report.json'})")
 
@@ -439,7 +415,9 @@ def export_head_command(finetuned: Path, head_name: str, out: Path) -> None:
     """One head of a fine-tuned directory as a plain AutoModelForSequenceClassification checkpoint."""
     from sec_cybert.export import export_head
 
-    click.echo(f"written: {export_head(finetuned, head_name, out)} (AutoModelForSequenceClassification.from_pretrained loads it)")
+    with library_output():
+        written = export_head(finetuned, head_name, out)
+    click.echo(f"written: {written} (AutoModelForSequenceClassification.from_pretrained loads it)")
 
 
 @cli.command()
@@ -450,7 +428,9 @@ def push(directory: Path, repo: str, public: bool) -> None:
     """Upload a saved directory (a stage's output or an export) to the Hugging Face hub."""
     from sec_cybert.modelcard import push_to_hub
 
-    click.echo(f"pushed: {push_to_hub(directory, repo, private=not public)}")
+    with library_output():
+        pushed = push_to_hub(directory, repo, private=not public)
+    click.echo(f"pushed: {pushed}")
 
 
 @cli.command()
@@ -459,8 +439,10 @@ def report(run_dir: Path) -> None:
     """One page on RUN_DIR: each stage's data, metrics and loss/LR curves, and the ablation."""
     from sec_cybert.report import build_report
 
-    path = build_report(run_dir)
-    click.echo(f"written: {path} and {path.with_suffix('.html')}")
+    with library_output():
+        path = build_report(run_dir)
+    page = path.with_suffix(".html")
+    click.echo(f"written: {path}" + (f" and {page}" if page.is_file() else " (no report.html: see the warning above)"))
 
 
 @cli.command()
@@ -517,7 +499,8 @@ def demo(out: Path, hardware: str | None, seed: int) -> None:
     """DAPT -> TAPT -> fine-tune and the ablation, on the embedded corpus with a tiny model (CPU, no downloads)."""
     from sec_cybert.demo import run_demo
 
-    table = run_demo(out, hardware=hardware or "auto", seed=seed)
+    with library_output():
+        table = run_demo(out, hardware=hardware or "auto", seed=seed)
     click.echo(table.to_markdown())
     click.echo(f"done: {out} (ablation.md, ablation.json, lineage.json; config in {out / 'demo.yaml'})")
 
@@ -528,13 +511,22 @@ def _add_plugin_commands() -> None:
     get_plugin_manager().hook.register_commands(cli=cli)
 
 
+def _tell(level: str, event: str, problem: str, plain: str) -> None:
+    """One line for the user on stderr: ``plain``, or with ``--log-format json`` a JSON event
+    (``{"event": "error", "problem": ..., "level": "error"}``), like every other line there."""
+    if log_setup.settings.format == "json":
+        getattr(log, level)(event, problem=problem)
+    else:
+        click.echo(plain, err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning user errors into one line each and exit status 2."""
     try:
         _add_plugin_commands()
         cli.main(args=argv, prog_name="sec-cybert", standalone_mode=False)
     except Preempted as exc:
-        click.echo(f"stopped: {exc}", err=True)
+        _tell("warning", "stopped", str(exc), f"stopped: {exc}")
         return PREEMPTED_EXIT
     except SecCybertError as exc:
         lines = exc.problems if isinstance(exc, ConfigError) and len(exc.problems) > 1 else [str(exc)]
@@ -542,14 +534,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{exc.source}: " if isinstance(exc, ConfigError) and exc.source and len(exc.problems) > 1 else ""
         )
         for line in lines:
-            click.echo(f"error: {prefix}{line}", err=True)
+            _tell("error", "error", f"{prefix}{line}", f"error: {prefix}{line}")
         return USER_ERROR_EXIT
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("interrupted; run the same command again to resume from the last checkpoint", err=True)
+        message = "interrupted; run the same command again to resume from the last checkpoint"
+        _tell("warning", "interrupted", message, message)
         return 130
     except click.ClickException as exc:
-        exc.show()
+        if log_setup.settings.format == "json":
+            _tell("error", "error", exc.format_message(), "")
+        else:
+            exc.show()
         return exc.exit_code
+    finally:
+        log_setup.unconfigure_logging()  # called from Python, leave the process's logging as it was
     return 0
 
 

@@ -27,9 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import structlog
 
 from sec_cybert.errors import OptionalDependencyError
 from sec_cybert.hookspecs import hookimpl
+
+log = structlog.get_logger(__name__)
 
 
 def _wandb() -> Any:
@@ -70,7 +73,8 @@ class WandbTracker:
         return f"{Path(run_dir).name}-{digest}"
 
     def _init(self, run_dir: Path, name: str, job_type: str, config: Mapping[str, Any]) -> Any:
-        return _wandb().init(
+        wandb = _wandb()
+        run = wandb.init(
             project=self.project,
             entity=self.entity,
             group=self._group(run_dir),
@@ -80,7 +84,16 @@ class WandbTracker:
             config=dict(config),
             mode=self.mode,
             reinit="finish_previous",
+            # W&B's banners and run summaries (about 7 lines a run) would break our log lines and
+            # JSON; its console capture would rewrap our streams. Where the run is, we say below.
+            settings=wandb.Settings(silent=True, console="off"),
         )
+        mode = run.settings.mode
+        if mode == "offline":
+            log.info("wandb run", run=name, mode=mode, sync=f"wandb sync {run.settings.sync_dir}")
+        elif mode != "disabled":
+            log.info("wandb run", run=name, mode=mode, url=run.url)
+        return run
 
     def start_stage(self, context: Any, config: Mapping[str, Any]) -> None:
         self._run = self._init(
