@@ -129,6 +129,31 @@ def test_a_finetune_card_has_per_head_results_on_the_split_they_were_measured_on
     assert "MultiHeadClassifier.load" in text and "export_head" in text
 
 
+def test_the_hub_library_keeps_each_head_its_own_result_when_it_rewrites_a_card(cards, tmp_path):
+    """huggingface_hub keys a model-index entry by task and dataset: a card it loads and saves
+    again (as the hub's own tools do) must still hold one result per head, not one merged entry."""
+    _, written = cards
+    _, path = written["finetune-dapt-tapt"]
+    card = huggingface_hub.ModelCard.load(path)
+    assert {r.dataset_config for r in card.data.eval_results} == {"category", "specificity"}
+    card.save(tmp_path / "README.md")
+    names = [r["task"]["name"] for r in results_of(front_matter(tmp_path / "README.md"))]
+    assert names == ["category (softmax, 7 labels)", "specificity (coral, 4 levels)"]
+
+
+def test_the_card_template_ships_with_the_package():
+    import fnmatch
+    from importlib import resources
+
+    tomllib = pytest.importorskip("tomllib")  # python 3.11+
+    template = resources.files("sec_cybert.sharing").joinpath("templates", "model_card.md")
+    assert "{{ card_data }}" in template.read_text(encoding="utf-8")
+    # An installed wheel holds it only if pyproject's package data names it.
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["sec_cybert"]
+    assert any(fnmatch.fnmatch("sharing/templates/model_card.md", pattern) for pattern in patterns)
+
+
 def test_the_base_variant_finetune_card_has_no_pretraining_stages(cards):
     _, written = cards
     _, path = written["finetune-base"]
@@ -340,8 +365,10 @@ def test_a_head_that_predicts_one_class_is_called_out(tmp_path):
     text = write_model_card(result, []).read_text()
     assert "**`category` predicted one class, a, for every example**" in text
     assert "| a | 0.5000 |\n| b | 0.0000 |\n| c | absent from the split |" in text  # the head's label order
+    # huggingface_hub writes the dataset; ``config`` names the head (the hub keys results by it).
     assert results_of(front_matter(result.output_dir / CARD_FILE))[0]["dataset"] == {
         "type": "json",
         "name": "eval split (labels/eval.jsonl, 9 examples)",
+        "config": "category",
         "split": "eval",
     }

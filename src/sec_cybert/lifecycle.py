@@ -241,7 +241,7 @@ class TrackerFanOut:
 
 def _write_card(result: StageResult, seed: int) -> None:
     """A model card beside the weights: it describes a finished stage, so it never fails one."""
-    from sec_cybert.modelcard import stage_chain, write_model_card
+    from sec_cybert.sharing.modelcard import stage_chain, write_model_card
 
     try:
         write_model_card(result, stage_chain(result), seed=seed)

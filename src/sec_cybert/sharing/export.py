@@ -247,7 +247,7 @@ def _copy_tokenizer(source: Path, out: Path) -> None:
 def _write_card(source: Path, out: Path, head_name: str) -> None:
     """The fine-tune's card, narrowed to the exported head (none when there is no stage.json)."""
     from sec_cybert.files import write_text_atomic
-    from sec_cybert.modelcard import CARD_FILE, render_model_card, stage_chain
+    from sec_cybert.sharing.modelcard import CARD_FILE, render_model_card, stage_chain
     from sec_cybert.stages.context import StageResult
 
     result = StageResult.load(source)

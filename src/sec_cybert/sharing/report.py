@@ -3,15 +3,18 @@
 Reads ``lineage.json`` (the stages, their inputs, configs and metrics), each stage's
 ``training-log.jsonl`` (every training event) and ``stage.json`` (its data report), and
 ``ablation.json`` when there is one. Writes ``RUN_DIR/report/``: ``report.md``, ``report.html``
-(self-contained: the charts are embedded) and one PNG per chart -- the training loss and the
-learning rate per stage, the eval loss per stage, and the ablation. Nothing is recomputed: a
-number on the page is a number the run recorded.
+(markdown-it-py; self-contained: the charts are embedded) and one PNG per chart -- the training
+loss and the learning rate per stage, the eval loss per stage, and the ablation. Nothing is
+recomputed: a number on the page is a number the run recorded.
+
+Paths inside the run directory are shown relative to it (:mod:`sec_cybert.run_paths`), so a
+report of a run directory that was moved or shared names its own parts rightly. Without the
+``plot`` extra (matplotlib, markdown-it-py) the report says what it left out and how to get it,
+and logs a warning.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +24,9 @@ import structlog
 
 from sec_cybert.errors import DataError
 from sec_cybert.files import read_json_record, write_text_atomic
+from sec_cybert.run_paths import recorded_run_dirs, resolve_recorded, run_relative
+from sec_cybert.sharing.report_charts import PLOT_HINT, plot_stage, pyplot, stage_notes
+from sec_cybert.sharing.report_html import markdown_renderer, render_html
 
 log = structlog.get_logger(__name__)
 
@@ -42,46 +48,10 @@ def _events(stage_dir: Path) -> list[dict[str, Any]]:
     return sorted(latest.values(), key=lambda e: (e["step"], e.get("time", 0)))
 
 
-def _series(events: Sequence[Mapping[str, Any]], key: str, event: str = "log") -> tuple[list[int], list[float]]:
-    points = [(e["step"], e[key]) for e in events if e.get("event") == event and isinstance(e.get(key), (int, float))]
-    return [p[0] for p in points], [float(p[1]) for p in points]
-
-
-def _plot_stage(name: str, events: Sequence[Mapping[str, Any]], out: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    steps, loss = _series(events, "loss")
-    lr_steps, lr = _series(events, "learning_rate")
-    eval_steps, eval_loss = _series(events, "eval_loss", "evaluate")
-    if not steps and not eval_steps:
-        return None
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-    left.plot(steps, loss, label="train loss")
-    if eval_steps:
-        left.plot(eval_steps, eval_loss, "o-", label="eval loss")
-    left.set_xlabel("optimizer step")
-    left.set_ylabel("loss (nats)")
-    left.legend()
-    right.plot(lr_steps, lr, color="tab:green")
-    right.set_xlabel("optimizer step")
-    right.set_ylabel("learning rate")
-    figure.suptitle(name, fontsize=10)
-    figure.tight_layout()
-    path = out / f"{name}.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
-
-
-def _stage_lines(entry: Mapping[str, Any], record: Mapping[str, Any]) -> list[str]:
+def _stage_lines(entry: Mapping[str, Any], record: Mapping[str, Any], roots: Sequence[Path]) -> list[str]:
     report = record.get("report", {})
     metrics = entry.get("metrics", {})
-    lines = [f"- input: `{entry['input']}`; output: `{entry['output']}`"]
+    lines = [f"- input: `{run_relative(entry['input'], *roots)}`; output: `{run_relative(entry['output'], *roots)}`"]
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if scalars:
         lines.append("- metrics: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in scalars.items()))
@@ -102,7 +72,7 @@ def _stage_lines(entry: Mapping[str, Any], record: Mapping[str, Any]) -> list[st
     if truncated.get("documents"):
         lines.append(f"- truncated: {truncated['documents']:,} documents ({truncated['tokens']:,} tokens cut off)")
     if report.get("resumed_from"):
-        lines.append(f"- resumed from `{report['resumed_from']}`")
+        lines.append(f"- resumed from `{run_relative(report['resumed_from'], *roots)}`")
     return lines
 
 
@@ -113,8 +83,12 @@ def build_report(run_dir: Path) -> Path:
     if not lineage_path.is_file():
         raise DataError(f"{run_dir} has no lineage.json: is it a run directory (`sec-cybert run ... --out {run_dir}`)?")
     lineage = read_json_record(lineage_path, "the run's lineage")
+    stages = lineage.get("stages", [])
+    # An older lineage.json holds absolute paths of where the run was then: shown relative too.
+    roots = [run_dir, *recorded_run_dirs([str(s["output"]) for s in stages])]
     out = run_dir / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
+    plt, renderer = pyplot(), markdown_renderer()
     md = [
         f"# Run report: {run_dir.name}",
         "",
@@ -126,25 +100,29 @@ def build_report(run_dir: Path) -> Path:
     foreign = {k: v for k, v in plugins.items() if v.get("distribution") not in (None, "sec-cybert")}
     if foreign:
         md.append("Plugins: " + ", ".join(f"{k} ({v['distribution']} {v['version']})" for k, v in foreign.items()) + ".")
+    missing = _missing_extras(plt, renderer)
+    if missing:
+        md += ["", f"Not in this report: {missing}; `{PLOT_HINT}` adds them."]
     contamination = lineage.get("contamination") or {}
     overlaps = [o for o in contamination.get("overlaps", []) if o.get("exact", 0) + o.get("near", 0)]
     md += ["", "## Contamination check", ""]
     md += [f"- {o['source']} vs {o['target']}: {o['exact']} exact, {o['near']} near copies" for o in overlaps] or [
         "- no overlap found"
     ]
-    images: list[tuple[str, Path]] = []
-    for entry in lineage.get("stages", []):
-        stage_dir = Path(entry["output"])
-        if not stage_dir.is_dir():  # the run directory moved: the entry names where it was
-            stage_dir = run_dir / stage_dir.name
+    images: dict[str, Path] = {}
+    for entry in stages:
+        stage_dir = resolve_recorded(str(entry["output"]), run_dir)
         record_path = stage_dir / "stage.json"
         record = read_json_record(record_path, "a finished stage's record") if record_path.is_file() else {}
-        title = f"{entry['stage']} ({entry['kind']}, variant {entry['variant']})"
-        md += ["", f"## {title}", "", *_stage_lines(entry, record)]
-        chart = _plot_stage(stage_dir.name, _events(stage_dir), out)
+        # stage.json keeps the absolute paths of where the stage ran: its own output_dir says where.
+        stage_roots = [*roots, *recorded_run_dirs([str(record.get("output_dir", ""))])]
+        md += ["", f"## {entry['stage']} ({entry['kind']}, variant {entry['variant']})", "", *_stage_lines(entry, record, stage_roots)]
+        events = _events(stage_dir)
+        chart = plot_stage(plt, stage_dir.name, events, out) if plt is not None else None
         if chart is not None:
+            md += [f"- chart: {note}" for note in stage_notes(events)]
             md += ["", f"![{stage_dir.name}]({chart.name})"]
-            images.append((title, chart))
+            images[chart.name] = chart
     ablation_md = run_dir / "ablation.md"
     if ablation_md.is_file():
         md += ["", "## Ablation", "", ablation_md.read_text(encoding="utf-8").strip()]
@@ -152,48 +130,25 @@ def build_report(run_dir: Path) -> Path:
         if chart.is_file():
             (out / "ablation.png").write_bytes(chart.read_bytes())
             md += ["", "![ablation](ablation.png)"]
-            images.append(("Ablation", out / "ablation.png"))
+            images["ablation.png"] = out / "ablation.png"
     text = "\n".join(md) + "\n"
     write_text_atomic(out / "report.md", text)
-    write_text_atomic(out / "report.html", _html(text, {p.name: p for _, p in images}))
-    log.info("report written", path=str(out / "report.md"), charts=len(images))
+    page = out / "report.html"
+    if renderer is not None:
+        write_text_atomic(page, render_html(renderer, text, images, title=f"Run report: {run_dir.name}"))
+    else:
+        page.unlink(missing_ok=True)  # a page from an earlier report would no longer match report.md
+    if missing:
+        log.warning("report incomplete", left_out=missing, fix=PLOT_HINT)
+    log.info("report written", path=str(out / "report.md"), html=renderer is not None, charts=len(images))
     return out / "report.md"
 
 
-def _html(markdown: str, images: Mapping[str, Path]) -> str:
-    """A plain rendering of the markdown above, with the charts inlined as data URIs."""
-    body: list[str] = []
-    table: list[str] = []
-
-    def flush_table() -> None:
-        if table:
-            rows = [r for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
-            cells = [[html.escape(c.strip()) for c in r.strip().strip("|").split("|")] for r in rows]
-            head, *rest = cells
-            body.append(
-                "<table><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr>"
-                + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rest)
-                + "</table>"
-            )
-            table.clear()
-
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush_table()
-        if line.startswith("!["):
-            name = line[line.index("(") + 1 : -1]
-            data = base64.b64encode(images[name].read_bytes()).decode() if name in images else ""
-            body.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
-        elif line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.startswith("- "):
-            body.append(f"<li>{html.escape(line[2:])}</li>")
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    flush_table()
-    style = "body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}"
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>Run report</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+def _missing_extras(plt: Any, renderer: Any) -> str:
+    """What the report leaves out for want of the ``plot`` extra, in words ("" when nothing)."""
+    missing = []
+    if plt is None:
+        missing.append("the loss and learning-rate charts (matplotlib is not installed)")
+    if renderer is None:
+        missing.append("report.html (markdown-it-py is not installed)")
+    return " and ".join(missing)
