@@ -302,3 +302,46 @@ def test_log_lines_of_a_multi_process_run_name_their_rank(monkeypatch, capsys):
         structlog.reset_defaults()
     single, second = (json.loads(line) for line in capsys.readouterr().err.splitlines()[-2:])
     assert "rank" not in single and second["rank"] == 1 and second["event"] == "second rank"
+
+
+# -- one way to name the config, each problem said once, quiet library bars -------------------------
+
+
+@pytest.mark.parametrize("command", ["run", "dapt", "tapt", "finetune", "ablate", "plan", "validate"])
+def test_every_config_command_takes_config_as_argument_and_as_option(tmp_path, tiny_corpus, capsys, command):
+    path = _write(tmp_path, tiny_pipeline_config(tiny_corpus))
+    other = _write(tmp_path, tiny_pipeline_config(tiny_corpus), name="other.yaml")
+    for argv in ([command, str(path)], [command, "--config", str(path)]):
+        # A bad override stops every command once it has read the config: proof it was found.
+        lines = _user_error(capsys, [*argv, "seed=[1]"])
+        assert lines == [f"error: {path}: seed: got [1]; expected an integer (set by the override seed=[1])"], (argv, lines)
+    lines = _user_error(capsys, [command, "--config", str(path), str(path), "seed=[1]"])  # the same file twice: fine
+    assert lines == [f"error: {path}: seed: got [1]; expected an integer (set by the override seed=[1])"]
+    assert main([command, str(other), "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"two configs, {other} and --config {path}: give the config once" in err and "Traceback" not in err
+
+
+def test_plan_strict_says_each_problem_once(tmp_path, tiny_corpus, capsys):
+    path = _write(tmp_path, _mlm_only(tiny_corpus))
+    assert main(["-q", "plan", str(path), "--strict", "stages.0.training.max_steps=1"]) == 2
+    captured = capsys.readouterr()
+    said = (captured.out + captured.err).count("the learning rate is 0 at every step")
+    assert said == 1 and captured.err.splitlines()[-1] == f"error: {path}: {_ZERO_LR}"
+    assert "[tapt] (mlm)" in captured.out  # the plan itself is still shown
+
+
+def test_library_progress_bars_need_verbose_on_a_terminal_too(monkeypatch):
+    import datasets  # noqa: F401 - its bars module, datasets.utils.tqdm, is shadowed by the class
+
+    from sec_cybert.cli import configure_logging
+
+    dataset_bars = sys.modules["datasets.utils.tqdm"]
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    for verbosity, disabled in ((0, True), (1, False)):
+        monkeypatch.setenv("HF_DATASETS_DISABLE_PROGRESS_BARS", "unset")  # restored after the test
+        monkeypatch.delenv("HF_DATASETS_DISABLE_PROGRESS_BARS")
+        monkeypatch.setattr(dataset_bars, "_hf_datasets_progress_bars_disabled", False)
+        configure_logging(verbosity, "console")
+        assert dataset_bars.are_progress_bars_disabled() is disabled, verbosity
