@@ -118,3 +118,32 @@ def test_a_moved_run_directory_still_names_its_own_parts(tmp_path, relative):
     assert "- input: `base`; output: `dapt`" in text
     assert "- resumed from `dapt/checkpoints/checkpoint-2`" in text
     assert (moved / "report" / "dapt.png").is_file()  # the stage's log was found where it is now
+
+
+def test_a_collapsed_finetune_is_marked_on_the_ablation_chart_and_negative_scores_show(tmp_path, monkeypatch):
+    import types
+
+    import matplotlib.pyplot as plt
+
+    from sec_cybert.ablation import AblationTable
+
+    stage = types.SimpleNamespace(name="finetune", ablation_metrics=lambda: ("specificity_qwk", "category_macro_f1"))
+    variants = [types.SimpleNamespace(name=name, checkpoint="ckpt") for name in ("base", "+DAPT")]
+    qwk = {"base": 0.0, "+DAPT": -0.08}
+    results = {
+        ("finetune", name, 1): types.SimpleNamespace(
+            metrics={"specificity_qwk": qwk[name], "category_macro_f1": 0.4, "evaluated_on": "holdout"},
+            output_dir=Path("out"),
+        )
+        for name in qwk
+    }
+    table = AblationTable.from_results([stage], variants, results, [1])
+    drawn = []
+    monkeypatch.setattr(plt, "close", drawn.append)  # keep the figure to look at
+    assert table.plot(tmp_path / "ablation.png")
+    (axis,) = drawn[0].axes
+    assert axis.get_ylim()[0] < -0.08  # the bar below zero is inside the chart
+    labels = sorted(t.get_text() for t in axis.texts)
+    assert labels == ["collapsed (-0.08)", "collapsed (0.00)"]  # one per bar at or below zero, none for 0.4
+    monkeypatch.undo()
+    plt.close(drawn[0])

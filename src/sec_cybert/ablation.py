@@ -320,6 +320,7 @@ class AblationTable:
             return False
         figure, axis = plt.subplots(figsize=(2 + 1.6 * len(self.columns), 4))
         width = 0.8 / max(1, len(self.rows))
+        lowest = 0.0
         for i, row in enumerate(self.rows):
             means = [row["metrics"].get(c, {}).get("mean", 0.0) for c in self.columns]
             stds = [row["metrics"].get(c, {}).get("std", 0.0) for c in self.columns]
@@ -337,6 +338,18 @@ class AblationTable:
             else:
                 errors = stds if len(self.seeds) > 1 else None
             axis.bar(positions, means, width, yerr=errors, capsize=3, label=label)
+            # A bar of 0 (or below: a QWK worse than chance) has no height to see: mark it at the
+            # baseline, so a collapsed fine-tune shows on the chart instead of a gap.
+            measured = [c in row["metrics"] or bool(i) for c, i in zip(self.columns, intervals, strict=True)]
+            for position, mean, seen in zip(positions, means, measured, strict=True):
+                if seen and mean <= 0:
+                    axis.plot([position], [0], marker="v", color="tab:red", zorder=4)
+                    axis.annotate(
+                        f"collapsed ({mean:.2f})", (position, 0), xytext=(0, 6), textcoords="offset points",
+                        rotation=90, ha="center", va="bottom", fontsize=7, color="tab:red",
+                    )
+            seed_values = [x for c in self.columns for x in row["metrics"].get(c, {}).get("values", [])]
+            lowest = min(lowest, *means, *(i["low"] for i in intervals if i), *seed_values)
             if len(self.seeds) > 1:  # every seed's value, so the spread is seen, not only summarised
                 for c, column in enumerate(self.columns):
                     values = row["metrics"].get(column, {}).get("values", [])
@@ -344,7 +357,8 @@ class AblationTable:
         axis.set_xticks(
             [c + width * (len(self.rows) - 1) / 2 for c in range(len(self.columns))], self.columns
         )
-        axis.set_ylim(0, 1)
+        axis.set_ylim(lowest - 0.05 if lowest < 0 else 0, 1)
+        axis.axhline(0, color="black", linewidth=0.6)
         axis.set_ylabel("score")
         axis.set_title(self.chart_title(), fontsize=10)
         axis.legend()
