@@ -28,6 +28,7 @@ from sec_cybert.corpus.contamination import ContaminationPolicy, ContaminationRe
 from sec_cybert.distributed import is_main_process, wait_for_everyone
 from sec_cybert.errors import ConfigError
 from sec_cybert.files import read_json_record, write_json_atomic
+from sec_cybert.run_paths import recorded_run_dirs, run_relative
 from sec_cybert.stages.context import StageContext, StageResult
 
 log = structlog.get_logger(__name__)
@@ -407,6 +408,9 @@ class Lineage:
         path = run_dir / LINEAGE_FILE
         # Per-stage commands (dapt, then tapt, then finetune) share one lineage file.
         earlier = read_json_record(path, "the run's lineage").get("stages", []) if path.is_file() else []
+        # One written before paths were stored relative to the run directory (maybe elsewhere): relative now too.
+        roots = [run_dir, *recorded_run_dirs([str(s["output"]) for s in earlier])]
+        earlier = [{**s, "input": run_relative(s["input"], *roots), "output": run_relative(s["output"], *roots)} for s in earlier]
         return cls(path=path, header=header, stages=earlier)
 
     def record(self, result: StageResult, *, variant: str) -> None:
@@ -414,8 +418,9 @@ class Lineage:
             "stage": result.stage,
             "kind": result.kind,
             "variant": variant,
-            "input": result.init_from,
-            "output": str(result.output_dir),
+            # Relative to the run directory when inside it: a moved or shared run still names its parts.
+            "input": run_relative(result.init_from, self.path.parent),
+            "output": run_relative(result.output_dir, self.path.parent),
             "config": result.config,
             "metrics": result.metrics,
             "fingerprint": result.fingerprint,
@@ -427,7 +432,7 @@ class Lineage:
         return {
             **self.header,
             "hardware": self.hardware,
-            "base_checkpoint": self.base,
+            "base_checkpoint": run_relative(self.base, self.path.parent),
             "contamination": self.contamination,
             "stages": self.stages,
         }
