@@ -14,12 +14,11 @@ from transformers import ModernBertConfig, ModernBertForMaskedLM
 from sec_cybert.errors import HardwareError
 from sec_cybert.memory import (
     GIB,
-    MicroBatchFit,
     estimate_step_memory,
-    fit_micro_batch,
     largest_fitting_batch,
     measure_step_memory,
 )
+from sec_cybert.stages.autobatch import MicroBatchFit, fit_micro_batch
 
 #: (hidden, layers, heads, intermediate, vocabulary): a tiny shape, and one with four layers
 #: (both layer kinds, global and local) and a vocabulary big enough for the head to matter.

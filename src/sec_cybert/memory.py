@@ -40,8 +40,8 @@ GLU, DeBERTa's relative-position attention).
 On CUDA the allocator and the CUDA context take memory the tensors do not:
 ``overhead`` adds the context and a fraction of the peak for the allocator's fragmentation, so
 ``total`` is what must fit the card while ``peak`` is what ``torch.cuda.max_memory_allocated``
-reports. :func:`fit_micro_batch` finds the micro-batch that fits by real steps, starting from
-the largest the estimate allows (:func:`largest_fitting_batch`).
+reports. :func:`~sec_cybert.stages.autobatch.fit_micro_batch` finds the micro-batch that fits by
+real steps, starting from the largest the estimate allows (:func:`largest_fitting_batch`).
 """
 
 from __future__ import annotations
@@ -55,16 +55,14 @@ import attrs
 import structlog
 from attrs import validators as v
 
-from sec_cybert.errors import ConfigError, HardwareError
+from sec_cybert.errors import ConfigError
 
 log = structlog.get_logger(__name__)
 
 __all__ = [
     "MemoryEstimate",
-    "MicroBatchFit",
     "StepShape",
     "estimate_step_memory",
-    "fit_micro_batch",
     "largest_fitting_batch",
     "measure_step_memory",
 ]
@@ -582,62 +580,6 @@ def memory_fixes(
     if shape.device == "cuda":
         fixes.append("auto_micro_batch: true (finds the largest micro-batch that fits by real steps)")
     return fixes
-
-
-@attrs.frozen
-class MicroBatchFit:
-    """What :func:`fit_micro_batch` chose, and the micro-batches it tried (size, fitted)."""
-
-    micro_batch: int
-    gradient_accumulation_steps: int
-    tried: tuple[tuple[int, bool], ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "per_device_train_batch_size": self.micro_batch,
-            "gradient_accumulation_steps": self.gradient_accumulation_steps,
-            "tried": [{"micro_batch": b, "fits": ok} for b, ok in self.tried],
-        }
-
-
-def fit_micro_batch(
-    try_step: Callable[[int], None],
-    *,
-    effective_batch: int,
-    start: int,
-    release: Callable[[], None] = lambda: None,
-    describe: Callable[[int], str] = lambda b: "",
-) -> MicroBatchFit:
-    """The largest micro-batch, from ``start`` down, for which ``try_step(b)`` (one real forward
-    and backward pass of ``b`` rows) raises no ``torch.OutOfMemoryError``.
-
-    Only divisors of ``effective_batch`` are tried, so ``micro_batch x accumulation`` stays the
-    configured effective batch exactly; after an out-of-memory error the next smaller divisor is
-    tried. ``release()`` runs after every try (free the gradients and the allocator's cache).
-    When even 1 does not fit: :class:`~sec_cybert.errors.HardwareError`, with ``describe(1)``.
-    """
-    import torch
-
-    if effective_batch < 1:
-        raise ConfigError(f"effective batch must be at least 1, got {effective_batch}")
-    candidates = divisors_descending(effective_batch, max(1, start))
-    tried: list[tuple[int, bool]] = []
-    for b in candidates:
-        fits = True
-        try:
-            try_step(b)
-        except torch.OutOfMemoryError:
-            fits = False  # the exception (and the frames holding its tensors) is gone after this block
-        release()
-        tried.append((b, fits))
-        log.info("micro-batch tried", micro_batch=b, fits=fits)
-        if fits:
-            return MicroBatchFit(b, effective_batch // b, tuple(tried))
-    raise HardwareError(
-        f"not even a micro-batch of 1 fits this device ({describe(1) or 'no estimate'}): set "
-        "gradient_checkpointing: true, sparse_prediction: true and bf16: true, or shorten the sequences "
-        "(the chunker's seq_len / max_length)"
-    )
 
 
 # -- measuring ----------------------------------------------------------------------------------

@@ -5,25 +5,29 @@ before it builds the Trainer when a stage's ``training.auto_micro_batch`` is on,
 :func:`out_of_memory_error` when training raises ``torch.OutOfMemoryError``. Both read the
 step's settings off the objects the Trainer is about to use (:func:`run_step_shape`), so the
 estimate (:mod:`sec_cybert.memory`) is of the step that runs.
+
+The search by real steps is accelerate's ``find_executable_batch_size``; ours are its starting
+point (the analytic estimate), the sizes it steps down through (divisors of the effective
+batch) and what is said when not even one row fits.
 """
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 import structlog
 
-from sec_cybert.errors import HardwareError
+from sec_cybert.errors import ConfigError, HardwareError
 from sec_cybert.memory import (
     CUDA_CONTEXT_BYTES,
     GIB,
     MemoryEstimate,
-    MicroBatchFit,
     StepShape,
+    divisors_descending,
     estimate_for_shape,
-    fit_micro_batch,
     largest_fitting_batch,
 )
 
@@ -32,6 +36,77 @@ log = structlog.get_logger(__name__)
 #: Rows looked at for the longest one: the trial batch repeats it, so it is the worst case of
 #: a padded corpus without reading all of a large one.
 SAMPLED_ROWS = 1024
+
+
+@attrs.frozen
+class MicroBatchFit:
+    """What :func:`fit_micro_batch` chose, and the micro-batches it tried (size, fitted)."""
+
+    micro_batch: int
+    gradient_accumulation_steps: int
+    tried: tuple[tuple[int, bool], ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "per_device_train_batch_size": self.micro_batch,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "tried": [{"micro_batch": b, "fits": ok} for b, ok in self.tried],
+        }
+
+
+def fit_micro_batch(
+    try_step: Callable[[int], None],
+    *,
+    effective_batch: int,
+    start: int,
+    release: Callable[[], None] = lambda: None,
+    describe: Callable[[int], str] = lambda b: "",
+) -> MicroBatchFit:
+    """The largest micro-batch, from ``start`` down, for which ``try_step(b)`` (one real forward
+    and backward pass of ``b`` rows) raises no out-of-memory error.
+
+    accelerate's ``find_executable_batch_size`` runs the tries and tells an out-of-memory error
+    from any other (which is raised as it is). Only divisors of ``effective_batch`` are tried, so
+    ``micro_batch x accumulation`` stays the configured effective batch exactly; after an
+    out-of-memory error the next smaller divisor is tried. ``release()`` runs once after every
+    try (free the gradients and the allocator's cache). When even 1 does not fit:
+    :class:`~sec_cybert.errors.HardwareError`, with ``describe(1)``.
+    """
+    from accelerate.utils import find_executable_batch_size
+
+    if effective_batch < 1:
+        raise ConfigError(f"effective batch must be at least 1, got {effective_batch}")
+    candidates = divisors_descending(effective_batch, max(1, start))
+    tried: list[tuple[int, bool]] = []
+
+    def smaller() -> int:
+        # Called while the failed try's exception (and the frames holding its tensors) is still
+        # alive: its memory is released at the start of the next try, when they are gone.
+        failed = candidates[len(tried)]
+        tried.append((failed, False))
+        log.info("micro-batch tried", micro_batch=failed, fits=False)
+        if len(tried) == len(candidates):
+            release()
+            raise HardwareError(
+                f"not even a micro-batch of 1 fits this device ({describe(1) or 'no estimate'}): set "
+                "gradient_checkpointing: true, sparse_prediction: true and bf16: true, or shorten the "
+                "sequences (the chunker's seq_len / max_length)"
+            )
+        return candidates[len(tried)]
+
+    def attempt(batch_size: int) -> int:
+        if tried:
+            release()  # what the failed try before this one held
+        try_step(batch_size)
+        return batch_size
+
+    fitted = find_executable_batch_size(
+        attempt, starting_batch_size=candidates[0], reduce_batch_size_fn=smaller
+    )()
+    release()
+    tried.append((fitted, True))
+    log.info("micro-batch tried", micro_batch=fitted, fits=True)
+    return MicroBatchFit(fitted, effective_batch // fitted, tuple(tried))
 
 
 def model_config(model: Any) -> Any:
