@@ -74,6 +74,7 @@ class FakeRun:
     def __init__(self, **kwargs):
         self.kwargs, self.summary, self.logged, self.exit_code, self.artifacts = kwargs, {}, [], None, []
         self.config = FakeConfig(kwargs.get("config") or {})
+        self.settings, self.url = types.SimpleNamespace(mode="online"), "https://wandb.test/run"
 
     def log(self, data, step=None):
         self.logged.append((step, data))

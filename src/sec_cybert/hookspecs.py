@@ -256,7 +256,7 @@ def stage_run(stage: Any, context: StageContext) -> StageOutcome | None:
 def on_train_event(
     event: str, stage_name: str, step: int, metrics: Mapping[str, float], context: StageContext
 ) -> None:
-    """Observe training: ``event`` is ``"log"``, ``"evaluate"`` or ``"checkpoint"``.
+    """Observe training: ``event`` is ``"log"``, ``"evaluate"``, ``"checkpoint"`` or ``"collapsed"``.
 
     Called on the main process only, at the Trainer's logging, evaluation and save points;
     ``step`` is the optimizer step. ``metrics`` holds what the Trainer reported (``loss``,
@@ -266,8 +266,10 @@ def on_train_event(
     ``real_tokens_per_second`` (non-padding), ``padding_efficiency`` (their ratio) and, on a GPU
     whose peak is known, ``mfu`` (model FLOPs utilisation, formula in ``sec_cybert.flops``); and,
     in MLM stages, ``eval_perplexity`` (e^eval_loss) when the log holds an ``eval_loss``.
-    ``"checkpoint"`` events carry ``{"step": step}``. ``context`` is the stage's
-    ``StageContext``: its ``variant`` (``base``, ``+DAPT`` ...), ``tag``, ``seed``, ``run_dir``
-    and ``output_dir`` tell the fine-tunes of an ablation apart. Trackers get the same events
+    ``"checkpoint"`` events carry ``{"step": step}``. A ``"collapsed"`` event comes once, after a
+    fine-tune whose final predictions all fell in one class, with ``{"<head>_collapsed": 1.0}``
+    for each such head (the class is in its ``<head>_collapsed_to`` metric and the warning line).
+    ``context`` is the stage's ``StageContext``: its ``variant`` (``base``, ``+DAPT`` ...),
+    ``tag``, ``seed``, ``run_dir`` and ``output_dir`` tell the fine-tunes of an ablation apart. Trackers get the same events
     through their ``log`` method. Must not raise: an exception here stops training.
     """

@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 import structlog
 
+from sec_cybert.collapse import warn_if_collapsed
 from sec_cybert.distributed import is_main_process, wait_for_everyone
 from sec_cybert.errors import ConfigError, PluginError
 from sec_cybert.files import read_json_record, write_json_atomic
@@ -313,6 +314,7 @@ def run_stage(
         if is_main_process():
             result.save()
             _write_card(result, context.seed)
+            warn_if_collapsed(stage.name, result.metrics, context)  # while its tracker run is open
         wait_for_everyone()
     finally:
         if is_main_process():

@@ -10,7 +10,8 @@ What a run holds:
   excluded) and fingerprint;
 * curves: every training event (loss, learning rate, grad norm, tokens/s, eval loss and
   perplexity);
-* summary: the final metrics, eval and holdout alike;
+* summary: the final metrics, eval and holdout alike, and ``<head>_collapsed_to`` (the one class
+  a head predicted for everything, when that happened: also a ``collapsed`` event);
 * with ``log_checkpoints: true``, the stage's output directory as a ``model`` artifact.
 
 After the pipeline, an ``lineage`` run keeps ``lineage.json`` as an artifact; after an ablation,
@@ -29,6 +30,7 @@ from typing import Any
 import attrs
 import structlog
 
+from sec_cybert.collapse import collapsed_heads
 from sec_cybert.errors import OptionalDependencyError
 from sec_cybert.hookspecs import hookimpl
 
@@ -73,8 +75,7 @@ class WandbTracker:
         return f"{Path(run_dir).name}-{digest}"
 
     def _init(self, run_dir: Path, name: str, job_type: str, config: Mapping[str, Any]) -> Any:
-        wandb = _wandb()
-        run = wandb.init(
+        run = _wandb().init(
             project=self.project,
             entity=self.entity,
             group=self._group(run_dir),
@@ -86,7 +87,7 @@ class WandbTracker:
             reinit="finish_previous",
             # W&B's banners and run summaries (about 7 lines a run) would break our log lines and
             # JSON; its console capture would rewrap our streams. Where the run is, we say below.
-            settings=wandb.Settings(silent=True, console="off"),
+            settings={"silent": True, "console": "off"},
         )
         mode = run.settings.mode
         if mode == "offline":
@@ -112,6 +113,8 @@ class WandbTracker:
             return
         if result is not None:
             self._run.summary.update(_numbers(result.metrics))
+            # The class a collapsed head predicted for everything (the "collapsed" event said when).
+            self._run.summary.update({f"{head}_collapsed_to": label for head, label in collapsed_heads(result.metrics).items()})
             self._run.config.update(
                 {"report": dict(result.report), "fingerprint": result.fingerprint}, allow_val_change=True
             )
