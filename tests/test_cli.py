@@ -345,3 +345,14 @@ def test_library_progress_bars_need_verbose_on_a_terminal_too(monkeypatch):
         monkeypatch.setattr(dataset_bars, "_hf_datasets_progress_bars_disabled", False)
         configure_logging(verbosity, "console")
         assert dataset_bars.are_progress_bars_disabled() is disabled, verbosity
+
+
+def test_each_evaluation_of_an_mlm_stage_is_one_line(tmp_path, tiny_corpus, capsys, monkeypatch):
+    monkeypatch.setenv("SEC_CYBERT_PROGRESS", "off")
+    path = _write(tmp_path, _mlm_only(tiny_corpus))  # 3 steps, evaluated at its save points, 2 and 3
+    assert main(["--log-format", "json", "run", str(path), "--out", str(tmp_path / "run")]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    evaluations = [e for e in events if e["event"] == "train" and "eval_loss" in e]
+    assert [e["step"] for e in evaluations] == ["2/3", "3/3"]
+    recorded = json.loads((tmp_path / "run" / "tapt" / "stage.json").read_text())["metrics"]["eval_loss"]
+    assert recorded == pytest.approx(evaluations[-1]["eval_loss"])  # the final metric is that evaluation

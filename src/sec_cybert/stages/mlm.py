@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
+def _eval_loss_at(log_history: list[dict[str, Any]], step: int) -> float | None:
+    """The eval loss the Trainer logged at ``step``, if its last evaluation was there."""
+    evaluations = [entry for entry in log_history if "eval_loss" in entry]
+    if evaluations and evaluations[-1].get("step") == step:
+        return float(evaluations[-1]["eval_loss"])
+    return None
+
+
 def _stage_name(instance, attribute, value: str) -> None:
     if not value or not value.replace("-", "").replace("_", "").isalnum():
         raise ValueError(
@@ -339,7 +347,11 @@ class MLMStage:
             "global_step": train_output.global_step,
         }
         if validation_blocks is not None:
-            eval_loss = trainer.evaluate()["eval_loss"]
+            # The Trainer evaluated these very weights at the last step already (when a
+            # save/eval point fell there): evaluating again would say the same line twice.
+            eval_loss = _eval_loss_at(trainer.state.log_history, train_output.global_step)
+            if eval_loss is None:
+                eval_loss = trainer.evaluate()["eval_loss"]
             metrics.update(eval_loss=eval_loss, eval_perplexity=perplexity(eval_loss))
         trainer.save_model(str(out))
         if is_main_process():
