@@ -12,9 +12,11 @@ from random import Random
 import attrs
 import pytest
 
-from sec_cybert import demo_corpus as dc
-from sec_cybert.demo_corpus import PARAGRAPH_WORDS, DemoCorpus, DemoSize, write_demo_corpus
 from sec_cybert.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
+from sec_cybert.testing import demo_corpus as dc
+from sec_cybert.testing import demo_text
+from sec_cybert.testing.demo_corpus import PARAGRAPH_WORDS, DemoCorpus, DemoSize, write_demo_corpus
+from sec_cybert.testing.demo_filings import make_filings
 
 CELLS = {(c, s) for c in CATEGORIES for s in SPECIFICITY_LEVELS}
 METADATA_FIELDS = {"cik", "company", "form", "fiscal_year", "filing_date", "accession"}
@@ -88,6 +90,68 @@ def test_seed_changes_the_corpus(tmp_path: Path) -> None:
     b = write_demo_corpus(tmp_path / "b", seed=1, size=SMALL)
     assert a.train_file.read_bytes() != b.train_file.read_bytes()
     assert file_bytes(a.dapt_dir) != file_bytes(b.dapt_dir)
+
+
+# -- the shipped copy --------------------------------------------------------------------------
+
+
+def test_the_shipped_corpus_is_what_the_generator_writes(corpus: DemoCorpus) -> None:
+    from sec_cybert.demo_data import shipped_files
+
+    assert shipped_files() == file_bytes(corpus.root), (
+        "src/sec_cybert/data/demo/corpus differs from what the generator writes: "
+        "run `python -m sec_cybert.testing.demo_corpus` and commit both"
+    )
+
+
+def test_unpacking_gives_the_generated_corpus_and_drops_stale_shards(tmp_path: Path, corpus: DemoCorpus) -> None:
+    from sec_cybert.demo_data import unpack_demo_corpus
+
+    out = tmp_path / "data"
+    (out / "dapt").mkdir(parents=True)
+    (out / "dapt" / "shard-00009.jsonl").write_text("{}\n")  # left by an older, larger corpus
+    unpacked = unpack_demo_corpus(out)
+    assert file_bytes(out) == file_bytes(corpus.root)
+    paths = {"root", "dapt_dir", "paragraphs_file", "train_file", "eval_file", "holdout_file"}
+    assert {k: v for k, v in unpacked.as_dict().items() if k not in paths} == {
+        k: v for k, v in corpus.as_dict().items() if k not in paths
+    }
+    assert unpacked.dapt_shards == [out / "dapt" / f"shard-0000{i}.jsonl" for i in range(3)]
+
+
+def test_writing_the_shipped_copy_is_deterministic(tmp_path: Path, corpus: DemoCorpus) -> None:
+    import gzip
+
+    first = file_bytes(dc.write_shipped_copy(tmp_path / "a"))
+    assert first == file_bytes(dc.write_shipped_copy(tmp_path / "b"))
+    assert {name.removesuffix(".gz"): gzip.decompress(data) for name, data in first.items()} == file_bytes(
+        corpus.root
+    )
+
+
+def test_the_demo_unpacks_the_shipped_corpus_instead_of_generating_it(tmp_path: Path, monkeypatch) -> None:
+    import yaml
+
+    from sec_cybert.demo import write_demo_config
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("sec-cybert demo ran the generator")
+
+    monkeypatch.setattr(dc, "write_demo_corpus", refuse)
+    config = yaml.safe_load(write_demo_config(tmp_path / "out").read_text())
+    labeled = tmp_path.resolve() / "out" / "data" / "labeled"
+    assert (labeled / "train.jsonl").read_bytes().count(b"\n") == 560
+    assert str(labeled / "holdout.jsonl") in yaml.safe_dump(config)
+
+
+def test_the_old_module_name_still_imports_with_a_deprecation_warning(monkeypatch) -> None:
+    import importlib
+    import sys
+
+    monkeypatch.delitem(sys.modules, "sec_cybert.demo_corpus", raising=False)
+    with pytest.warns(DeprecationWarning, match="sec_cybert.testing.demo_corpus"):
+        old = importlib.import_module("sec_cybert.demo_corpus")
+    assert old.write_demo_corpus is write_demo_corpus and old.DemoSize is DemoSize
 
 
 # -- sizes and layout -------------------------------------------------------------------------
@@ -249,7 +313,7 @@ def slots_of(template: str) -> set[str]:
 
 
 def test_each_level_uses_only_the_slots_its_definition_allows() -> None:
-    item1c = dc._templates().item1c
+    item1c = demo_text.templates().item1c
     for category in CATEGORIES:
         generic, sector, firm, quantified = (item1c[category][level] for level in SPECIFICITY_LEVELS)
         for template in generic:
@@ -266,15 +330,15 @@ def test_each_level_uses_only_the_slots_its_definition_allows() -> None:
 
 def test_every_template_renders() -> None:
     rng = Random(0)
-    filing = dc._filings(rng, 1)[0]
-    spec = dc._templates().filing
-    templates = [t for cells in dc._templates().item1c.values() for cell in cells.values() for t in cell]
+    filing = make_filings(rng, 1)[0]
+    spec = demo_text.templates().filing
+    templates = [t for cells in demo_text.templates().item1c.values() for cell in cells.values() for t in cell]
     templates += [*spec["cover"], spec["item1a"]["intro"], *spec["item7"]["extra"]]
     templates += [part for rf in spec["item1a"]["risk_factors"] for part in (rf["heading"], rf["body"])]
     for key in ("item1", "item2", "item3", "item5", "item7", "item7a"):
         templates += spec[key]["paragraphs"]
     for template in templates:
-        text = dc._render(template, rng, dc._Slots(rng, filing.context))
+        text = demo_text.render(template, rng, demo_text.Slots(rng, filing.context))
         assert not re.search(r"[\[\]{}]", text), text
 
 

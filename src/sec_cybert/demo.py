@@ -1,6 +1,7 @@
 """``sec-cybert demo``: the whole chain on the embedded corpus, offline, on a CPU.
 
-Writes the synthetic corpus under ``OUT/data``, a real pipeline config ``OUT/demo.yaml``
+Unpacks the synthetic corpus shipped with the package (:mod:`sec_cybert.demo_data`) under
+``OUT/data``, writes a real pipeline config ``OUT/demo.yaml``
 (edit it and re-run with ``sec-cybert run OUT/demo.yaml --ablate``), then runs DAPT, TAPT and
 the fine-tune of base, +DAPT and +DAPT+TAPT into ``OUT``.
 """
@@ -20,10 +21,10 @@ DEMO_TEMPLATE = "pipeline/demo.yaml"
 
 def write_demo_config(out: Path, *, seed: int = 42) -> Path:
     """Write the demo corpus and ``out/demo.yaml`` pointing at it; return the config's path."""
-    from sec_cybert.demo_corpus import write_demo_corpus
+    from sec_cybert.demo_data import unpack_demo_corpus
 
     out = Path(out).resolve()
-    corpus = write_demo_corpus(out / "data", seed=0)
+    corpus = unpack_demo_corpus(out / "data")
     template = Template(
         resources.files("sec_cybert.configs").joinpath(DEMO_TEMPLATE).read_text(encoding="utf-8")
     )
