@@ -109,3 +109,39 @@ def test_library_prints_and_warnings_become_log_events_while_a_command_works(cap
     assert events[1]["event"] == "bar 2/2" and events[1]["stream"] == "stderr"
     assert events[2]["level"] == "warning" and "a library's warning" in events[2]["event"]
     assert events[2]["logger"] == "py.warnings"
+
+
+class _UnpicklableMasker:
+    """Stands for a masker class datasets cannot pickle (one defined in a script's __main__:
+    dill warned with a PicklingWarning on every run and the set got a random fingerprint)."""
+
+    needs_word_ids = False
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("cannot pickle this masker")
+
+    def __repr__(self):
+        return "_UnpicklableMasker()"
+
+    def mask(self, input_ids, special_tokens_mask, *, mask_token_id, vocab_size, word_ids=None, generator=None):
+        return input_ids, input_ids.clone()
+
+
+def test_premasking_names_its_set_without_pickling_the_masker(caplog):
+    import datasets
+
+    from sec_cybert.collator import premask
+    from sec_cybert.encoders import train_bpe_tokenizer
+    from sec_cybert.masking import TokenMasker
+
+    tokenizer = train_bpe_tokenizer(["the audit committee oversees cyber risk"] * 30, vocab_size=280)
+    rows = datasets.Dataset.from_dict({"input_ids": [[1, 7, 8, 9, 2], [1, 7, 2]]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a PicklingWarning (or any other) fails the test
+        first = premask(rows, tokenizer, _UnpicklableMasker(), seed=3)
+        again = premask(rows, tokenizer, _UnpicklableMasker(), seed=3)
+    assert "couldn't be hashed" not in caplog.text
+    assert first._fingerprint == again._fingerprint  # the same set, the same name: a cache can find it
+    assert premask(rows, tokenizer, _UnpicklableMasker(), seed=4)._fingerprint != first._fingerprint
+    token = premask(rows, tokenizer, TokenMasker(probability=0.3), seed=3)._fingerprint
+    assert token != premask(rows, tokenizer, TokenMasker(probability=0.4), seed=3)._fingerprint

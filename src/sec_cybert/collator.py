@@ -276,4 +276,14 @@ def premask(
             masked["position_ids"] = batch["position_ids"]
         return masked
 
-    return dataset.map(mask_batch, batched=True, batch_size=batch_size, remove_columns=dataset.column_names)
+    # Named by what decides the masked set, not by pickling mask_batch: datasets would dill the
+    # masker, and a masker class defined in a script (__main__) cannot be pickled by reference:
+    # a PicklingWarning on every run, and a random name no cache could find again.
+    decided_by = [
+        dataset._fingerprint, type(masker).__module__, type(masker).__qualname__, repr(masker), seed, batch_size,
+        tokenizer.name_or_path, len(tokenizer), tokenizer.mask_token_id, tokenizer.all_special_ids,
+    ]
+    fingerprint = hashlib.sha256(repr(decided_by).encode()).hexdigest()[:16]
+    return dataset.map(
+        mask_batch, batched=True, batch_size=batch_size, remove_columns=dataset.column_names, new_fingerprint=fingerprint
+    )
