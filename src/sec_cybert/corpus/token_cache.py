@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 #: Bump when what ``tokenize`` writes, or how an entry is laid out, changes: older entries then miss.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: of exact copies, the newest (then lowest id) is kept, not the first read
 #: The columns of the documents dataset the key hashes: all of them.
 DOCUMENT_COLUMNS = COLUMNS
 DATA = "data.arrow"

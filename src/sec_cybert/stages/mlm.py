@@ -221,7 +221,7 @@ class MLMStage:
         keeps (without the text), and the counts the stage report takes from it."""
         from sec_cybert.corpus.dataset import text_batch_size
         from sec_cybert.corpus.dedup import duplicate_clusters
-        from sec_cybert.corpus.select import iter_column
+        from sec_cybert.corpus.select import iter_column, selection_order
 
         # A blank text tokenizes to special tokens only: nothing to mask, a loss of 0 or NaN. The
         # blank ones are found in the pass that finds the copies, and both are left out in one
@@ -257,7 +257,13 @@ class MLMStage:
         documents = documents.add_column("cluster", cluster)
         dropped = 0
         if dedup.drop and clusters.count < len(rows):
-            rows = [rows[i] for i in clusters.first_of_each()]
+            # Of copies, keep the one the selection reaches first (newest, then by id), so the
+            # order of the shards cannot decide which filing's copy trains.
+            dates, ids = (list(iter_column(documents, column)) for column in ("filing_date", "id"))
+            kept: dict[int, int] = {}
+            for i in selection_order([dates[row] for row in rows], [ids[row] for row in rows]):
+                kept.setdefault(clusters.ids[i], i)
+            rows = [rows[i] for i in sorted(kept.values())]
             dropped = len(clusters.ids) - clusters.count
         if len(rows) < len(documents):
             documents = documents.select(rows)
