@@ -29,6 +29,7 @@ import yaml
 from attrs import validators as v
 
 from sec_cybert import hookimpl, load_run_config
+from sec_cybert.log_setup import configure_logging
 from sec_cybert.plugins import load_entry_point_plugins, new_plugin_manager
 
 IGNORE_INDEX = -100  # labels the MLM loss skips
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hardware", default="auto")
     parser.add_argument("--fast", action="store_true", help="3 optimizer steps (a smoke test)")
     args = parser.parse_args(argv)
+    configure_logging()  # log lines on stderr, as the CLI writes them: stdout is for what this script prints
     out = args.out.resolve()
 
     # The contract the host relies on, checked the way sec_cybert checks its own maskers.
@@ -107,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     load_entry_point_plugins(pm)
     pm.register(SpanMaskPlugin(), name="spanmask")
 
-    from sec_cybert.demo_corpus import write_demo_corpus
+    from sec_cybert.demo_data import unpack_demo_corpus
 
-    paragraphs = write_demo_corpus(out / "data", seed=0).paragraphs_file
+    paragraphs = unpack_demo_corpus(out / "data").paragraphs_file
     steps = 3 if args.fast else 40
     text = CONFIG.format(hardware=args.hardware, paragraphs=paragraphs, steps=steps, save_steps=max(1, steps // 2))
     config_path = out / "span.yaml"

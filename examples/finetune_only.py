@@ -30,6 +30,7 @@ import argparse
 from pathlib import Path
 
 from sec_cybert import Pipeline, stages
+from sec_cybert.log_setup import configure_logging
 from sec_cybert.stages import Training
 
 
@@ -43,13 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hardware", default="auto")
     parser.add_argument("--fast", action="store_true", help="3 optimizer steps (a smoke test)")
     args = parser.parse_args(argv)
+    configure_logging()  # log lines on stderr, as the CLI writes them: stdout is for what this script prints
     out = args.out.resolve()
 
     train, eval_file, holdout = args.train, args.eval, args.holdout
     if train is None:
-        from sec_cybert.demo_corpus import write_demo_corpus
+        from sec_cybert.demo_data import unpack_demo_corpus
 
-        data = write_demo_corpus(out / "data", seed=0)
+        data = unpack_demo_corpus(out / "data")
         train, eval_file, holdout = data.train_file, data.eval_file, data.holdout_file
 
     finetune = stages.FineTune.sec_cybert(

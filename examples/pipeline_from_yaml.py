@@ -26,6 +26,7 @@ import yaml
 from sec_cybert import load_run_config
 from sec_cybert.config import load_yaml
 from sec_cybert.demo import write_demo_config
+from sec_cybert.log_setup import configure_logging
 
 FAST_STEPS = 3
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast", action="store_true", help=f"{FAST_STEPS} optimizer steps per stage (a smoke test)")
     parser.add_argument("--hardware", default="auto", help="hardware profile: auto, cpu, cuda, rtx3090 ...")
     args = parser.parse_args(argv)
+    configure_logging()  # log lines on stderr, as the CLI writes them: stdout is for what this script prints
     out = args.out.resolve()
 
     # The demo corpus under OUT/data and its pipeline config, OUT/demo.yaml (output_dir: OUT).

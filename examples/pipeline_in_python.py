@@ -23,7 +23,8 @@ from pathlib import Path
 
 from sec_cybert import Pipeline, corpus, stages
 from sec_cybert.chunking import ConcatChunker, ParagraphChunker
-from sec_cybert.demo_corpus import write_demo_corpus
+from sec_cybert.demo_data import unpack_demo_corpus
+from sec_cybert.log_setup import configure_logging
 from sec_cybert.stages import Training
 
 
@@ -34,9 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", default="tiny-modernbert", help="registered encoder, local directory or hub id")
     parser.add_argument("--hardware", default="auto")
     args = parser.parse_args(argv)
+    configure_logging()  # log lines on stderr, as the CLI writes them: stdout is for what this script prints
     out = args.out.resolve()
 
-    data = write_demo_corpus(out / "data", seed=0)  # synthetic filings, paragraphs and labels
+    data = unpack_demo_corpus(out / "data")  # synthetic filings, paragraphs and labels
 
     steps = 3 if args.fast else 30
     mlm_training = Training(

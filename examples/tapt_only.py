@@ -27,6 +27,7 @@ from pathlib import Path
 
 from sec_cybert import Pipeline, corpus, stages
 from sec_cybert.chunking import ParagraphChunker
+from sec_cybert.log_setup import configure_logging
 from sec_cybert.stages import Training
 
 
@@ -39,13 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps (0: the reference's 5 epochs)")
     parser.add_argument("--fast", action="store_true", help="3 optimizer steps (a smoke test)")
     args = parser.parse_args(argv)
+    configure_logging()  # log lines on stderr, as the CLI writes them: stdout is for what this script prints
     out = args.out.resolve()
 
     paragraphs = args.paragraphs
     if paragraphs is None:
-        from sec_cybert.demo_corpus import write_demo_corpus
+        from sec_cybert.demo_data import unpack_demo_corpus
 
-        paragraphs = write_demo_corpus(out / "data", seed=0).paragraphs_file
+        paragraphs = unpack_demo_corpus(out / "data").paragraphs_file
 
     steps = 3 if args.fast else args.steps
     tapt = stages.MLM.tapt(

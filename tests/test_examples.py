@@ -69,5 +69,11 @@ def test_example_runs_fast(script, tmp_path):
     missing = [f for f in files if not (out / f).exists()]
     assert not missing, f"{script.name} did not write {missing}"
     assert line in done.stdout, f"{script.name} did not print {line!r}:\n{done.stdout}"
+    # Log lines go to stderr, in the CLI's format; stdout holds what the script prints, and no
+    # library warns (a masker class in __main__ once made dill warn on every run).
+    logged = [text for text in done.stdout.splitlines() if "[info     ]" in text or "[warning  ]" in text]
+    assert not logged, f"{script.name} logged on stdout:\n" + "\n".join(logged[:5])
+    assert "[info     ] stage " in done.stderr, done.stderr[-2000:]
+    assert "Warning" not in done.stderr, done.stderr[-4000:]
     if (out / "lineage.json").is_file():
         json.loads((out / "lineage.json").read_text(encoding="utf-8"))
