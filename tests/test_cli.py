@@ -356,3 +356,22 @@ def test_each_evaluation_of_an_mlm_stage_is_one_line(tmp_path, tiny_corpus, caps
     assert [e["step"] for e in evaluations] == ["2/3", "3/3"]
     recorded = json.loads((tmp_path / "run" / "tapt" / "stage.json").read_text())["metrics"]["eval_loss"]
     assert recorded == pytest.approx(evaluations[-1]["eval_loss"])  # the final metric is that evaluation
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    import click
+
+    from sec_cybert.cli import _add_plugin_commands, cli
+
+    _add_plugin_commands()  # the corpus group comes in through the plugin hook
+
+    def silent(command, path):
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from silent(sub, f"{path} {name}")
+            return
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden and not param.help:
+                yield f"{path} {param.opts[0]}"
+
+    assert list(silent(cli, "sec-cybert")) == []

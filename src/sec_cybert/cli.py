@@ -382,7 +382,7 @@ def plan(
     show_default=True,
     help="Jaccard similarity at which two paragraphs are near-duplicates (kept in one split).",
 )
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the shuffle that assigns units to splits.")
 @click.option("--skip-bad-records", is_flag=True, help="Count and skip unreadable lines instead of stopping.")
 @click.option("--overwrite", is_flag=True, help="Replace split files already in --out.")
 def split(labeled, out, by, fractions, stratify, threshold, seed, skip_bad_records, overwrite) -> None:
@@ -494,7 +494,7 @@ def plugins(as_json: bool) -> None:
     help="Directory for data, checkpoints and tables.",
 )
 @_hardware_option
-@click.option("--seed", default=42, show_default=True)
+@click.option("--seed", default=42, show_default=True, help="Seed of the run; the ablation fine-tunes with it and the next two.")
 def demo(out: Path, hardware: str | None, seed: int) -> None:
     """DAPT -> TAPT -> fine-tune and the ablation, on the embedded corpus with a tiny model (CPU, no downloads)."""
     from sec_cybert.demo import run_demo

@@ -39,8 +39,14 @@ def corpus() -> None:
     "--cache", type=click.Path(path_type=Path), required=True, help="Directory for the downloaded HTML."
 )
 @click.option("--rate", type=float, default=10.0, show_default=True, help="Requests per second (at most 10).")
-@click.option("--threads", type=int, default=4, show_default=True)
-@click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--threads", type=int, default=4, show_default=True, help="Downloads at once (--rate still caps them all).")
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Retries of a failed request, with growing waits.",
+)
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per read.")
 @click.option(
     "--deadline",
@@ -123,7 +129,7 @@ def fetch_command(
 @click.option(
     "--min-chars", type=int, default=10_000, show_default=True, help="Drop shorter cleaned documents."
 )
-@click.option("--docs-per-shard", type=int, default=1000, show_default=True)
+@click.option("--docs-per-shard", type=int, default=1000, show_default=True, help="Documents per shard-*.jsonl file.")
 @click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
 @click.option("--overwrite", is_flag=True, help="Replace shards already in --out.")
 def build_command(html_dir, out_dir, min_chars, docs_per_shard, workers, overwrite) -> None:
@@ -185,7 +191,9 @@ def item1c_command(html_dir, out_file, min_words, workers) -> None:
 @corpus.command("stats")
 @click.argument("shards", type=click.Path(path_type=Path))
 @click.option("--tokenizer", required=True, help="Local tokenizer directory or hub name.")
-@click.option("--seq-len", type=int, default=8192, show_default=True)
+@click.option(
+    "--seq-len", type=int, default=8192, show_default=True, help="Sequence length the table counts documents and blocks against."
+)
 @click.option(
     "--out",
     "out_file",
@@ -205,14 +213,18 @@ def stats_command(shards, tokenizer, seq_len, out_file) -> None:
 
 @corpus.command("select")
 @click.argument("shards", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Directory for the selected shards."
+)
 @click.option("--tokenizer", required=True, help="Tokenizer that defines the token budget.")
 @click.option(
     "--max-tokens", type=int, default=None, help="Token budget; newest filings first (default: all)."
 )
 @click.option("--dedupe/--no-dedupe", default=True, show_default=True, help="Remove exact duplicate texts.")
-@click.option("--docs-per-shard", type=int, default=1000, show_default=True)
-@click.option("--overwrite", is_flag=True)
+@click.option("--docs-per-shard", type=int, default=1000, show_default=True, help="Documents per shard-*.jsonl file.")
+@click.option(
+    "--overwrite", is_flag=True, help="Replace shards already in --out (and an unfinished selection's leftovers)."
+)
 def select_command(shards, out_dir, tokenizer, max_tokens, dedupe, docs_per_shard, overwrite) -> None:
     """Subsample to --max-tokens, newest filing date first, after exact-duplicate removal."""
     from sec_cybert.corpus.build import select_corpus
