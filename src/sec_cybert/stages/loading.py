@@ -35,25 +35,38 @@ class _LoadReportFilter(logging.Filter):
 
 
 @contextlib.contextmanager
-def _own_load_report(reference: str) -> Iterator[None]:
+def _own_load_report(reference: str) -> Iterator[dict[str, Any]]:
     """Replace the report with one line: which weights the checkpoint lacked and which went unused.
 
     Loading an encoder from an MLM checkpoint always leaves the MLM head unused; that is expected
-    and logged at info level. Weights the model needs but the checkpoint lacks start random: warned.
+    and logged at info level. Weights the model needs but the checkpoint lacks start random: warned,
+    the head's apart (a checkpoint of the bare encoder, e.g. a sentence-embedding model, has none);
+    the caller puts the loaded model in the yielded dict to tell them apart.
     """
     logger = logging.getLogger("transformers.modeling_utils")
     report_filter = _LoadReportFilter()
     logger.addFilter(report_filter)
+    loaded: dict[str, Any] = {}
     try:
-        yield
+        yield loaded
     finally:
         logger.removeFilter(report_filter)
     for report in report_filter.reports:
         missing = sorted(set(re.findall(r"^(\S+)\s*\|\s*MISSING", report, re.MULTILINE)))
         unused = sorted(set(re.findall(r"^(\S+)\s*\|\s*UNEXPECTED", report, re.MULTILINE)))
-        if missing:
+        head = _head_keys(loaded.get("model"), missing)
+        if head:
             log.warning(
-                "weights missing from the checkpoint start random", checkpoint=reference, keys=missing
+                "the checkpoint has no weights for the model's head (e.g. an MLM head transform): "
+                "it starts random and training learns it",
+                checkpoint=reference,
+                keys=head,
+            )
+        if set(missing) - set(head):
+            log.warning(
+                "weights missing from the checkpoint start random",
+                checkpoint=reference,
+                keys=[key for key in missing if key not in head],
             )
         if unused:
             log.info(
@@ -63,6 +76,15 @@ def _own_load_report(reference: str) -> Iterator[None]:
             )
         if not missing and not unused:
             log.warning("transformers load report", checkpoint=reference, report=report)
+
+
+def _head_keys(model: Any, keys: list[str]) -> list[str]:
+    """The ``keys`` outside the encoder of a model with a head on it (``BertForMaskedLM.bert``,
+    ``ModernBertForMaskedLM.model``): its head's."""
+    prefix = getattr(model, "base_model_prefix", "")
+    if not prefix or not hasattr(model, prefix):
+        return []
+    return [key for key in keys if not key.startswith(f"{prefix}.")]
 
 
 #: The tokenizer's own files in a checkpoint directory, in the order a broken one is looked for.
@@ -127,8 +149,10 @@ def load_pretrained(auto_class: Any, reference: str, *, attn_implementation: str
     attempt = attn_implementation
     while True:
         try:
-            with _own_load_report(reference):
-                model = auto_class.from_pretrained(reference, attn_implementation=attempt, dtype=dtype)
+            with _own_load_report(reference) as loaded:
+                model = loaded["model"] = auto_class.from_pretrained(
+                    reference, attn_implementation=attempt, dtype=dtype
+                )
             if hasattr(model, "named_parameters"):
                 from sec_cybert.stages.guards import require_finite
 
