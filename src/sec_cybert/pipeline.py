@@ -153,9 +153,13 @@ class Pipeline:
     def run(self, run_dir: Path | str) -> PipelineResult:
         """Run every variant-producing stage, then the others on the last variant. Resumes what
         ``run_dir`` holds."""
+        from sec_cybert.config_encoder import check_encoder
         from sec_cybert.lifecycle import TrackerFanOut
         from sec_cybert.plugins import get_registry
 
+        # What the CLI checks when it loads a config, for a pipeline built in Python too: a stage's
+        # sequence length past the encoder's positions, an encoder directory that is not there.
+        check_encoder(self)
         run_dir = Path(run_dir)
         if is_main_process():
             run_dir.mkdir(parents=True, exist_ok=True)
