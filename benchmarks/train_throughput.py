@@ -202,7 +202,7 @@ def synthetic_texts(n: int, seed: int) -> tuple[list[str], Any]:
 
 
 def demo_texts(n: int, seed: int) -> tuple[list[str], Any]:
-    from sec_cybert.demo_corpus import DemoSize, write_demo_corpus
+    from sec_cybert.testing.demo_corpus import DemoSize, write_demo_corpus
 
     with tempfile.TemporaryDirectory() as tmp:
         corpus = write_demo_corpus(Path(tmp), seed=seed, size=DemoSize(tapt_paragraphs=n))
