@@ -188,16 +188,18 @@ class EdgarClient:
         timeout: float = 30.0,
         deadline: float | None = None,
     ) -> None:
+        agent = check_user_agent(user_agent)
         httpx = _extra("httpx")
         self._httpx = httpx
         self._retry = retry
+        # Before the httpx client: a missing extra then leaves nothing open behind it.
+        self._limiter = RateLimiter(max_requests_per_second)
         self.deadline = deadline if deadline is not None else timeout * DEFAULT_DEADLINE_TIMEOUTS
         self._client = httpx.Client(
-            headers={"User-Agent": check_user_agent(user_agent), "Accept-Encoding": "gzip, deflate"},
+            headers={"User-Agent": agent, "Accept-Encoding": "gzip, deflate"},
             timeout=timeout,
             follow_redirects=True,
         )
-        self._limiter = RateLimiter(max_requests_per_second)
         self._count_lock = threading.Lock()
         self.requests = 0
 
