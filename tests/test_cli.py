@@ -375,3 +375,15 @@ def test_every_option_of_every_command_says_what_it_does():
                 yield f"{path} {param.opts[0]}"
 
     assert list(silent(cli, "sec-cybert")) == []
+
+
+def test_the_docs_index_lists_every_command():
+    from pathlib import Path
+
+    from sec_cybert.cli import _add_plugin_commands, cli
+
+    _add_plugin_commands()
+    index = (Path(__file__).resolve().parents[1] / "docs" / "index.md").read_text(encoding="utf-8")
+    listed = index.split("## The command line", 1)[1]
+    missing = [name for name in cli.commands if f"sec-cybert {name}" not in listed and f"/ {name}" not in listed]
+    assert missing == []

@@ -141,8 +141,8 @@ def unconfigure_logging() -> None:
 class _LinesToLog(io.TextIOBase):
     """A text stream whose every line becomes a log event (``stream`` says which)."""
 
-    def __init__(self, source: str, level: str) -> None:
-        self._source, self._level = source, level
+    def __init__(self, source: str, level: str, replaced: TextIO) -> None:
+        self._source, self._level, self._replaced = source, level, replaced
         self._pending = ""
         self._lock = threading.Lock()
         self._log = structlog.get_logger("sec_cybert.output")
@@ -152,6 +152,14 @@ class _LinesToLog(io.TextIOBase):
 
     def isatty(self) -> bool:
         return False  # no live bars into a log
+
+    def fileno(self) -> int:
+        # Code that asks for the descriptor (faulthandler, a subprocess) gets the real one.
+        return self._replaced.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._replaced, "encoding", None) or "utf-8"
 
     def write(self, text: str) -> int:
         with self._lock:
@@ -178,9 +186,9 @@ def library_output(*, stdout: bool = True) -> Iterator[None]:
     carries a stray line. Our own log lines go to the stream configure_logging was given."""
     saved = sys.stdout, sys.stderr
     if stdout:
-        sys.stdout = _LinesToLog("stdout", "info")  # type: ignore[assignment]
+        sys.stdout = _LinesToLog("stdout", "info", saved[0])  # type: ignore[assignment]
     if settings.format == "json" and not isinstance(sys.stderr, _LinesToLog):
-        sys.stderr = _LinesToLog("stderr", "warning")  # type: ignore[assignment]
+        sys.stderr = _LinesToLog("stderr", "warning", saved[1])  # type: ignore[assignment]
     try:
         yield
     finally:
