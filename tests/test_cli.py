@@ -320,6 +320,8 @@ def test_every_config_command_takes_config_as_argument_and_as_option(tmp_path, t
     assert main([command, str(other), "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"two configs, {other} and --config {path}: give the config once" in err and "Traceback" not in err
+    assert main([command, "--config", str(path), "typo.yaml"]) == 2  # a .yaml is a config, found or not
+    assert f"two configs, typo.yaml and --config {path}" in capsys.readouterr().err
 
 
 def test_plan_strict_says_each_problem_once(tmp_path, tiny_corpus, capsys):

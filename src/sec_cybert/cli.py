@@ -145,12 +145,13 @@ def _chosen_config(
     given: Path | None, option: Path | None, overrides: tuple[str, ...]
 ) -> tuple[Path, tuple[str, ...]]:
     """CONFIG or ``--config CONFIG`` (either, on every command that takes one). After
-    ``--config``, the first argument is an override when it reads ``KEY=VALUE``."""
+    ``--config``, the first argument is an override unless it names a file or a ``.yaml``."""
     if option is None:
         if given is None:
             raise click.UsageError("missing CONFIG: give the config file, e.g. `sec-cybert run CONFIG.yaml`")
         return given, overrides
-    if given is not None and "=" in given.name and not given.exists():
+    names_a_config = given is not None and (given.exists() or given.suffix in (".yaml", ".yml"))
+    if given is not None and not names_a_config:
         return option, (str(given), *overrides)
     if given is not None and given != option:
         raise click.UsageError(
