@@ -79,6 +79,11 @@ class FineTuneStage:
         names = [h.name for h in self.heads]
         if len(set(names)) != len(names):
             raise ConfigError(f"head names must be unique, got {names}")
+        if self.training.fsdp:
+            raise ConfigError(
+                "training.fsdp is for MLM stages (DAPT, TAPT): a fine-tune saves its encoder and heads "
+                "from the main process, which holds only its shard under FSDP; set fsdp: false (DDP)"
+            )
         if self.metric_for_best_model and self.metric_for_best_model not in self.scalar_metric_names():
             raise ConfigError(
                 f"metric_for_best_model {self.metric_for_best_model!r} is not a metric of these heads; "

@@ -15,6 +15,7 @@ import attrs
 import structlog
 from attrs import validators as v
 
+from sec_cybert.distributed import timeout_seconds
 from sec_cybert.hardware import ATTN_IMPLEMENTATIONS, RuntimeSettings, resolve_runtime
 
 log = structlog.get_logger(__name__)
@@ -91,6 +92,39 @@ class Training:
     #: a row), none on a CPU, where it only adds work. Token masking draws over the padded width, so a CPU and a CUDA run of one seed
     #: mask alike only when this is set explicitly (whole-word masking draws per word: always).
     pad_to_multiple_of: int | None = attrs.field(default=None, validator=v.optional(_positive_int))
+    #: Under ``torchrun``/``accelerate launch``: shard the weights, gradients and AdamW moments
+    #: over the ranks (FSDP2, through accelerate) instead of replicating them (DDP). The rest is
+    #: :meth:`fsdp_arguments` (docs/tutorial.md, "Several GPUs").
+    fsdp: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    #: Passed to the Trainer's ``fsdp_config`` over our defaults (``version: 2``,
+    #: ``state_dict_type: FULL_STATE_DICT``, FSDP's own ``activation_checkpointing`` for
+    #: ``gradient_checkpointing``); the layers wrapped default to the model's ``_no_split_modules``
+    #: (ModernBERT: ``ModernBertEncoderLayer``), or name them in ``transformer_layer_cls_to_wrap``.
+    fsdp_config: dict[str, Any] = attrs.field(factory=dict, validator=v.instance_of(dict), hash=False)
+
+    def fsdp_arguments(self, runtime: RuntimeSettings) -> dict[str, Any]:
+        """The Trainer's ``fsdp``/``fsdp_config`` (none without ``fsdp``). Gradient checkpointing
+        is FSDP's own then: the Trainer's would gather every layer's weights a second time in
+        the backward pass. A full state dict is gathered on save, so the stage's directory loads
+        with ``from_pretrained`` as a DDP run's does."""
+        if not self.fsdp:
+            return {}
+        if runtime.device == "cpu":
+            from sec_cybert.errors import ConfigError
+
+            # accelerate (1.16) enables FSDP for GPUs and other accelerators only: on CPU processes
+            # it drops the plugin without a word and wraps the model in DDP.
+            raise ConfigError(
+                "training.fsdp needs GPUs: accelerate runs FSDP on accelerators only, and CPU "
+                "processes would silently train with DDP instead; set fsdp: false on a CPU"
+            )
+        config = {
+            "version": 2,
+            "state_dict_type": "FULL_STATE_DICT",
+            "activation_checkpointing": self.gradient_checkpointing,
+            **self.fsdp_config,
+        }
+        return {"fsdp": True, "fsdp_config": config}
 
     def load_dtype(self) -> Any:
         import torch
@@ -156,8 +190,10 @@ class Training:
             lr_scheduler_type=self.lr_scheduler_type,
             max_grad_norm=self.max_grad_norm,
             # transformers v5 renamed gradient_checkpointing; non-reentrant is what torch.compile needs.
-            activation_checkpointing=self.gradient_checkpointing,
-            activation_checkpointing_kwargs={"use_reentrant": False} if self.gradient_checkpointing else None,
+            activation_checkpointing=self.gradient_checkpointing and not self.fsdp,
+            activation_checkpointing_kwargs=(
+                {"use_reentrant": False} if self.gradient_checkpointing and not self.fsdp else None
+            ),
             bf16=runtime.bf16,
             tf32=runtime.tf32 if runtime.device == "cuda" else None,
             torch_compile=runtime.torch_compile,
@@ -183,11 +219,14 @@ class Training:
             train_sampling_strategy="group_by_length" if self.group_by_length else "random",
             # Every parameter takes part in every step; searching for unused ones costs a DDP pass.
             ddp_find_unused_parameters=False,
+            # The process group's timeout, when the Trainer is the first to create it.
+            ddp_timeout=timeout_seconds(),
             # Trackers (W&B ...) get our events through the host; the Trainer's own integrations
             # would open runs of their own with the Trainer's arguments as config.
             report_to="none",
             seed=seed,
             disable_tqdm=True,
+            **self.fsdp_arguments(runtime),
             **extra,
         )
 
