@@ -3,7 +3,8 @@
     from sec_cybert.testing import write_tiny_corpus, tiny_pipeline_config, requires_gpu
 
 Everything here is offline and CPU-sized: corpora are written from a few sentences, models are
-random-init with a tokenizer trained on the fly.
+random-init with a tokenizer trained on the fly. The demo corpus's generator, for other seeds and
+sizes than the copy ``sec-cybert demo`` ships, is :mod:`sec_cybert.testing.demo_corpus`.
 """
 
 from __future__ import annotations
