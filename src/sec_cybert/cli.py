@@ -9,7 +9,6 @@ json`` every stderr line is a JSON object, errors included (``"event": "error"``
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
@@ -20,6 +19,7 @@ import click
 import structlog
 
 from sec_cybert import log_setup
+from sec_cybert.cli_config import config_input as _config_input
 from sec_cybert.distributed import is_main_process
 from sec_cybert.errors import ConfigError, Preempted, SecCybertError
 from sec_cybert.log_setup import library_output
@@ -139,40 +139,6 @@ def _run(
         if table is not None:
             click.echo(table.to_markdown())
         click.echo(f"done: {run_dir} (lineage in {run_dir / 'lineage.json'})")
-
-
-def _chosen_config(
-    given: Path | None, option: Path | None, overrides: tuple[str, ...]
-) -> tuple[Path, tuple[str, ...]]:
-    """CONFIG or ``--config CONFIG`` (either, on every command that takes one). After
-    ``--config``, the first argument is an override unless it names a file or a ``.yaml``."""
-    if option is None:
-        if given is None:
-            raise click.UsageError("missing CONFIG: give the config file, e.g. `sec-cybert run CONFIG.yaml`")
-        return given, overrides
-    names_a_config = given is not None and (given.exists() or given.suffix in (".yaml", ".yml"))
-    if given is not None and not names_a_config:
-        return option, (str(given), *overrides)
-    if given is not None and given != option:
-        raise click.UsageError(
-            f"two configs, {given} and --config {option}: give the config once, as CONFIG or as --config"
-        )
-    return option, overrides
-
-
-def _config_input(command: Any) -> Any:
-    """CONFIG, the ``KEY.PATH=VALUE`` overrides after it, and ``--config CONFIG`` as the same."""
-
-    @functools.wraps(command)
-    def resolved(config_file: Path | None, config_option: Path | None, overrides: tuple[str, ...], **options: Any) -> Any:
-        config, overrides = _chosen_config(config_file, config_option, overrides)
-        return command(config=config, overrides=overrides, **options)
-
-    resolved = click.option(
-        "--config", "config_option", type=click.Path(path_type=Path), help="The config file (the same as CONFIG)."
-    )(resolved)
-    resolved = click.argument("overrides", nargs=-1, metavar="[KEY.PATH=VALUE]...")(resolved)
-    return click.argument("config_file", metavar="CONFIG", required=False, type=click.Path(path_type=Path))(resolved)
 
 
 _out_option = click.option(
