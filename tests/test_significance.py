@@ -69,7 +69,7 @@ def test_a_variant_better_by_construction_gets_an_interval_that_excludes_zero():
         assert difference.interval.low > 0, difference
         assert difference.distinguishable
         assert difference.p_value < 0.01
-        assert "distinguishable from noise" in difference.sentence(0.95, result.items)
+        assert difference.sentence(result.items).endswith("— distinguishable from noise")
     dapt, base = result.intervals["macro_f1"]["+DAPT"], result.intervals["macro_f1"]["base"]
     assert base.low < base.estimate < base.high < dapt.low < dapt.estimate < dapt.high
 
@@ -97,6 +97,18 @@ def test_identical_predictions_have_p_value_one_and_a_zero_difference():
     assert difference.interval.as_dict() == {"estimate": 0.0, "low": 0.0, "high": 0.0}
     assert not difference.distinguishable
     assert difference.detectable_items is None
+
+
+def test_an_interval_and_a_test_that_disagree_are_called_borderline():
+    def difference(low, high, p):
+        return sig.Difference("+DAPT", "base", "macro_f1", sig.Interval(0.02, low, high), p, 900, confidence=0.95)
+
+    assert difference(0.001, 0.04, 0.01).distinguishable
+    assert "borderline: the paired test gives p < 0.05, but the interval holds 0" in difference(-0.001, 0.04, 0.005).sentence(140)
+    assert "borderline: the interval excludes 0, but the paired test gives p >= 0.05" in difference(0.001, 0.04, 0.08).sentence(140)
+    quiet = difference(-0.01, 0.05, 0.3)
+    assert not quiet.borderline and "not distinguishable from noise" in quiet.sentence(140)
+    assert "about 900 holdout items" in quiet.sentence(140)
 
 
 def test_grouping_widens_intervals_when_items_within_a_group_are_correlated():

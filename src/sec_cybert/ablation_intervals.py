@@ -111,7 +111,7 @@ class StageComparison:
     def sentence(self, head: str, difference: sig.Difference) -> str:
         first = self.by_head[head]
         named = attrs.evolve(difference, metric=f"{head} {difference.metric.replace('_', ' ')}")
-        return named.sentence(first.confidence, first.items)
+        return named.sentence(first.items)
 
 
 def compare_stage(

@@ -239,7 +239,13 @@ class Interval:
 
 @attrs.frozen
 class Difference:
-    """``variant`` minus ``baseline`` on one metric, paired over items and seeds."""
+    """``variant`` minus ``baseline`` on one metric, paired over items and seeds.
+
+    The verdict needs the interval and the test to agree: the interval (a bootstrap percentile
+    interval) and a permutation test answer slightly different questions, and near the edge one
+    can exclude 0 while the other does not. Such a difference is called borderline, not shown
+    as settled either way.
+    """
 
     variant: str
     baseline: str
@@ -247,18 +253,37 @@ class Difference:
     interval: Interval
     p_value: float
     detectable_items: int | None
+    confidence: float = 0.95
+
+    @property
+    def interval_excludes_zero(self) -> bool:
+        return not self.interval.low <= 0 <= self.interval.high
+
+    @property
+    def test_rejects(self) -> bool:
+        return self.p_value < 1 - self.confidence
 
     @property
     def distinguishable(self) -> bool:
-        return not self.interval.low <= 0 <= self.interval.high
+        """Both the interval and the paired test say the two variants differ."""
+        return self.interval_excludes_zero and self.test_rejects
 
-    def sentence(self, confidence: float, items: int) -> str:
+    @property
+    def borderline(self) -> bool:
+        return self.interval_excludes_zero != self.test_rejects
+
+    def verdict(self) -> str:
+        alpha = f"{1 - self.confidence:.2g}"
+        if self.distinguishable:
+            return "distinguishable from noise"
+        if not self.borderline:
+            return "not distinguishable from noise at this holdout size"
+        if self.test_rejects:
+            return f"borderline: the paired test gives p < {alpha}, but the interval holds 0"
+        return f"borderline: the interval excludes 0, but the paired test gives p >= {alpha}"
+
+    def sentence(self, items: int) -> str:
         i = self.interval
-        verdict = (
-            "distinguishable from noise"
-            if self.distinguishable
-            else "not distinguishable from noise at this holdout size"
-        )
         needed = (
             f"; about {self.detectable_items:,} holdout items would detect a difference this size "
             "(5% test, 80% power)"
@@ -267,7 +292,8 @@ class Difference:
         )
         return (
             f"{self.variant} vs {self.baseline}: {i.estimate:+.3f} {self.metric} "
-            f"[{i.low:+.3f}, {i.high:+.3f}] ({confidence:.0%} interval), p = {self.p_value:.2g} — {verdict}{needed}"
+            f"[{i.low:+.3f}, {i.high:+.3f}] ({self.confidence:.0%} interval), p = {self.p_value:.2g} — "
+            f"{self.verdict()}{needed}"
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -278,6 +304,8 @@ class Difference:
             **self.interval.as_dict(),
             "p_value": self.p_value,
             "detectable_items": self.detectable_items,
+            "distinguishable": self.distinguishable,
+            "borderline": self.borderline,
         }
 
 
@@ -348,6 +376,7 @@ def compare(
                         else paired_bootstrap_p(diff_draws)
                     ),
                     detectable_items=detectable_items(observed, diff_draws, items),
+                    confidence=confidence,
                 )
             )
     return Comparison(
