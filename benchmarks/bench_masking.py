@@ -17,9 +17,9 @@ import time
 
 import torch
 
-from sec_cybert.collator import MaskingCollator
-from sec_cybert.encoders import train_bpe_tokenizer
-from sec_cybert.masking import TokenMasker, WholeWordMasker
+from sec_cybert.core.encoders import train_bpe_tokenizer
+from sec_cybert.datapath.collator import MaskingCollator
+from sec_cybert.datapath.masking import TokenMasker, WholeWordMasker
 
 
 def _time(fn, repeat: int) -> float:

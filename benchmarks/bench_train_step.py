@@ -15,7 +15,7 @@ import time
 import torch
 from transformers import ModernBertConfig, ModernBertForMaskedLM
 
-from sec_cybert.masking import TokenMasker
+from sec_cybert.datapath.masking import TokenMasker
 
 SIZES = {
     "tiny": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128},

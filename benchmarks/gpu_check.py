@@ -7,7 +7,7 @@ Random weights (no download), bf16 autocast over float32 weights, AdamW (fused o
 sparse MLM head, 30 % of positions masked: one case per attention implementation (``sdpa``, and
 ``flash_attention_2`` when flash-attn is installed) x gradient checkpointing on and off. Per case:
 seconds per optimizer step and tokens/s over ``--steps`` timed steps after ``--warmup``;
-``sec_cybert.memory.estimate_step_memory``'s ``peak`` beside the peak one training step allocated
+``sec_cybert.planning.memory.estimate_step_memory``'s ``peak`` beside the peak one training step allocated
 (``measure_step_memory``: CUDA's ``max_memory_allocated``; on the CPU the tracked tensors), and
 its ``total`` beside what the allocator reserved plus the CUDA context, with whether the estimate
 said it fits the card. A case that runs out of memory is a row too: the estimate should have said
@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 from transformers import ModernBertConfig, ModernBertForMaskedLM
 
-from sec_cybert.memory import CUDA_CONTEXT_BYTES, GIB, estimate_step_memory, measure_step_memory
+from sec_cybert.planning.fitting import measure_step_memory
+from sec_cybert.planning.memory import CUDA_CONTEXT_BYTES, GIB, estimate_step_memory
 
 SHAPES = {
     "large": {

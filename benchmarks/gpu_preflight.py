@@ -4,7 +4,7 @@ download), one training step per case, the estimate beside what CUDA measured.
     python benchmarks/gpu_preflight.py                    # measured, then capped at a 24 GB card
     python benchmarks/gpu_preflight.py --emulate-gib 0    # measured only
 
-Per case it prints ``sec_cybert.memory.estimate_step_memory``'s ``peak`` against
+Per case it prints ``sec_cybert.planning.memory.estimate_step_memory``'s ``peak`` against
 ``torch.cuda.max_memory_allocated`` (the tensors: the target is within 10 %) and its ``total``
 against ``max_memory_reserved`` (what the allocator held), for a step as the Trainer runs it
 under accumulation: gradients of an earlier micro-batch resident, AdamW moments present, bf16
@@ -24,7 +24,8 @@ import importlib.util
 import torch
 from transformers import ModernBertConfig, ModernBertForMaskedLM
 
-from sec_cybert.memory import CUDA_CONTEXT_BYTES, GIB, estimate_step_memory, measure_step_memory
+from sec_cybert.planning.fitting import measure_step_memory
+from sec_cybert.planning.memory import CUDA_CONTEXT_BYTES, GIB, estimate_step_memory
 
 LARGE = {
     "vocab_size": 50368,

@@ -21,7 +21,7 @@ ModernBERT's), in the same process, alternately:
   ``CountingTrainer``, event callback, numerical guard), ``MaskingCollator`` +
   ``WholeWordMasker(0.3)``, ``sparse_prediction``, and packed rows (``PackingChunker``: whole
   paragraphs in rows of ``--seq-len``, attention stopped at each paragraph) when
-  ``sec_cybert.packing`` exists, else one paragraph per row with length-grouped batches.
+  ``sec_cybert.datapath.packing`` exists, else one paragraph per row with length-grouped batches.
   Packed, a batch holds ``--batch`` x mean length / ``--seq-len`` rows, so a step covers about
   as many paragraphs as the reference's.
 
@@ -29,7 +29,7 @@ Each run takes ``--warmup`` optimizer steps, then times ``--steps`` (on a GPU sy
 both ends of the window). Token counts come from the batches the model trained on (collated in
 the main process: ``dataloader_num_workers=0`` in both setups). Reported per run: s/step,
 tokens/s (every slot, padding included), real tokens/s, padding efficiency, model TFLOP/s and
-MFU (:mod:`sec_cybert.flops`: padding and recomputation not counted; MFU only where the card's
+MFU (:mod:`sec_cybert.planning.flops`: padding and recomputation not counted; MFU only where the card's
 peak is known), peak memory (GPU: allocated and reserved; CPU: the process's peak RSS over the
 run, reset before it via ``/proc/self/clear_refs``). Figures go to benchmarks/RESULTS.md.
 """
@@ -59,8 +59,8 @@ import structlog
 import torch
 from transformers import ModernBertConfig, ModernBertForMaskedLM, TrainerCallback
 
-from sec_cybert.encoders import train_bpe_tokenizer
-from sec_cybert.flops import EncoderShape, device_peak_flops
+from sec_cybert.core.encoders import train_bpe_tokenizer
+from sec_cybert.planning.flops import EncoderShape, device_peak_flops
 from sec_cybert.stages.throughput import batch_counts
 
 # The shapes of benchmarks/bench_train_step.py (ModernBERT-base and -large, and a tiny one).
@@ -84,7 +84,7 @@ MLM_PROBABILITY = 0.30
 # Lognormal fitted to Item 1C paragraphs (DAPT-PROCEDURE.md: mean 127 tokens, P99 386):
 # mean = exp(mu + sigma^2 / 2) and P99 = exp(mu + 2.326 sigma) give these.
 LENGTH_MU, LENGTH_SIGMA = 4.698, 0.541
-HAS_PACKING = importlib.util.find_spec("sec_cybert.packing") is not None
+HAS_PACKING = importlib.util.find_spec("sec_cybert.datapath.packing") is not None
 #: The reference TAPT's truncation; its rows stay at this whatever --seq-len packs ours to.
 REFERENCE_MAX_LENGTH = 512
 
@@ -246,10 +246,10 @@ class ReferenceCollator:
 def ours_rows(texts: Sequence[str], tokenizer: Any, setting: Setting) -> Any:
     import datasets
 
-    from sec_cybert.chunking import ParagraphChunker
+    from sec_cybert.datapath.chunking import ParagraphChunker
 
     if setting.packing:
-        from sec_cybert.packing import PackingChunker
+        from sec_cybert.datapath.packing import PackingChunker
 
         chunker: Any = PackingChunker(max_length=setting.seq_len)
     else:
@@ -380,9 +380,9 @@ def _reference_trainer(
 def _ours_trainer(
     setting: Setting, model: Any, rows: Any, collator: Any, out: Path, steps: int, clock: Clock, batch: int
 ) -> Any:
-    from sec_cybert.hardware import cpu_profile, cuda_profile
+    from sec_cybert.core.context import StageContext
+    from sec_cybert.core.hardware import cpu_profile, cuda_profile
     from sec_cybert.stages.callbacks import EpochToCollator
-    from sec_cybert.stages.context import StageContext
     from sec_cybert.stages.trainer import checkpoint_dir, run_trainer
     from sec_cybert.stages.training import Training
 
@@ -438,8 +438,8 @@ def run(
 ) -> dict[str, Any]:
     """Train ``warmup + steps`` steps of ``setting``; the figures of the last ``steps``.
     ``data`` caches each setup's rows across runs (and the mean paragraph length)."""
-    from sec_cybert.collator import MaskingCollator
-    from sec_cybert.masking import WholeWordMasker
+    from sec_cybert.datapath.collator import MaskingCollator
+    from sec_cybert.datapath.masking import WholeWordMasker
 
     gc.collect()
     cuda = setting.device == "cuda"
@@ -460,7 +460,7 @@ def run(
     else:
         attention = None
         if setting.packing:
-            from sec_cybert.document_attention import DocumentAttention
+            from sec_cybert.datapath.document_attention import DocumentAttention
 
             attention = DocumentAttention.from_config(model.config)
         collator = Recorder(
@@ -663,7 +663,7 @@ def main() -> None:
         "--packing",
         dest="packing",
         action="store_true",
-        help="ours: packed rows (default when sec_cybert.packing exists)",
+        help="ours: packed rows (default when sec_cybert.datapath.packing exists)",
     )
     parser.add_argument("--dense", dest="sparse", action="store_false", help="ours: dense MLM head")
     parser.add_argument(
@@ -704,7 +704,7 @@ def main() -> None:
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if args.packing and not HAS_PACKING:
-        sys.exit("--packing: sec_cybert.packing is not there")
+        sys.exit("--packing: sec_cybert.datapath.packing is not there")
     gpu = device == "cuda"
     args.journey_attn = args.journey_attn or ("sdpa,flash_attention_2" if gpu else "sdpa,eager")
     args.journey_batch = args.journey_batch or ("8,32" if gpu else "32")
@@ -729,7 +729,7 @@ def main() -> None:
     print(f"machine: {_machine(device)}; model: {args.size} ModernBERT shape, vocabulary {VOCAB:,}")
     print(f"data: {args.source}, {_describe(texts, tokenizer, args.seq_len)}")
     print(
-        f"ours: {'packed rows (sec_cybert.packing)' if args.packing else 'one paragraph per row, length-grouped (no packing)'}; "
+        f"ours: {'packed rows (sec_cybert.datapath.packing)' if args.packing else 'one paragraph per row, length-grouped (no packing)'}; "
         f"steps: {args.warmup} warm-up + {args.steps} timed, through the HF Trainer (run_trainer for ours)"
     )
     print()

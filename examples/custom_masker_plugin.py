@@ -29,7 +29,7 @@ import yaml
 from attrs import validators as v
 
 from sec_cybert import hookimpl, load_run_config
-from sec_cybert.log_setup import configure_logging
+from sec_cybert.core.log_setup import configure_logging
 from sec_cybert.plugins import load_entry_point_plugins, new_plugin_manager
 
 IGNORE_INDEX = -100  # labels the MLM loss skips
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     load_entry_point_plugins(pm)
     pm.register(SpanMaskPlugin(), name="spanmask")
 
-    from sec_cybert.demo_data import unpack_demo_corpus
+    from sec_cybert.testing.demo_data import unpack_demo_corpus
 
     paragraphs = unpack_demo_corpus(out / "data").paragraphs_file
     steps = 3 if args.fast else 40

@@ -7,7 +7,7 @@ holdout_file=...)``, its metrics, and inference with the saved classifier
 The labeled files are JSONL, one paragraph per line:
 ``{"id": "...", "text": "...", "category": "Board Governance", "specificity": "Firm-Specific"}``
 with ``category`` one of the 7 content categories and ``specificity`` one of the 4 levels
-(``sec_cybert.taxonomy``). ``sec-cybert split labeled.jsonl --out DIR --by company`` makes the
+(``sec_cybert.core.taxonomy``). ``sec-cybert split labeled.jsonl --out DIR --by company`` makes the
 three files from one, keeping copied paragraphs in one split. Without ``--train`` the script
 writes the synthetic demo corpus and uses its labeled train/eval/holdout files.
 
@@ -30,7 +30,7 @@ import argparse
 from pathlib import Path
 
 from sec_cybert import Pipeline, stages
-from sec_cybert.log_setup import configure_logging
+from sec_cybert.core.log_setup import configure_logging
 from sec_cybert.stages import Training
 
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     train, eval_file, holdout = args.train, args.eval, args.holdout
     if train is None:
-        from sec_cybert.demo_data import unpack_demo_corpus
+        from sec_cybert.testing.demo_data import unpack_demo_corpus
 
         data = unpack_demo_corpus(out / "data")
         train, eval_file, holdout = data.train_file, data.eval_file, data.holdout_file

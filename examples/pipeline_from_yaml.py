@@ -2,7 +2,7 @@
 
 What it shows: the config route of the tutorial ("The YAML route") from Python. The config is
 the one ``sec-cybert demo`` runs, written with the synthetic demo corpus it points at by
-``sec_cybert.demo.write_demo_config``; this script loads it as a mapping, changes a setting
+``sec_cybert.app.demo.write_demo_config``; this script loads it as a mapping, changes a setting
 (as you would edit the file), builds the pipeline with ``load_run_config`` (which reports every
 problem of the config at once) and runs it, base vs +DAPT vs +DAPT+TAPT.
 
@@ -24,9 +24,9 @@ from pathlib import Path
 import yaml
 
 from sec_cybert import load_run_config
-from sec_cybert.config import load_yaml
-from sec_cybert.demo import write_demo_config
-from sec_cybert.log_setup import configure_logging
+from sec_cybert.app.demo import write_demo_config
+from sec_cybert.core.log_setup import configure_logging
+from sec_cybert.host.config import load_yaml
 
 FAST_STEPS = 3
 

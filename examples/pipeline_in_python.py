@@ -22,10 +22,10 @@ import argparse
 from pathlib import Path
 
 from sec_cybert import Pipeline, corpus, stages
-from sec_cybert.chunking import ConcatChunker, ParagraphChunker
-from sec_cybert.demo_data import unpack_demo_corpus
-from sec_cybert.log_setup import configure_logging
+from sec_cybert.core.log_setup import configure_logging
+from sec_cybert.datapath.chunking import ConcatChunker, ParagraphChunker
 from sec_cybert.stages import Training
+from sec_cybert.testing.demo_data import unpack_demo_corpus
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,8 +26,8 @@ import argparse
 from pathlib import Path
 
 from sec_cybert import Pipeline, corpus, stages
-from sec_cybert.chunking import ParagraphChunker
-from sec_cybert.log_setup import configure_logging
+from sec_cybert.core.log_setup import configure_logging
+from sec_cybert.datapath.chunking import ParagraphChunker
 from sec_cybert.stages import Training
 
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     paragraphs = args.paragraphs
     if paragraphs is None:
-        from sec_cybert.demo_data import unpack_demo_corpus
+        from sec_cybert.testing.demo_data import unpack_demo_corpus
 
         paragraphs = unpack_demo_corpus(out / "data").paragraphs_file
 

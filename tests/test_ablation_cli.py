@@ -14,7 +14,7 @@ from sec_cybert.testing import TINY_TRAINING, tiny_pipeline_config
 @pytest.fixture(autouse=True)
 def _builtins_only(monkeypatch):
     monkeypatch.setenv("SEC_CYBERT_PLUGINS", "")
-    from sec_cybert.plugins import reset_plugin_manager
+    from sec_cybert.plugins.registry import reset_plugin_manager
 
     reset_plugin_manager()
     yield

@@ -17,7 +17,7 @@ from sec_cybert.testing import tiny_pipeline_config, write_jsonl
 @pytest.fixture(autouse=True)
 def _builtins_only(monkeypatch):
     monkeypatch.setenv("SEC_CYBERT_PLUGINS", "")
-    from sec_cybert.plugins import reset_plugin_manager
+    from sec_cybert.plugins.registry import reset_plugin_manager
 
     reset_plugin_manager()
     yield
@@ -231,12 +231,12 @@ def test_plan_prints_the_warnings_in_text_and_json(tmp_path, tiny_corpus, capsys
 
 
 def test_a_plan_that_cannot_be_made_warns_and_strict_refuses(tmp_path, tiny_corpus, capsys, monkeypatch):
-    import sec_cybert.plan
+    import sec_cybert.host.planner
 
     def broken(*args, **kwargs):
         raise RuntimeError("a plugin stage's plan is broken")
 
-    monkeypatch.setattr(sec_cybert.plan, "plan_pipeline", broken)
+    monkeypatch.setattr(sec_cybert.host.planner, "plan_pipeline", broken)
     path = _write(tmp_path, _mlm_only(tiny_corpus))
     (line,) = _user_error(capsys, ["run", str(path), "--out", str(tmp_path / "run"), "--strict"])
     assert line == "error: --strict: could not plan the run to check it: RuntimeError: a plugin stage's plan is broken"
@@ -277,10 +277,10 @@ def test_a_run_shows_a_progress_bar_on_a_terminal_and_step_lines_elsewhere(tmp_p
 
 
 def test_push_and_export_head_are_commands(tmp_path, capsys, monkeypatch):
-    import sec_cybert.modelcard
+    import sec_cybert.sharing.hub
 
     calls = []
-    monkeypatch.setattr(sec_cybert.modelcard, "push_to_hub", lambda d, repo, private: calls.append((d, repo, private)) or "https://hf.co/x/commit/1")
+    monkeypatch.setattr(sec_cybert.sharing.hub, "push_to_hub", lambda d, repo, private: calls.append((d, repo, private)) or "https://hf.co/x/commit/1")
     assert main(["push", str(tmp_path), "--repo", "org/name"]) == 0
     assert calls == [(tmp_path, "org/name", True)] and "pushed: https://hf.co/x/commit/1" in capsys.readouterr().out
     assert main(["export-head", str(tmp_path / "nothing"), "--head", "category", "--out", str(tmp_path / "e")]) == 2

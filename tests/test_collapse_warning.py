@@ -8,8 +8,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from sec_cybert import hookimpl
-from sec_cybert.collapse import collapsed_heads
-from sec_cybert.pipeline import load_run_config
+from sec_cybert.host.collapse import collapsed_heads
+from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.stages import StageOutcome
 from sec_cybert.testing import builtin_plugin_manager, tiny_pipeline_config
 

@@ -10,10 +10,10 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-from sec_cybert.collator import MaskingCollator
+from sec_cybert.datapath.collator import MaskingCollator
+from sec_cybert.datapath.masking import IGNORE_INDEX, TokenMasker, WholeWordMasker
+from sec_cybert.datapath.wordsplit import word_ids_for_batch
 from sec_cybert.errors import DataError
-from sec_cybert.masking import IGNORE_INDEX, TokenMasker, WholeWordMasker
-from sec_cybert.wordsplit import word_ids_for_batch
 
 TEXTS = [
     "The CISO reports to the Board's audit committee.",
@@ -327,9 +327,9 @@ def test_masks_do_not_depend_on_the_worker_count_or_the_loaders_generator(tokeni
 def test_premasked_validation_is_fixed_and_only_padded():
     import datasets
 
-    from sec_cybert.collator import MaskingCollator, premask
-    from sec_cybert.encoders import train_bpe_tokenizer
-    from sec_cybert.masking import WholeWordMasker
+    from sec_cybert.core.encoders import train_bpe_tokenizer
+    from sec_cybert.datapath.collator import MaskingCollator, premask
+    from sec_cybert.datapath.masking import WholeWordMasker
 
     tokenizer = train_bpe_tokenizer(["the audit committee oversees cyber risk"] * 30, vocab_size=280)
     rows = {"input_ids": [[1, 7, 8, 9, 10, 11, 2], [1, 7, 8, 2]], "word_ids": [[-1, 0, 0, 1, 2, 2, -1], [-1, 0, 1, -1]]}

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sec_cybert.config import load_yaml, resolve_config_path, unstructure
 from sec_cybert.errors import ConfigError
-from sec_cybert.pipeline import load_run_config
+from sec_cybert.host.config import load_yaml, resolve_config_path, unstructure
+from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.testing import tiny_pipeline_config
 
 
@@ -258,7 +258,7 @@ def test_a_hub_encoder_refuses_options_rather_than_ignoring_them(tiny_corpus, pl
 
 
 def test_encoder_options_are_checked_from_python_before_anything_is_built(tmp_path):
-    from sec_cybert.encoders import tiny_modernbert, write_random_encoder
+    from sec_cybert.core.encoders import tiny_modernbert, write_random_encoder
 
     def never(tokenizer):
         raise AssertionError("the model must not be built")

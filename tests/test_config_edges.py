@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from sec_cybert.cli import main
-from sec_cybert.config import load_yaml, parse_override
 from sec_cybert.errors import ConfigError
-from sec_cybert.pipeline import load_run_config
+from sec_cybert.host.config import load_yaml, parse_override
+from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.testing import tiny_pipeline_config
 from test_cli import _user_error, _write  # the CLI tests' helpers: write a config, read its errors
 
@@ -18,7 +18,7 @@ from test_cli import _user_error, _write  # the CLI tests' helpers: write a conf
 @pytest.fixture(autouse=True)
 def _builtins_only(monkeypatch):
     monkeypatch.setenv("SEC_CYBERT_PLUGINS", "")
-    from sec_cybert.plugins import reset_plugin_manager
+    from sec_cybert.plugins.registry import reset_plugin_manager
 
     reset_plugin_manager()
     yield
@@ -181,8 +181,8 @@ def test_validate_names_an_encoder_directory_that_does_not_exist(tmp_path, tiny_
 
 
 def test_a_refused_stage_names_the_settings_that_differ(tmp_path):
-    from sec_cybert.lifecycle import STARTED_RECORD, claim_output_dir
-    from sec_cybert.stages.context import StageContext
+    from sec_cybert.core.context import StageContext
+    from sec_cybert.host.lifecycle import STARTED_RECORD, claim_output_dir
 
     out = tmp_path / "dapt"
     out.mkdir()

@@ -11,8 +11,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from sec_cybert.hookspecs import PROJECT_NAME
-from sec_cybert.plugins import KIND_HOOKS, Registry
+from sec_cybert.plugins.hookspecs import PROJECT_NAME
+from sec_cybert.plugins.registry import KIND_HOOKS, Registry
 from sec_cybert.testing import TINY_ENCODER_OPTIONS, TINY_TRAINING, builtin_plugin_manager, write_tiny_corpus
 from sec_cybert.testing.conformance import (
     check_chunker,
@@ -74,9 +74,9 @@ def test_hardware_profiles(registration):
 
 
 def _stage(name, corpus):
-    from sec_cybert.chunking import ParagraphChunker
     from sec_cybert.corpus import Paragraphs
-    from sec_cybert.masking import WholeWordMasker
+    from sec_cybert.datapath.chunking import ParagraphChunker
+    from sec_cybert.datapath.masking import WholeWordMasker
     from sec_cybert.stages import MLM, FineTune, Training
 
     one_step = Training(**{**TINY_TRAINING, "max_steps": 1, "save_strategy": "no"})

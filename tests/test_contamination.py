@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from sec_cybert.components import Document
+from sec_cybert.core.components import Document
 from sec_cybert.corpus.contamination import ContaminationPolicy, Exclusions, check_contamination
 from sec_cybert.errors import DataError
 
@@ -120,7 +120,7 @@ def _contaminated_corpus(tmp_path):
 def test_the_pipeline_removes_holdout_text_from_what_pretraining_trains_on(tmp_path, plugin_manager, monkeypatch):
     import transformers
 
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
     from sec_cybert.testing import tiny_pipeline_config
 
     tiny, holdout = _contaminated_corpus(tmp_path)
@@ -158,8 +158,8 @@ def test_the_pipeline_removes_holdout_text_from_what_pretraining_trains_on(tmp_p
 
 def test_an_overlapping_fine_tune_split_stops_the_run_before_anything_trains(tmp_path, plugin_manager, capsys):
     from sec_cybert.cli import main
-    from sec_cybert.pipeline import load_run_config
-    from sec_cybert.plan import plan_pipeline
+    from sec_cybert.host.pipeline import load_run_config
+    from sec_cybert.host.planner import plan_pipeline
     from sec_cybert.testing import tiny_pipeline_config, write_jsonl
 
     tiny, holdout = _contaminated_corpus(tmp_path)

@@ -31,7 +31,7 @@ def calls(monkeypatch):
 
 
 def _pipeline(tiny, plugin_manager, **policy):
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
     from sec_cybert.testing import tiny_pipeline_config
 
     config = tiny_pipeline_config(tiny)
@@ -170,13 +170,13 @@ def test_a_stage_without_data_files_is_checked_every_time(contaminated, plugin_m
         produces_variant: bool = True
 
         def pretraining_documents(self, report):
-            from sec_cybert.components import Document
+            from sec_cybert.core.components import Document
 
             return iter([Document("m1", "Nothing here is held out, but it is still checked each time.")])
 
     from sec_cybert.corpus.contamination import check_contamination
-    from sec_cybert.corpus.contamination_cache import stage_identities
-    from sec_cybert.plugins import get_registry
+    from sec_cybert.host.identities import stage_identities
+    from sec_cybert.plugins.registry import get_registry
 
     stage = InMemory()
     assert stage_identities([stage], get_registry(plugin_manager)) == {"memory": None}

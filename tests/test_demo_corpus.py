@@ -12,7 +12,7 @@ from random import Random
 import attrs
 import pytest
 
-from sec_cybert.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
+from sec_cybert.core.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
 from sec_cybert.testing import demo_corpus as dc
 from sec_cybert.testing import demo_text
 from sec_cybert.testing.demo_corpus import PARAGRAPH_WORDS, DemoCorpus, DemoSize, write_demo_corpus
@@ -96,7 +96,7 @@ def test_seed_changes_the_corpus(tmp_path: Path) -> None:
 
 
 def test_the_shipped_corpus_is_what_the_generator_writes(corpus: DemoCorpus) -> None:
-    from sec_cybert.demo_data import shipped_files
+    from sec_cybert.testing.demo_data import shipped_files
 
     assert shipped_files() == file_bytes(corpus.root), (
         "src/sec_cybert/data/demo/corpus differs from what the generator writes: "
@@ -105,7 +105,7 @@ def test_the_shipped_corpus_is_what_the_generator_writes(corpus: DemoCorpus) -> 
 
 
 def test_unpacking_gives_the_generated_corpus_and_drops_stale_shards(tmp_path: Path, corpus: DemoCorpus) -> None:
-    from sec_cybert.demo_data import unpack_demo_corpus
+    from sec_cybert.testing.demo_data import unpack_demo_corpus
 
     out = tmp_path / "data"
     (out / "dapt").mkdir(parents=True)
@@ -132,7 +132,7 @@ def test_writing_the_shipped_copy_is_deterministic(tmp_path: Path, corpus: DemoC
 def test_the_demo_unpacks_the_shipped_corpus_instead_of_generating_it(tmp_path: Path, monkeypatch) -> None:
     import yaml
 
-    from sec_cybert.demo import write_demo_config
+    from sec_cybert.app.demo import write_demo_config
 
     def refuse(*args, **kwargs):
         raise AssertionError("sec-cybert demo ran the generator")

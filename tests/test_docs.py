@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sec_cybert import hookspecs
+from sec_cybert.plugins import hookspecs
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 HOOKS = [name for name, fn in vars(hookspecs).items() if inspect.isfunction(fn) and hasattr(fn, "sec_cybert_spec")]
@@ -31,9 +31,9 @@ def test_every_hook_is_documented_with_its_signature(hook):
 
 
 def test_the_hook_reference_is_generated_from_the_hookspecs():
-    from sec_cybert.hookdoc import render
+    from sec_cybert.plugins.hookdoc import render
 
-    assert (DOCS / "hooks.md").read_text() == render(), "regenerate: python -m sec_cybert.hookdoc > docs/hooks.md"
+    assert (DOCS / "hooks.md").read_text() == render(), "regenerate: python -m sec_cybert.plugins.hookdoc > docs/hooks.md"
 
 
 def test_configs_doc_covers_every_shipped_config():

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from sec_cybert import hookimpl
+from sec_cybert.datapath.masking import IGNORE_INDEX, TokenMasker
 from sec_cybert.errors import DataError, PluginError
-from sec_cybert.masking import IGNORE_INDEX, TokenMasker
-from sec_cybert.pipeline import load_run_config
+from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.testing import builtin_plugin_manager, tiny_pipeline_config, write_tiny_corpus
 
 

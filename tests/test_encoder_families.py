@@ -12,7 +12,7 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoModelForMaskedLM, PreTrainedTokenizerFast
 
-from sec_cybert.pipeline import load_run_config
+from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.testing import TINY_TRAINING, labeled_paragraphs
 
 SPECIALS = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "mask_token": "[MASK]", "unk_token": "[UNK]"}

@@ -13,7 +13,7 @@ import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
 from sec_cybert.errors import DataError
-from sec_cybert.export import export_head
+from sec_cybert.sharing.export import export_head
 from sec_cybert.stages.classifier import MultiHeadClassifier, decode, ordinal_predictions
 from sec_cybert.stages.heads import Head
 
@@ -33,7 +33,7 @@ HEADS = (
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """A tiny random-init ModernBERT with a tokenizer trained on a few sentences."""
-    from sec_cybert.encoders import tiny_modernbert
+    from sec_cybert.core.encoders import tiny_modernbert
 
     work = tmp_path_factory.mktemp("export-base")
     options = dict(vocab_size=300, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
@@ -138,7 +138,7 @@ def test_a_fresh_process_loads_the_export_with_transformers_alone(base, tmp_path
 
 
 def test_the_export_checks_its_own_logits(base, tmp_path, monkeypatch):
-    import sec_cybert.export as export
+    import sec_cybert.sharing.export as export
 
     source = finetuned(base, tmp_path / "finetune")
     monkeypatch.setattr(export, "HEAD_NORM_WEIGHT", 1.0)  # a head that rescales: the check must catch it

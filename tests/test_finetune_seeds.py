@@ -11,17 +11,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sec_cybert.components import ReadReport
-from sec_cybert.encoders import tiny_modernbert
-from sec_cybert.hardware import cpu_profile
-from sec_cybert.pipeline import load_run_config
+from sec_cybert.core.components import ReadReport
+from sec_cybert.core.encoders import tiny_modernbert
+from sec_cybert.core.hardware import cpu_profile
+from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.stages.classifier import HEADS_WEIGHTS
 from sec_cybert.testing import TINY_ENCODER_OPTIONS, tiny_pipeline_config, write_tiny_corpus
 
 # Runs one pipeline in a fresh interpreter: argv[1] is its config (JSON), argv[2] the run directory.
 _RUN_IN_SUBPROCESS = """
 import json, sys
-from sec_cybert.pipeline import load_run_config
+from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.testing import builtin_plugin_manager
 load_run_config(json.loads(sys.argv[1]), plugin_manager=builtin_plugin_manager()).pipeline.run(sys.argv[2])
 """

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from sec_cybert.pipeline import load_run_config
-from sec_cybert.taxonomy import CATEGORIES
+from sec_cybert.core.taxonomy import CATEGORIES
+from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.testing import TINY_TRAINING, labeled_paragraphs, tiny_pipeline_config, write_jsonl
 
 

@@ -7,7 +7,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import ModernBertConfig, ModernBertForMaskedLM
 
-from sec_cybert.flops import (
+from sec_cybert.planning.flops import (
     GLOBAL,
     LOCAL,
     EncoderShape,

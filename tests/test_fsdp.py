@@ -19,8 +19,8 @@ from datetime import timedelta
 import pytest
 import yaml
 
+from sec_cybert.core.hardware import RuntimeSettings
 from sec_cybert.errors import ConfigError
-from sec_cybert.hardware import RuntimeSettings
 from sec_cybert.stages.training import Training
 from sec_cybert.testing import requires_gpu, tiny_pipeline_config
 
@@ -58,8 +58,8 @@ def test_fsdp_on_cpu_processes_is_refused_rather_than_run_as_ddp(tmp_path):
 
 
 def test_fsdp_and_its_config_load_from_yaml_and_a_fine_tune_refuses_it(tiny_corpus, plugin_manager):
-    from sec_cybert.config import unstructure
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.config import unstructure
+    from sec_cybert.host.pipeline import load_run_config
 
     config = tiny_pipeline_config(tiny_corpus)
     config["stages"][0]["training"].update(fsdp=True, fsdp_config={"cpu_ram_efficient_loading": True})
@@ -73,7 +73,7 @@ def test_fsdp_and_its_config_load_from_yaml_and_a_fine_tune_refuses_it(tiny_corp
 
 
 def test_the_process_group_timeout_is_ours(monkeypatch, tmp_path):
-    from sec_cybert.distributed import DEFAULT_TIMEOUT_SECONDS, TIMEOUT_ENV, timeout_seconds
+    from sec_cybert.core.distributed import DEFAULT_TIMEOUT_SECONDS, TIMEOUT_ENV, timeout_seconds
 
     monkeypatch.delenv(TIMEOUT_ENV, raising=False)
     assert timeout_seconds() == DEFAULT_TIMEOUT_SECONDS >= 3600
@@ -99,7 +99,7 @@ def test_a_rank_that_waits_past_the_timeout_fails_and_one_within_it_does_not(tmp
     script = tmp_path / "wait.py"
     script.write_text(
         "import os, sys, time\n"
-        "from sec_cybert.distributed import wait_for_everyone\n"
+        "from sec_cybert.core.distributed import wait_for_everyone\n"
         "wait_for_everyone()\n"
         "if os.environ['RANK'] == '0':\n"
         "    time.sleep(float(sys.argv[1]))\n"

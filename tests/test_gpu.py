@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sec_cybert.pipeline import load_run_config
+from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.testing import requires_gpu, tiny_pipeline_config
 
 
@@ -21,7 +21,7 @@ def test_tiny_chain_on_the_detected_gpu_profile_uses_bf16(tmp_path, tiny_corpus,
 
 @requires_gpu
 def test_flash_attention_is_used_or_the_downgrade_is_recorded(tmp_path, tiny_corpus, plugin_manager):
-    from sec_cybert.hardware import flash_attn_installed
+    from sec_cybert.core.hardware import flash_attn_installed
 
     config = tiny_pipeline_config(tiny_corpus, hardware="cuda", finetune=False)
     config["stages"] = config["stages"][:1]

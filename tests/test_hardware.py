@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sec_cybert import hardware
+from sec_cybert.core import hardware
 from sec_cybert.errors import HardwareError
-from sec_cybert.plugins import Registry
+from sec_cybert.plugins.registry import Registry
 from sec_cybert.stages.training import Training
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from sec_cybert import hookimpl
 from sec_cybert.errors import OptionalDependencyError
-from sec_cybert.pipeline import load_run_config
+from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.testing import builtin_plugin_manager, tiny_pipeline_config
 
 
@@ -162,7 +162,7 @@ def test_wandb_offline_writes_its_runs(tmp_path, tiny_corpus, monkeypatch):
 
 def test_wandb_missing_is_a_clear_error_before_anything_runs(tmp_path, tiny_corpus, monkeypatch):
     from sec_cybert.errors import ConfigError
-    from sec_cybert.pipeline import Pipeline
+    from sec_cybert.host.pipeline import Pipeline
 
     monkeypatch.setitem(sys.modules, "wandb", None)
     with pytest.raises(ConfigError, match=r"^tracking: the wandb tracker needs the optional package 'wandb': pip install 'sec-cybert\[wandb\]'"):

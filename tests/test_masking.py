@@ -6,9 +6,9 @@ import attrs
 import pytest
 import torch
 
-from sec_cybert.components import Masker
+from sec_cybert.core.components import Masker
+from sec_cybert.datapath.masking import IGNORE_INDEX, TokenMasker, WholeWordMasker
 from sec_cybert.errors import DataError
-from sec_cybert.masking import IGNORE_INDEX, TokenMasker, WholeWordMasker
 
 # Original ids live in [VOCAB, 2*VOCAB) while random replacements are drawn from [0, VOCAB), and
 # the mask id is outside both: every corrupted position tells exactly which of the three it got.

@@ -12,12 +12,8 @@ import torch
 from transformers import ModernBertConfig, ModernBertForMaskedLM
 
 from sec_cybert.errors import HardwareError
-from sec_cybert.memory import (
-    GIB,
-    estimate_step_memory,
-    largest_fitting_batch,
-    measure_step_memory,
-)
+from sec_cybert.planning.fitting import largest_fitting_batch, measure_step_memory
+from sec_cybert.planning.memory import GIB, estimate_step_memory
 from sec_cybert.stages.autobatch import MicroBatchFit, fit_micro_batch
 
 #: (hidden, layers, heads, intermediate, vocabulary): a tiny shape, and one with four layers
@@ -192,14 +188,14 @@ def test_the_reference_dapt_step_fits_a_24_gb_card_and_docs_show_its_figure():
     ],
 )
 def test_modernberts_parameters_are_counted_as_a_model_built_from_the_config_has_them(variant):
-    from sec_cybert.memory import _modernbert_parameters, _parameters_of
+    from sec_cybert.planning.model_shape import built_parameter_counts, modernbert_parameter_counts
 
     config = _config(TINY, 128)
     for key, value in variant.items():
         setattr(config, key, value)
     for head in ("mlm", "pooled"):
-        built = _parameters_of(config.to_json_string(use_diff=False), "modernbert", head)
-        assert _modernbert_parameters(config, head) == built
+        built = built_parameter_counts(config.to_json_string(use_diff=False), "modernbert", head)
+        assert modernbert_parameter_counts(config, head) == built
 
 
 def test_a_generic_architecture_is_estimated_and_says_it_is_rougher():
@@ -328,8 +324,8 @@ def test_a_resumed_run_keeps_its_checkpoints_micro_batch(tmp_path):
 
 
 def test_plan_prints_the_estimate_for_every_trainer_stage(tiny_corpus, plugin_manager):
-    from sec_cybert.pipeline import load_run_config
-    from sec_cybert.plan import plan_pipeline
+    from sec_cybert.host.pipeline import load_run_config
+    from sec_cybert.host.planner import plan_pipeline
     from sec_cybert.testing import tiny_pipeline_config
 
     plan = plan_pipeline(
@@ -348,8 +344,8 @@ def test_plan_prints_the_estimate_for_every_trainer_stage(tiny_corpus, plugin_ma
 
 
 def _dapt_stage(**training):
-    from sec_cybert.chunking import ConcatChunker
-    from sec_cybert.masking import TokenMasker
+    from sec_cybert.datapath.chunking import ConcatChunker
+    from sec_cybert.datapath.masking import TokenMasker
     from sec_cybert.stages.training import Training
 
     return SimpleNamespace(
@@ -361,8 +357,8 @@ def _dapt_stage(**training):
 
 
 def test_a_step_beyond_the_profiles_memory_is_a_warning_naming_the_settings_to_change():
-    from sec_cybert.hardware import rtx3090_profile
-    from sec_cybert.plan import Plan, StagePlan, _with_step_memory, degenerate_problems
+    from sec_cybert.core.hardware import rtx3090_profile
+    from sec_cybert.planning.plan import Plan, StagePlan, _with_step_memory, degenerate_problems
 
     profile = rtx3090_profile()
     planned = _with_step_memory(StagePlan(stage="dapt"), _dapt_stage(), _large(), profile)
@@ -404,7 +400,7 @@ def test_an_out_of_memory_error_in_training_is_one_paragraph_naming_the_numbers(
 ):
     from transformers import Trainer
 
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
     from sec_cybert.testing import tiny_pipeline_config, write_tiny_corpus
 
     config = tiny_pipeline_config(write_tiny_corpus(tmp_path / "corpus"), finetune=False)

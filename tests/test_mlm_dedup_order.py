@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from sec_cybert.chunking import ConcatChunker
-from sec_cybert.components import ReadReport
+from sec_cybert.core.components import ReadReport
+from sec_cybert.core.encoders import train_bpe_tokenizer
 from sec_cybert.corpus import JsonlShards
 from sec_cybert.corpus.dataset import documents_dataset
-from sec_cybert.encoders import train_bpe_tokenizer
-from sec_cybert.masking import TokenMasker
+from sec_cybert.datapath.chunking import ConcatChunker
+from sec_cybert.datapath.masking import TokenMasker
 from sec_cybert.stages.mlm import MLMStage
 from sec_cybert.testing import write_jsonl
 

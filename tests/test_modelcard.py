@@ -11,17 +11,15 @@ import huggingface_hub
 import pytest
 import yaml
 
-from sec_cybert.modelcard import (
+from sec_cybert.core.context import StageResult
+from sec_cybert.sharing.hub import PUSH_IGNORE, HubError, push_to_hub
+from sec_cybert.sharing.modelcard import (
     CARD_FILE,
-    PUSH_IGNORE,
-    HubError,
-    push_to_hub,
     read_card_record,
     read_front_matter,
     stage_chain,
     write_model_card,
 )
-from sec_cybert.stages.context import StageResult
 
 SEED = 7  # tiny_pipeline_config's seed
 
@@ -42,7 +40,7 @@ def results_of(meta: dict) -> list[dict]:
 def cards(tmp_path_factory):
     """A tiny DAPT -> TAPT -> fine-tune run with its ablation, a card written into every
     directory from the stage records, as the host will after stage.json."""
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
     from sec_cybert.testing import builtin_plugin_manager, tiny_pipeline_config, write_tiny_corpus
 
     root = tmp_path_factory.mktemp("modelcard")
@@ -179,7 +177,7 @@ def test_an_exported_head_carries_its_own_card(cards, tmp_path):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from sec_cybert.export import export_head
+    from sec_cybert.sharing.export import export_head
     from sec_cybert.stages.classifier import MultiHeadClassifier
 
     run_dir, _ = cards

@@ -22,7 +22,7 @@ CLI = "import sys; from sec_cybert.cli import main; sys.exit(main())"
 @pytest.fixture(autouse=True)
 def _builtins_only(monkeypatch):
     monkeypatch.setenv("SEC_CYBERT_PLUGINS", "")
-    from sec_cybert.plugins import reset_plugin_manager
+    from sec_cybert.plugins.registry import reset_plugin_manager
 
     reset_plugin_manager()
     yield
@@ -91,7 +91,7 @@ def test_a_usage_error_in_json_is_a_json_event_too(capsys):
 
 
 def test_library_prints_and_warnings_become_log_events_while_a_command_works(capsys):
-    from sec_cybert.log_setup import configure_logging, library_output, unconfigure_logging
+    from sec_cybert.core.log_setup import configure_logging, library_output, unconfigure_logging
 
     configure_logging(0, "json")
     try:
@@ -130,9 +130,9 @@ class _UnpicklableMasker:
 def test_premasking_names_its_set_without_pickling_the_masker(caplog):
     import datasets
 
-    from sec_cybert.collator import premask
-    from sec_cybert.encoders import train_bpe_tokenizer
-    from sec_cybert.masking import TokenMasker
+    from sec_cybert.core.encoders import train_bpe_tokenizer
+    from sec_cybert.datapath.collator import premask
+    from sec_cybert.datapath.masking import TokenMasker
 
     tokenizer = train_bpe_tokenizer(["the audit committee oversees cyber risk"] * 30, vocab_size=280)
     rows = datasets.Dataset.from_dict({"input_ids": [[1, 7, 8, 9, 2], [1, 7, 2]]})

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from sec_cybert.cli import main
-from sec_cybert.config import apply_overrides, parse_override
 from sec_cybert.errors import ConfigError
+from sec_cybert.host.config import apply_overrides, parse_override
 from sec_cybert.testing import tiny_pipeline_config
 from test_cli import _user_error, _write  # the CLI tests' helpers: write a config, read its errors
 
@@ -17,7 +17,7 @@ from test_cli import _user_error, _write  # the CLI tests' helpers: write a conf
 @pytest.fixture(autouse=True)
 def _builtins_only(monkeypatch):
     monkeypatch.setenv("SEC_CYBERT_PLUGINS", "")
-    from sec_cybert.plugins import reset_plugin_manager
+    from sec_cybert.plugins.registry import reset_plugin_manager
 
     reset_plugin_manager()
     yield
@@ -168,7 +168,7 @@ def test_an_override_changes_what_runs(tmp_path, tiny_corpus, capsys):
 
 
 def test_the_loader_accepts_the_recorded_overrides(tiny_corpus, plugin_manager):
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
 
     config = tiny_pipeline_config(tiny_corpus, overrides=["seed=3"])
     load_run_config(config, plugin_manager=plugin_manager)

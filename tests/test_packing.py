@@ -29,13 +29,13 @@ from transformers import (
     ModernBertForMaskedLM,
 )
 
-from sec_cybert.chunking import ConcatChunker, ParagraphChunker
-from sec_cybert.collator import MaskingCollator, premask
-from sec_cybert.document_attention import DocumentAttention, segment_ids
-from sec_cybert.encoders import train_bpe_tokenizer
+from sec_cybert.core.encoders import train_bpe_tokenizer
+from sec_cybert.datapath.chunking import ConcatChunker, ParagraphChunker
+from sec_cybert.datapath.collator import MaskingCollator, premask
+from sec_cybert.datapath.document_attention import DocumentAttention, segment_ids
+from sec_cybert.datapath.masking import IGNORE_INDEX, TokenMasker, WholeWordMasker
+from sec_cybert.datapath.packing import PackingChunker, pack_lengths, padding_efficiency
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.masking import IGNORE_INDEX, TokenMasker, WholeWordMasker
-from sec_cybert.packing import PackingChunker, pack_lengths, padding_efficiency
 from sec_cybert.testing import TINY_ENCODER_OPTIONS, TINY_TRAINING, requires_gpu, write_jsonl
 
 WORDS = [
@@ -443,7 +443,7 @@ def test_a_row_boundary_is_a_segment_boundary_when_flattened(tokenizer):
 
 @requires_gpu
 def test_the_flash_path_matches_paragraphs_alone_on_a_gpu(tokenizer, tokenized):
-    from sec_cybert.hardware import flash_attn_installed
+    from sec_cybert.core.hardware import flash_attn_installed
 
     if not flash_attn_installed():
         pytest.skip("flash-attn is not installed")
@@ -520,8 +520,8 @@ def paragraphs_file(tmp_path):
 def test_an_mlm_stage_trains_and_scores_packed_rows(tmp_path, paragraphs_file, plugin_manager, monkeypatch):
     import transformers
 
-    from sec_cybert.hardware import cpu_profile
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.core.hardware import cpu_profile
+    from sec_cybert.host.pipeline import load_run_config
     from sec_cybert.stages.mlm import masked_lm_loss
 
     seen = []
@@ -584,7 +584,7 @@ def test_an_mlm_stage_trains_and_scores_packed_rows(tmp_path, paragraphs_file, p
 def test_an_encoder_that_cannot_pack_is_refused_before_the_corpus_is_read(
     tmp_path, paragraphs_file, plugin_manager, monkeypatch
 ):
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
     from sec_cybert.stages.mlm import MLMStage
 
     def prepare_data(*args, **kwargs):
@@ -615,8 +615,8 @@ def test_an_encoder_that_cannot_pack_is_refused_before_the_corpus_is_read(
 
 
 def test_the_shipped_packed_tapt_config_is_the_reference_tapt_with_packing(tiny_corpus, plugin_manager):
-    from sec_cybert.config import load_yaml, resolve_config_path
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.config import load_yaml, resolve_config_path
+    from sec_cybert.host.pipeline import load_run_config
 
     def stage(name):
         data = load_yaml(resolve_config_path(f"configs/tapt/{name}"))
@@ -642,7 +642,7 @@ def test_group_by_length_hands_the_trainer_a_length_grouped_sampler(tmp_path, to
     from transformers import Trainer
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from sec_cybert.hardware import cpu_profile
+    from sec_cybert.core.hardware import cpu_profile
     from sec_cybert.stages.training import Training
 
     rows = ParagraphChunker(max_length=96).group(tokenized)
@@ -659,7 +659,7 @@ def test_group_by_length_hands_the_trainer_a_length_grouped_sampler(tmp_path, to
 
 
 def test_batches_are_padded_to_a_multiple_of_8_on_cuda_only_unless_set():
-    from sec_cybert.hardware import cpu_profile
+    from sec_cybert.core.hardware import cpu_profile
     from sec_cybert.stages.training import Training
 
     cpu = Training().runtime(cpu_profile())

@@ -12,7 +12,7 @@ from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
 from sec_cybert import Pipeline, corpus, stages
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.pipeline import load_run_config
+from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.stages.classifier import MultiHeadClassifier
 from sec_cybert.testing import TINY_ENCODER_OPTIONS, tiny_pipeline_config, write_jsonl
 
@@ -203,7 +203,7 @@ def test_a_different_config_in_the_same_directory_is_refused(tmp_path, tiny_corp
 
 
 def test_python_api_assembles_the_same_chain(tmp_path, tiny_corpus, plugin_manager):
-    from sec_cybert.chunking import ConcatChunker, ParagraphChunker
+    from sec_cybert.datapath.chunking import ConcatChunker, ParagraphChunker
     from sec_cybert.stages import Training
 
     tiny = Training(per_device_train_batch_size=8, gradient_accumulation_steps=1, max_steps=1, save_strategy="no", logging_steps=1)
@@ -230,7 +230,7 @@ def test_python_api_assembles_the_same_chain(tmp_path, tiny_corpus, plugin_manag
 def test_labels_outside_the_label_set(tmp_path, tiny_corpus, plugin_manager):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "a paragraph", "category": "Board Governance", "specificity": "Generic Boilerplate"}, {"text": "b", "category": "Weather", "specificity": "Generic Boilerplate"}])
     stage = stages.FineTune.sec_cybert(bad)
-    from sec_cybert.components import ReadReport
+    from sec_cybert.core.components import ReadReport
 
     with pytest.raises(DataError, match="category 'Weather' is not in the label set; allowed: Board Governance"):
         stage.read_labeled(bad, ReadReport())
@@ -265,7 +265,7 @@ def test_sparse_prediction_gives_the_same_loss():
 
 
 def test_report_draws_what_the_run_recorded(finished_run):
-    from sec_cybert.report import build_report
+    from sec_cybert.sharing.report import build_report
 
     run_dir, *_ = finished_run
     report = build_report(run_dir)

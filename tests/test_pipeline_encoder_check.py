@@ -9,7 +9,7 @@ import json
 import pytest
 
 from sec_cybert.errors import ConfigError
-from sec_cybert.pipeline import load_run_config
+from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.testing import tiny_pipeline_config
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from sec_cybert.pipeline import load_run_config
-from sec_cybert.plan import plan_pipeline
+from sec_cybert.host.pipeline import load_run_config
+from sec_cybert.host.planner import plan_pipeline
 from sec_cybert.testing import TINY_TRAINING, tiny_pipeline_config
 
 
@@ -33,8 +33,8 @@ def test_plan_matches_the_trainer(tmp_path, tiny_corpus, plugin_manager):
 def test_plan_reports_parameters_and_static_memory(tmp_path, tiny_corpus, plugin_manager):
     from transformers import AutoModelForMaskedLM
 
-    from sec_cybert.hardware import rtx3090_profile
-    from sec_cybert.plan import _with_memory, parameter_count
+    from sec_cybert.core.hardware import rtx3090_profile
+    from sec_cybert.planning.plan import _with_memory, parameter_count
 
     pipeline = load_run_config(tiny_pipeline_config(tiny_corpus), plugin_manager=plugin_manager).pipeline
     base = pipeline._materialize_encoder(tmp_path)
@@ -56,7 +56,7 @@ def test_plan_reports_parameters_and_static_memory(tmp_path, tiny_corpus, plugin
 
 
 def _stage(name="tapt", steps=10, warmup=1, sequences=100, per_step=8, **settings):
-    from sec_cybert.plan import StagePlan, StepSettings
+    from sec_cybert.planning.plan import StagePlan, StepSettings
 
     values = {
         "lr_scheduler_type": "linear",
@@ -79,13 +79,13 @@ def _stage(name="tapt", steps=10, warmup=1, sequences=100, per_step=8, **setting
 
 
 def _plan(*stages, world_size=1):
-    from sec_cybert.plan import Plan
+    from sec_cybert.planning.plan import Plan
 
     return Plan(hardware="cpu", world_size=world_size, tokens_per_second=None, throughput_source=None, stages=stages)
 
 
 def test_one_step_with_warmup_never_leaves_lr_zero():
-    from sec_cybert.plan import degenerate_problems
+    from sec_cybert.planning.plan import degenerate_problems
 
     (line,) = degenerate_problems(_plan(_stage(steps=1, warmup=1)))
     assert line == (
@@ -96,7 +96,7 @@ def test_one_step_with_warmup_never_leaves_lr_zero():
 
 
 def test_warmup_as_long_as_the_run_never_reaches_the_peak():
-    from sec_cybert.plan import degenerate_problems, warmup_steps
+    from sec_cybert.planning.plan import degenerate_problems, warmup_steps
 
     # warmup = ceil(0.7 x 3) = 3: the learning rate runs 0, 1/3, 2/3 of its peak and stops.
     assert warmup_steps(0.7, 3) == 3
@@ -112,7 +112,7 @@ def test_warmup_as_long_as_the_run_never_reaches_the_peak():
 
 
 def test_the_ratio_bound_it_names_always_leaves_a_step_after_warmup():
-    from sec_cybert.plan import _ratio_fix, warmup_steps
+    from sec_cybert.planning.plan import _ratio_fix, warmup_steps
 
     for steps in range(2, 3000):
         bound = float(_ratio_fix(steps, None).split()[3])
@@ -120,7 +120,7 @@ def test_the_ratio_bound_it_names_always_leaves_a_step_after_warmup():
 
 
 def test_the_schedule_is_read_from_transformers():
-    from sec_cybert.plan import degenerate_problems, lr_multiplier
+    from sec_cybert.planning.plan import degenerate_problems, lr_multiplier
 
     # constant ignores warmup: one step trains at the peak.
     assert degenerate_problems(_plan(_stage(steps=1, warmup=1, lr_scheduler_type="constant"))) == []
@@ -133,7 +133,7 @@ def test_the_schedule_is_read_from_transformers():
 
 
 def test_a_corpus_smaller_than_one_effective_batch():
-    from sec_cybert.plan import degenerate_problems
+    from sec_cybert.planning.plan import degenerate_problems
 
     stage = _stage("finetune", steps=4, warmup=0, sequences=20, per_step=64, per_device_train_batch_size=16,
                    gradient_accumulation_steps=2)

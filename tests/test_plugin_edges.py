@@ -19,9 +19,9 @@ import pytest
 from structlog.testing import capture_logs
 
 import sec_cybert
-from sec_cybert.components import Document, ReadReport
+from sec_cybert.core.components import Document, ReadReport
 from sec_cybert.errors import ConfigError, PluginError
-from sec_cybert.plugins import (
+from sec_cybert.plugins.registry import (
     Registry,
     get_plugin_manager,
     load_entry_point_plugins,
@@ -39,7 +39,7 @@ from typing import ClassVar
 import attrs
 
 from sec_cybert import hookimpl
-from sec_cybert.chunking import ParagraphChunker
+from sec_cybert.datapath.chunking import ParagraphChunker
 from sec_cybert.stages import StageOutcome
 
 
@@ -148,8 +148,8 @@ def test_plugin_distributions_are_pluggys_not_a_scan_by_name(install):
 
 
 def test_the_tokenization_cache_key_follows_the_chunker_plugins_version(install):
-    from sec_cybert.chunking import ParagraphChunker
     from sec_cybert.corpus.token_cache import cache_key, chunker_identity
+    from sec_cybert.datapath.chunking import ParagraphChunker
 
     install()
     from acme_edges_plugin import AcmeChunker
@@ -161,14 +161,14 @@ def test_the_tokenization_cache_key_follows_the_chunker_plugins_version(install)
     assert cache_key({"chunker": old}) != cache_key({"chunker": new})
     # A built-in chunker's identity is what it was: sec_cybert's version is keyed already.
     assert chunker_identity(ParagraphChunker(max_length=64)) == {
-        "class": "sec_cybert.chunking.ParagraphChunker",
+        "class": "sec_cybert.datapath.chunking.ParagraphChunker",
         "settings": {"max_length": 64},
     }
 
 
 def test_a_finished_plugin_stage_is_not_reused_after_the_plugin_is_upgraded(install, tmp_path):
-    from sec_cybert.lifecycle import TrackerFanOut, run_stage
-    from sec_cybert.stages.context import StageContext
+    from sec_cybert.core.context import StageContext
+    from sec_cybert.host.lifecycle import TrackerFanOut, run_stage
 
     def run(version):
         install(version=version)
@@ -185,12 +185,12 @@ def test_a_finished_plugin_stage_is_not_reused_after_the_plugin_is_upgraded(inst
 
 
 def test_built_in_fingerprints_are_what_they_were(install, tmp_path, tiny_corpus):
-    from sec_cybert.chunking import ParagraphChunker
+    from sec_cybert.core.context import StageContext
     from sec_cybert.corpus import Paragraphs
-    from sec_cybert.lifecycle import fingerprint_of
-    from sec_cybert.plugins import third_party_versions
+    from sec_cybert.datapath.chunking import ParagraphChunker
+    from sec_cybert.host.lifecycle import fingerprint_of
+    from sec_cybert.plugins.registry import third_party_versions
     from sec_cybert.stages import MLM
-    from sec_cybert.stages.context import StageContext
 
     context = StageContext(run_dir=tmp_path, init_from="x", hardware=None, seed=1)
     settings = {"kind": "mlm", "name": "dapt"}
@@ -250,7 +250,7 @@ def test_a_registration_hook_that_raises_is_named_with_its_distribution(install)
 
 
 def test_a_stage_that_breaks_the_protocol_is_named_with_its_plugin(install):
-    from sec_cybert.pipeline import Pipeline
+    from sec_cybert.host.pipeline import Pipeline
 
     install()
     pm = acme_manager()
@@ -263,7 +263,7 @@ def test_a_stage_that_breaks_the_protocol_is_named_with_its_plugin(install):
 
 
 def _table(*evaluated_on):
-    from sec_cybert.ablation import AblationTable
+    from sec_cybert.results.ablation import AblationTable
 
     stages = [
         types.SimpleNamespace(name=f"probe{i}", ablation_metrics=lambda: ("accuracy",))
@@ -395,7 +395,7 @@ def test_plugins_md_gives_every_conformance_helpers_signature():
 
 
 def test_plugins_md_documents_what_the_source_was_read_for():
-    from sec_cybert.plan import PlanContext, StagePlan
+    from sec_cybert.planning.plan import PlanContext, StagePlan
 
     text = (DOCS / "plugins.md").read_text()
     for field in attrs.fields(PlanContext):

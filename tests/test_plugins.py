@@ -12,8 +12,8 @@ import pytest
 
 from sec_cybert import hookimpl
 from sec_cybert.errors import PluginError, UnknownComponentError
-from sec_cybert.pipeline import load_run_config
-from sec_cybert.plugins import (
+from sec_cybert.host.pipeline import load_run_config
+from sec_cybert.plugins.registry import (
     KIND_HOOKS,
     Registry,
     load_entry_point_plugins,
@@ -173,7 +173,7 @@ def installed_third_party_plugin(tmp_path, monkeypatch):
 
 
 def test_third_party_plugin_masker_is_used_by_name(installed_third_party_plugin, tiny_corpus, tmp_path):
-    from sec_cybert.plugins import get_plugin_manager, get_registry
+    from sec_cybert.plugins.registry import get_plugin_manager, get_registry
 
     pm = get_plugin_manager()
     registration = get_registry(pm).get("masker", "every-other")
@@ -191,7 +191,7 @@ def test_third_party_plugin_masker_is_used_by_name(installed_third_party_plugin,
 
 
 def test_env_var_keeps_third_party_plugins_out(installed_third_party_plugin, monkeypatch):
-    from sec_cybert.plugins import get_plugin_manager, get_registry
+    from sec_cybert.plugins.registry import get_plugin_manager, get_registry
 
     monkeypatch.setenv("SEC_CYBERT_PLUGINS", "")
     reset_plugin_manager()

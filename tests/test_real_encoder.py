@@ -17,7 +17,7 @@ import torch
 from structlog.testing import capture_logs
 from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
-from sec_cybert.pipeline import load_run_config
+from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.stages.classifier import MultiHeadClassifier
 from sec_cybert.testing import tiny_pipeline_config, write_tiny_corpus
 

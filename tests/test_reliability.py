@@ -26,7 +26,7 @@ RUNNER = textwrap.dedent(
     from pathlib import Path
     import torch, transformers
     from sec_cybert import hookimpl
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
     from sec_cybert.testing import builtin_plugin_manager, tiny_pipeline_config, write_tiny_corpus
 
     root, run, mode, at = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
@@ -253,7 +253,7 @@ def test_a_full_disk_is_one_clear_line_and_keeps_earlier_checkpoints(reference, 
     import torch
 
     from sec_cybert.errors import DataError
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
     from sec_cybert.testing import tiny_pipeline_config, write_tiny_corpus
 
     config = tiny_pipeline_config(write_tiny_corpus(tmp_path / "corpus"), finetune=False)
@@ -306,7 +306,7 @@ def _nan_loss_at(monkeypatch, step):
 
 def test_a_nan_loss_stops_the_stage_naming_step_rows_and_last_good_checkpoint(tmp_path, plugin_manager, monkeypatch):
     from sec_cybert.errors import NumericalError
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
 
     _nan_loss_at(monkeypatch, 4)
     pipeline = load_run_config(_tapt(tmp_path), plugin_manager=plugin_manager).pipeline
@@ -320,7 +320,7 @@ def test_skip_zeroes_the_bad_step_and_counts_it(tmp_path, plugin_manager, monkey
     import torch
     from transformers import AutoModelForMaskedLM
 
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
 
     _nan_loss_at(monkeypatch, 4)
     pipeline = load_run_config(_tapt(tmp_path, on_nonfinite="skip"), plugin_manager=plugin_manager).pipeline
@@ -333,7 +333,7 @@ def test_skip_zeroes_the_bad_step_and_counts_it(tmp_path, plugin_manager, monkey
 
 def test_a_gradient_norm_alarm_stops_the_stage(tmp_path, plugin_manager):
     from sec_cybert.errors import NumericalError
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
 
     pipeline = load_run_config(_tapt(tmp_path, grad_norm_alarm=1e-6, grad_norm_alarm_steps=2), plugin_manager=plugin_manager).pipeline
     with pytest.raises(NumericalError, match=r"gradient norm above grad_norm_alarm=1e-06 for 2 logged steps"):
@@ -345,7 +345,7 @@ def test_a_non_finite_checkpoint_is_refused_as_init_from(tmp_path, plugin_manage
     from transformers import AutoModelForMaskedLM
 
     from sec_cybert.errors import DataError
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
 
     pipeline = load_run_config(_tapt(tmp_path), plugin_manager=plugin_manager).pipeline
     base = Path(pipeline._materialize_encoder(tmp_path / "made"))
@@ -374,7 +374,7 @@ def test_a_non_finite_checkpoint_is_refused_as_init_from(tmp_path, plugin_manage
 )
 def test_settings_that_cannot_train_are_refused(tmp_path, plugin_manager, key, value, expected):
     from sec_cybert.errors import ConfigError
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
 
     config = _tapt(tmp_path)
     config["stages"][0]["training"][key] = value
@@ -387,7 +387,7 @@ def test_settings_that_cannot_train_are_refused(tmp_path, plugin_manager, key, v
 
 def test_a_torn_record_is_one_clear_line(tmp_path, plugin_manager):
     from sec_cybert.errors import DataError
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
 
     pipeline = load_run_config(_tapt(tmp_path, max_steps=1, save_strategy="no"), plugin_manager=plugin_manager).pipeline
     pipeline.run(tmp_path / "run")
@@ -403,7 +403,7 @@ def test_a_torn_record_is_one_clear_line(tmp_path, plugin_manager):
 
 def test_an_upstream_change_is_noticed_and_refused_or_redone(tmp_path, plugin_manager):
     from sec_cybert.errors import ConfigError
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
     from sec_cybert.testing import tiny_pipeline_config, write_tiny_corpus
 
     config = tiny_pipeline_config(write_tiny_corpus(tmp_path / "corpus"))
@@ -427,7 +427,7 @@ def test_an_upstream_change_is_noticed_and_refused_or_redone(tmp_path, plugin_ma
 
 def test_a_corpus_of_blank_texts_is_refused_not_trained_at_loss_zero(tmp_path, plugin_manager):
     from sec_cybert.errors import DataError
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
     from sec_cybert.testing import write_jsonl
 
     config = _tapt(tmp_path)
@@ -435,14 +435,14 @@ def test_a_corpus_of_blank_texts_is_refused_not_trained_at_loss_zero(tmp_path, p
     config["encoder"], config["encoder_options"] = "tiny-modernbert", {**config["encoder_options"]}
     with pytest.raises(DataError, match=r"holds 20 documents and every one is blank"):
         stage = load_run_config(config, plugin_manager=plugin_manager).pipeline.stages[0]
-        from sec_cybert.encoders import train_bpe_tokenizer
+        from sec_cybert.core.encoders import train_bpe_tokenizer
 
         stage.prepare_data(train_bpe_tokenizer(["some text to learn from"] * 10, vocab_size=280), seed=0)
 
 
 def test_encoder_options_of_a_pipeline_built_in_python_are_checked_before_anything_runs(tmp_path, plugin_manager):
     from sec_cybert.errors import ConfigError
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
 
     stages = load_run_config(_tapt(tmp_path), plugin_manager=plugin_manager).pipeline.stages
     from sec_cybert import Pipeline

@@ -125,7 +125,7 @@ def test_a_collapsed_finetune_is_marked_on_the_ablation_chart_and_negative_score
 
     import matplotlib.pyplot as plt
 
-    from sec_cybert.ablation import AblationTable
+    from sec_cybert.results.ablation import AblationTable
 
     stage = types.SimpleNamespace(name="finetune", ablation_metrics=lambda: ("specificity_qwk", "category_macro_f1"))
     variants = [types.SimpleNamespace(name=name, checkpoint="ckpt") for name in ("base", "+DAPT")]

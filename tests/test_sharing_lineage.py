@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import types
 from pathlib import Path
 
-from sec_cybert.pipeline import Lineage
-from sec_cybert.run_paths import resolve_recorded, run_relative
-from sec_cybert.stages.context import StageResult
+from sec_cybert.core.context import StageResult
+from sec_cybert.core.lineage import Lineage
+from sec_cybert.core.run_paths import resolve_recorded, run_relative
 
 
 def _result(run: Path, name: str, init_from: str) -> StageResult:
@@ -39,9 +38,7 @@ def test_lineage_stores_paths_inside_the_run_directory_relative_to_it(tmp_path):
     assert [s["output"] for s in json.loads((run / "lineage.json").read_text())["stages"]].count("dapt") == 1
 
 
-def test_an_older_lineage_with_absolute_paths_is_read_relative_even_after_a_move(tmp_path, monkeypatch):
-    import sec_cybert.pipeline as pipeline_module
-
+def test_an_older_lineage_with_absolute_paths_is_read_relative_even_after_a_move(tmp_path):
     old = tmp_path / "old" / "run"
     (old / "dapt").mkdir(parents=True)
     entry = {"stage": "dapt", "kind": "mlm", "variant": "base", "input": str(old / "base"), "output": str(old / "dapt")}
@@ -49,9 +46,7 @@ def test_an_older_lineage_with_absolute_paths_is_read_relative_even_after_a_move
     moved = tmp_path / "new" / "run"
     moved.parent.mkdir()
     shutil.move(old, moved)
-    monkeypatch.setattr(pipeline_module, "_plugins_used", lambda pipeline, registry: {})
-    pipeline = types.SimpleNamespace(encoder="tiny-modernbert", encoder_options={}, seed=1, overrides=())
-    lineage = Lineage.start(pipeline, moved, registry=None)
+    lineage = Lineage.start(moved, header={"encoder": "tiny-modernbert"})
     assert [(s["input"], s["output"]) for s in lineage.stages] == [("base", "dapt")]
     lineage.record(_result(moved, "dapt", str(moved / "base")), variant="base")
     assert len(lineage.stages) == 1  # the same stage, not a second entry

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 
-from sec_cybert import significance as sig
+from sec_cybert.results import significance as sig
 from sec_cybert.stages.metrics import macro_f1 as reference_macro_f1
 
 K = 4

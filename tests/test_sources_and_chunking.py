@@ -8,12 +8,12 @@ import datasets
 import numpy as np
 import pytest
 
-from sec_cybert.chunking import ConcatChunker, ParagraphChunker
-from sec_cybert.components import ReadReport
+from sec_cybert.core.components import ReadReport
+from sec_cybert.core.encoders import train_bpe_tokenizer
 from sec_cybert.corpus import JsonlShards, Paragraphs
 from sec_cybert.corpus.dataset import documents_dataset
 from sec_cybert.corpus.select import drop_exact_duplicates, newest_first
-from sec_cybert.encoders import train_bpe_tokenizer
+from sec_cybert.datapath.chunking import ConcatChunker, ParagraphChunker
 from sec_cybert.errors import DataError
 from sec_cybert.testing import write_jsonl
 

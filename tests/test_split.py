@@ -9,10 +9,10 @@ from collections import Counter
 import pytest
 
 from sec_cybert.cli import main
+from sec_cybert.core.taxonomy import CATEGORIES
 from sec_cybert.corpus.dedup import duplicate_clusters
 from sec_cybert.corpus.split import parse_fractions, split_labeled
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.taxonomy import CATEGORIES
 from sec_cybert.testing import write_jsonl
 
 VOCABULARY = ["board", "audit", "committee", "officer", "security", "program", "vendor", "incident", "response", "risk", "material", "threat"]

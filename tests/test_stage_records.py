@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from sec_cybert.config import unstructure
+from sec_cybert.core.context import StageContext
 from sec_cybert.errors import ConfigError
-from sec_cybert.lifecycle import fingerprint_of
-from sec_cybert.pipeline import load_run_config
-from sec_cybert.plugins import get_registry
-from sec_cybert.stages.context import StageContext
+from sec_cybert.host.config import unstructure
+from sec_cybert.host.lifecycle import fingerprint_of
+from sec_cybert.host.pipeline import load_run_config
+from sec_cybert.plugins.registry import get_registry
 from sec_cybert.stages.loading import load_pretrained
 from sec_cybert.testing import tiny_pipeline_config
 
@@ -84,7 +84,7 @@ def test_missing_checkpoint_is_one_clear_error(tmp_path):
 def test_a_model_without_sdpa_trains_by_stepping_down_to_eager(tmp_path, tiny_corpus, plugin_manager):
     from transformers import DebertaV2Config, DebertaV2ForMaskedLM
 
-    from sec_cybert.encoders import train_bpe_tokenizer
+    from sec_cybert.core.encoders import train_bpe_tokenizer
 
     tokenizer = train_bpe_tokenizer(["the audit committee oversees cyber risk"] * 40, vocab_size=300)
     config = DebertaV2Config(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)

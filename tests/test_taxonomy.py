@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sec_cybert import taxonomy
-from sec_cybert.taxonomy import CATEGORIES, SPECIFICITY_LEVELS, specificity_rank
+from sec_cybert.core import taxonomy
+from sec_cybert.core.taxonomy import CATEGORIES, SPECIFICITY_LEVELS, specificity_rank
 
 
 def test_categories() -> None:

@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import ModernBertConfig, ModernBertForMaskedLM, TrainingArguments
 
-from sec_cybert.flops import EncoderShape, training_flops
-from sec_cybert.pipeline import load_run_config
+from sec_cybert.host.pipeline import load_run_config
+from sec_cybert.planning.flops import EncoderShape, training_flops
 from sec_cybert.stages.throughput import (
     CountingTrainer,
     TokenCounts,

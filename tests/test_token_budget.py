@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import transformers
 
-from sec_cybert.pipeline import load_run_config
-from sec_cybert.plan import plan_pipeline
+from sec_cybert.host.pipeline import load_run_config
+from sec_cybert.host.planner import plan_pipeline
 from sec_cybert.stages.loading import load_tokenizer
 from sec_cybert.testing import TINY_ENCODER_OPTIONS, TINY_TRAINING, write_jsonl
 

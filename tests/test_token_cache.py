@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import structlog
 
-from sec_cybert import chunking
-from sec_cybert.chunking import ConcatChunker, ParagraphChunker
+from sec_cybert.core.encoders import train_bpe_tokenizer
 from sec_cybert.corpus import JsonlShards, token_cache
 from sec_cybert.corpus import scratch as scratch_module
 from sec_cybert.corpus.dedup import Deduplication
@@ -25,8 +24,9 @@ from sec_cybert.corpus.token_cache import (
     tokenize_once,
     tokenizer_digest,
 )
-from sec_cybert.encoders import train_bpe_tokenizer
-from sec_cybert.masking import TokenMasker
+from sec_cybert.datapath import chunking
+from sec_cybert.datapath.chunking import ConcatChunker, ParagraphChunker
+from sec_cybert.datapath.masking import TokenMasker
 from sec_cybert.stages.mlm import MLMStage
 from sec_cybert.testing import write_jsonl
 
@@ -221,8 +221,8 @@ def test_a_store_cut_short_leaves_no_entry(shards, tokenizer, monkeypatch):
 
 
 def test_plan_then_run_tokenizes_once(tmp_path, counted, plugin_manager):
-    from sec_cybert.pipeline import load_run_config
-    from sec_cybert.plan import plan_pipeline
+    from sec_cybert.host.pipeline import load_run_config
+    from sec_cybert.host.planner import plan_pipeline
     from sec_cybert.testing import TINY_ENCODER_OPTIONS, TINY_TRAINING
 
     shards = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", _records()).parent
@@ -446,7 +446,7 @@ def test_a_dapt_run_with_document_attention_trains_on_blocks_with_positions(
 ):
     import transformers
 
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
     from sec_cybert.testing import TINY_ENCODER_OPTIONS, TINY_TRAINING
 
     seen = {}

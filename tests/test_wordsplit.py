@@ -15,9 +15,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-from sec_cybert.collator import MaskingCollator
-from sec_cybert.masking import IGNORE_INDEX, TokenMasker, WholeWordMasker
-from sec_cybert.wordsplit import word_ids_for_batch, word_ids_from_offsets
+from sec_cybert.datapath.collator import MaskingCollator
+from sec_cybert.datapath.masking import IGNORE_INDEX, TokenMasker, WholeWordMasker
+from sec_cybert.datapath.wordsplit import word_ids_for_batch, word_ids_from_offsets
 
 # ---------------------------------------------------------------- hand-checked offsets
 

@@ -107,7 +107,7 @@ def write_corpus(filings: list[tuple[str, str, str]], copies: int, directory: Pa
 
 
 def train_tokenizer(texts: list[str], vocab: int, directory: Path) -> Path:
-    from sec_cybert.encoders import train_bpe_tokenizer
+    from sec_cybert.core.encoders import train_bpe_tokenizer
 
     train_bpe_tokenizer(texts, vocab_size=vocab).save_pretrained(str(directory))
     return directory

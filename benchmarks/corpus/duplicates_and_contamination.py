@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sec_cybert.components import Document
+from sec_cybert.core.components import Document
 from sec_cybert.corpus.contamination import ContaminationPolicy, check_contamination
 from sec_cybert.corpus.dedup import duplicate_clusters
 from sec_cybert.corpus.select import validation_mask

@@ -5,8 +5,8 @@
 Heavy dependencies (torch, transformers) load when a stage runs, not at import.
 """
 
-from importlib import metadata as _metadata
-
+from sec_cybert import _moved
+from sec_cybert.core.version import __version__
 from sec_cybert.errors import (
     ConfigError,
     DataError,
@@ -15,14 +15,11 @@ from sec_cybert.errors import (
     SecCybertError,
     UnknownComponentError,
 )
-from sec_cybert.hookspecs import hookimpl
-from sec_cybert.pipeline import Pipeline, PipelineResult, load_run_config
-from sec_cybert.plugins import get_plugin_manager, get_registry
+from sec_cybert.host.pipeline import Pipeline, PipelineResult, load_run_config
+from sec_cybert.plugins.hookspecs import hookimpl
+from sec_cybert.plugins.registry import get_plugin_manager, get_registry
 
-try:
-    __version__ = _metadata.version("sec-cybert")
-except _metadata.PackageNotFoundError:  # a source tree on sys.path without installation
-    __version__ = "0+unknown"
+_moved.install()
 
 __all__ = [
     "ConfigError",

@@ -1,7 +1,7 @@
 """The ``sec-cybert`` command line.
 
 stdout carries a command's result (a table, ``done: ...``) and nothing else; log lines go to
-stderr, configured here once (:mod:`sec_cybert.log_setup`), what libraries print included.
+stderr, configured here once (:mod:`sec_cybert.core.log_setup`), what libraries print included.
 Every user error (config, data, plugin, hardware) is printed as ``error: <what and how to fix>``
 on stderr, one line per problem, with exit status 2; never a traceback. With ``--log-format
 json`` every stderr line is a JSON object, errors included (``"event": "error"``).
@@ -18,11 +18,12 @@ from typing import Any
 import click
 import structlog
 
-from sec_cybert import log_setup
-from sec_cybert.cli_config import config_input as _config_input
-from sec_cybert.distributed import is_main_process
+from sec_cybert.app.cli_config import config_input as _config_input
+from sec_cybert.app.tool_commands import export_head_command, plugins, push, report, split
+from sec_cybert.core import log_setup
+from sec_cybert.core.distributed import is_main_process
+from sec_cybert.core.log_setup import library_output
 from sec_cybert.errors import ConfigError, Preempted, SecCybertError
-from sec_cybert.log_setup import library_output
 
 log = structlog.get_logger(__name__)
 
@@ -54,9 +55,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, log_format: str) -> None:
 def _load(config: Path, hardware: str | None, overrides: tuple[str, ...] = ()) -> Any:
     """CONFIG as a RunConfig: ``--hardware`` and then each ``KEY.PATH=VALUE`` override applied to
     the file's mapping before it is validated, so an override is checked like the file."""
-    from sec_cybert.config import apply_overrides, load_yaml, override_problems, resolve_config_path
-    from sec_cybert.config_encoder import check_encoder
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.config import apply_overrides, load_yaml, override_problems, resolve_config_path
+    from sec_cybert.host.config_encoder import check_encoder
+    from sec_cybert.host.pipeline import load_run_config
 
     path = resolve_config_path(config)
     data = load_yaml(path)
@@ -88,8 +89,9 @@ def _check_plan(run_config: Any, config: Path, strict: bool) -> None:
     scale is minutes: without ``--strict`` each stage checks the same numbers as it starts, for
     free, and warns. The plan's log lines are left out, since the run writes the same ones.
     """
-    from sec_cybert.distributed import world_size
-    from sec_cybert.plan import degenerate_problems, plan_pipeline
+    from sec_cybert.core.distributed import world_size
+    from sec_cybert.host.planner import plan_pipeline
+    from sec_cybert.planning.plan import degenerate_problems
 
     started = time.perf_counter()
     try:
@@ -257,7 +259,7 @@ def ablate(
     resamples: int,
     strict: bool,
 ) -> None:
-    from sec_cybert.ablation_intervals import Settings
+    from sec_cybert.results.ablation_intervals import Settings
 
     if seeds and seed_count:
         raise click.UsageError("give --seeds or --seed-count, not both")
@@ -289,8 +291,8 @@ def _parse_seeds(text: str) -> list[int]:
 )
 @_config_input
 def validate(config: Path, overrides: tuple[str, ...]) -> None:
-    from sec_cybert.config import registered_name
-    from sec_cybert.plugins import get_registry
+    from sec_cybert.host.config import registered_name
+    from sec_cybert.plugins.registry import get_registry
 
     with library_output():
         run_config = _load(config, None, overrides)
@@ -316,7 +318,7 @@ def validate(config: Path, overrides: tuple[str, ...]) -> None:
 def plan(
     config: Path, overrides: tuple[str, ...], hardware: str | None, world_size: int, as_json: bool, strict: bool
 ) -> None:
-    from sec_cybert.plan import plan_pipeline
+    from sec_cybert.host.planner import plan_pipeline
 
     with library_output():
         result = plan_pipeline(_load(config, hardware, overrides).pipeline, world_size=world_size)
@@ -332,128 +334,6 @@ def plan(
 
 
 @cli.command()
-@click.argument("labeled", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for the three files.")
-@click.option(
-    "--by",
-    default="company",
-    show_default=True,
-    help="Unit kept whole: company (cik), filing (accession, else source_file), or any field name.",
-)
-@click.option("--fractions", default="0.8,0.1,0.1", show_default=True, help="train,eval,holdout.")
-@click.option("--stratify", default="category", show_default=True, help="Label field to balance.")
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0, 1, min_open=True),
-    default=0.8,
-    show_default=True,
-    help="Jaccard similarity at which two paragraphs are near-duplicates (kept in one split).",
-)
-@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the shuffle that assigns units to splits.")
-@click.option("--skip-bad-records", is_flag=True, help="Count and skip unreadable lines instead of stopping.")
-@click.option("--overwrite", is_flag=True, help="Replace split files already in --out.")
-def split(labeled, out, by, fractions, stratify, threshold, seed, skip_bad_records, overwrite) -> None:
-    """Split LABELED (JSONL) into train/eval/holdout by company or filing, copies kept together."""
-    from sec_cybert.corpus.split import parse_fractions, split_labeled
-
-    if not Path(labeled).is_file():
-        raise ConfigError(f"{labeled}: no such file; give the labeled JSONL file to split")
-    with library_output():
-        report = split_labeled(
-            labeled,
-            out,
-            by=by,
-            fractions=parse_fractions(fractions),
-            stratify=stratify,
-            threshold=threshold,
-            seed=seed,
-            on_bad_record="skip" if skip_bad_records else "raise",
-            overwrite=overwrite,
-        )
-    click.echo(report.to_text())
-    click.echo(f"written: {', '.join(s['file'] for s in report.splits.values())} (report: {out / 'split-report.json'})")
-
-
-@cli.command("export-head")
-@click.argument("finetuned", type=click.Path(path_type=Path))
-@click.option("--head", "head_name", required=True, help="The head to export, e.g. category.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="New directory for the export.")
-def export_head_command(finetuned: Path, head_name: str, out: Path) -> None:
-    """One head of a fine-tuned directory as a plain AutoModelForSequenceClassification checkpoint."""
-    from sec_cybert.export import export_head
-
-    with library_output():
-        written = export_head(finetuned, head_name, out)
-    click.echo(f"written: {written} (AutoModelForSequenceClassification.from_pretrained loads it)")
-
-
-@cli.command()
-@click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--repo", required=True, help="The hub model repo, ORG/NAME.")
-@click.option("--public", is_flag=True, help="Create the repo public (default: private).")
-def push(directory: Path, repo: str, public: bool) -> None:
-    """Upload a saved directory (a stage's output or an export) to the Hugging Face hub."""
-    from sec_cybert.modelcard import push_to_hub
-
-    with library_output():
-        pushed = push_to_hub(directory, repo, private=not public)
-    click.echo(f"pushed: {pushed}")
-
-
-@cli.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-def report(run_dir: Path) -> None:
-    """One page on RUN_DIR: each stage's data, metrics and loss/LR curves, and the ablation."""
-    from sec_cybert.report import build_report
-
-    with library_output():
-        path = build_report(run_dir)
-    page = path.with_suffix(".html")
-    click.echo(f"written: {path}" + (f" and {page}" if page.is_file() else " (no report.html: see the warning above)"))
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json: bool) -> None:
-    """List registered components by kind, and each plugin with its package, version and hooks."""
-    from sec_cybert.plugins import get_plugin_manager, get_registry, plugin_distributions
-
-    pm = get_plugin_manager()
-    registry = get_registry(pm)
-    distributions = plugin_distributions(pm)
-    hooks_by_plugin = {
-        name: sorted(
-            impl.function.__name__
-            for caller in pm.get_hookcallers(plugin) or []
-            for impl in caller.get_hookimpls()
-            if impl.plugin is plugin
-        )
-        for name, plugin in pm.list_name_plugin()
-    }
-    if as_json:
-        payload = {
-            "components": [{"kind": r.kind, "name": r.name, "plugin": r.plugin} for r in registry],
-            "plugins": [
-                {"name": name, **distributions.get(name, {}), "hooks": hooks}
-                for name, hooks in sorted(hooks_by_plugin.items())
-            ],
-        }
-        click.echo(json.dumps(payload, indent=2))
-        return
-    current = None
-    for registration in registry:
-        if registration.kind != current:
-            current = registration.kind
-            click.echo(f"{current}:")
-        click.echo(f"  {registration.name:<24} {registration.plugin}")
-    click.echo("plugins:")
-    for name, hooks in sorted(hooks_by_plugin.items()):
-        dist = distributions.get(name, {})
-        package = f"{dist['distribution']} {dist['version']}" if dist.get("distribution") else "(registered from code)"
-        click.echo(f"  {name:<24} {package:<24} {', '.join(hooks)}")
-
-
-@cli.command()
 @click.option(
     "--out",
     required=True,
@@ -464,7 +344,7 @@ def plugins(as_json: bool) -> None:
 @click.option("--seed", default=42, show_default=True, help="Seed of the run; the ablation fine-tunes with it and the next two.")
 def demo(out: Path, hardware: str | None, seed: int) -> None:
     """DAPT -> TAPT -> fine-tune and the ablation, on the embedded corpus with a tiny model (CPU, no downloads)."""
-    from sec_cybert.demo import run_demo
+    from sec_cybert.app.demo import run_demo
 
     with library_output():
         table = run_demo(out, hardware=hardware or "auto", seed=seed)
@@ -472,8 +352,12 @@ def demo(out: Path, hardware: str | None, seed: int) -> None:
     click.echo(f"done: {out} (ablation.md, ablation.json, lineage.json; config in {out / 'demo.yaml'})")
 
 
+for _command in (split, export_head_command, push, report, plugins):
+    cli.add_command(_command)
+
+
 def _add_plugin_commands() -> None:
-    from sec_cybert.plugins import get_plugin_manager
+    from sec_cybert.plugins.registry import get_plugin_manager
 
     get_plugin_manager().hook.register_commands(cli=cli)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sec_cybert.components import CorpusSource, ReadReport
+from sec_cybert.core.components import CorpusSource, ReadReport
 from sec_cybert.corpus.build import build_item1c, build_shards, select_corpus
 from sec_cybert.corpus.edgar_source import EdgarHtmlFilings, iso_date, load_filing, sidecar_path
 from sec_cybert.errors import DataError, OptionalDependencyError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sec_cybert.components import ReadReport
+from sec_cybert.core.components import ReadReport
 from sec_cybert.corpus.build import select_corpus
 from sec_cybert.corpus.stats import corpus_stats, load_tokenizer, read_shards
 from sec_cybert.errors import ConfigError, DataError

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sec_cybert.components import ReadReport
+from sec_cybert.core.components import ReadReport
 from sec_cybert.corpus.build import build_shards
 from sec_cybert.corpus.edgar_source import load_filing
 from sec_cybert.corpus.sources import JsonlShards, Paragraphs

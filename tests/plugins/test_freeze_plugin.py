@@ -22,8 +22,8 @@ import torch
 import yaml
 
 from sec_cybert.cli import main
-from sec_cybert.pipeline import load_run_config
-from sec_cybert.plugins import get_plugin_manager, get_registry, reset_plugin_manager
+from sec_cybert.host.pipeline import load_run_config
+from sec_cybert.plugins.registry import get_plugin_manager, get_registry, reset_plugin_manager
 from sec_cybert.testing import TINY_ENCODER_OPTIONS, tiny_pipeline_config, write_tiny_corpus
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "sec-cybert-freeze"

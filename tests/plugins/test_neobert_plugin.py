@@ -226,7 +226,7 @@ def test_save_and_load_through_the_auto_classes(tmp_path, tie):
 def builtin_plugin_manager():
     """A plugin manager with every built-in of sec_cybert, registered as its entry points are."""
     import sec_cybert.default_plugins
-    from sec_cybert.plugins import new_plugin_manager
+    from sec_cybert.plugins.registry import new_plugin_manager
 
     pm = new_plugin_manager()
     for info in pkgutil.iter_modules(sec_cybert.default_plugins.__path__):
@@ -237,7 +237,7 @@ def builtin_plugin_manager():
 
 
 def test_registry_lists_the_neobert_encoders_with_their_plugin(tmp_path):
-    from sec_cybert.plugins import Registry
+    from sec_cybert.plugins.registry import Registry
 
     pm = builtin_plugin_manager()
     pm.register(neobert_plugin, name="neobert")
@@ -271,7 +271,7 @@ def write_paragraphs(path, n: int = 40) -> None:
 def test_pipeline_runs_mlm_and_finetune_on_tiny_neobert(tmp_path):
     from transformers import AutoModel, AutoModelForMaskedLM
 
-    from sec_cybert.pipeline import load_run_config
+    from sec_cybert.host.pipeline import load_run_config
 
     data = tmp_path / "paragraphs.jsonl"
     write_paragraphs(data)

@@ -27,7 +27,7 @@ TRAINING_TEXTS = [
 
 
 def tiny_tokenizer():
-    from sec_cybert.encoders import train_bpe_tokenizer
+    from sec_cybert.core.encoders import train_bpe_tokenizer
 
     return train_bpe_tokenizer(TRAINING_TEXTS * 20, vocab_size=300)
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prop_support import examples, messy_text
 
-from sec_cybert.chunking import ConcatChunker, ParagraphChunker
+from sec_cybert.datapath.chunking import ConcatChunker, ParagraphChunker
 
 datasets.disable_progress_bars()
 

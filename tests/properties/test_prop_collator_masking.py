@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prop_support import examples, messy_text
 
-from sec_cybert.chunking import ConcatChunker, ParagraphChunker
-from sec_cybert.collator import MaskingCollator
+from sec_cybert.datapath.chunking import ConcatChunker, ParagraphChunker
+from sec_cybert.datapath.collator import MaskingCollator
+from sec_cybert.datapath.masking import IGNORE_INDEX, TokenMasker, WholeWordMasker
 from sec_cybert.errors import DataError
-from sec_cybert.masking import IGNORE_INDEX, TokenMasker, WholeWordMasker
 
 datasets.disable_progress_bars()
 

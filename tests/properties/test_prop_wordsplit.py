@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prop_support import examples, messy_text
 
-from sec_cybert.wordsplit import word_ids_for_batch, word_ids_from_offsets
+from sec_cybert.datapath.wordsplit import word_ids_for_batch, word_ids_from_offsets
 
 
 def _check_numbering(ids: list[int], special: list[int]) -> None:

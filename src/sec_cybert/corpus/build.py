@@ -365,7 +365,7 @@ def select_corpus(
 
     import datasets
 
-    from sec_cybert.components import ReadReport
+    from sec_cybert.core.components import ReadReport
     from sec_cybert.corpus.select import document_date, drop_exact_duplicates, newest_first, selection_order
     from sec_cybert.corpus.stats import iter_token_counts, read_shards
 

@@ -29,7 +29,7 @@ import attrs
 import structlog
 from attrs import validators as v
 
-from sec_cybert.components import Document, ReadReport
+from sec_cybert.core.components import Document, ReadReport
 from sec_cybert.errors import DataError
 
 if TYPE_CHECKING:
@@ -317,8 +317,8 @@ def check_contamination(
     """
     if identities is None:
         return _check(pretraining, finetune, policy, None, None)
+    from sec_cybert.core.distributed import is_main_process, wait_for_everyone
     from sec_cybert.corpus.contamination_cache import ContaminationCache
-    from sec_cybert.distributed import is_main_process, wait_for_everyone
 
     cache = cache if cache is not None else ContaminationCache.default()
     if is_main_process():

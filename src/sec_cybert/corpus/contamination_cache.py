@@ -29,14 +29,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 import structlog
 
-from sec_cybert.components import Document
+from sec_cybert.core.components import Document
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +47,7 @@ SUFFIX = ".json"
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:
-    from sec_cybert import __version__
+    from sec_cybert.core.version import __version__
 
     identity = {"format": CACHE_FORMAT, "library": __version__, **parts}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
@@ -107,7 +107,7 @@ class ContaminationCache:
             return None
 
     def store(self, key: str, findings: Mapping[str, Any]) -> None:
-        from sec_cybert.files import write_json_atomic
+        from sec_cybert.core.files import write_json_atomic
 
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -117,45 +117,5 @@ class ContaminationCache:
             log.warning("contamination check not cached", entry=str(self.entry(key)), error=f"{type(exc).__name__}: {exc}")
 
 
-def stage_identities(stages: Iterable[Any], registry: Any) -> dict[str, dict[str, Any] | None]:
-    """What each pretraining stage's entry is keyed by (see the module docstring); ``None`` for a
-    stage that names no data files. The files are digested by content, once per process."""
-    from sec_cybert.config import unstructure
-    from sec_cybert.lifecycle import file_digest
-    from sec_cybert.plugins import third_party_versions
-
-    identities: dict[str, dict[str, Any] | None] = {}
-    for stage in stages:
-        files = _files_under(getattr(stage, "data_files", tuple)())
-        if not files:
-            log.info("contamination check not cached: the stage names no data files", stage=stage.name)
-            identities[stage.name] = None
-            continue
-        settings = unstructure(stage, registry)
-        corpus = settings.get("corpus", settings) if isinstance(settings, Mapping) else settings
-        identity: dict[str, Any] = {
-            "stage": stage.name,
-            "class": f"{type(stage).__module__}.{type(stage).__qualname__}",
-            "corpus": corpus,
-            # In order: the exclusions found name documents by their position in the corpus.
-            "files": [[path.name, file_digest(path)] for path in files],
-        }
-        plugins = third_party_versions(stage, registry)
-        if plugins:
-            identity["plugins"] = plugins
-        identities[stage.name] = identity
-    return identities
-
-
 def _digest(findings: Mapping[str, Any]) -> str:
     return hashlib.blake2b(json.dumps(findings, sort_keys=True).encode(), digest_size=16).hexdigest()
-
-
-def _files_under(paths: Iterable[Path]) -> list[Path]:
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        elif path.is_file():
-            found.append(path)
-    return found

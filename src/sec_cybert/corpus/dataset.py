@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sec_cybert.components import ReadReport
+from sec_cybert.core.components import ReadReport
 from sec_cybert.corpus.select import document_date
 from sec_cybert.errors import DataError
 

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import structlog
 
-from sec_cybert.components import Document, ReadReport
+from sec_cybert.core.components import Document, ReadReport
 from sec_cybert.corpus.html_clean import CleanedFiling, clean_html, html_parser
 from sec_cybert.corpus.text_decode import decode_document, not_text_reason
 from sec_cybert.errors import DataError, OptionalDependencyError

@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 import structlog
 
-from sec_cybert.components import Document
+from sec_cybert.core.components import Document
 from sec_cybert.corpus.html_clean import PART_HEADING, is_item_heading, is_page_furniture, is_toc_line
 
 log = structlog.get_logger(__name__)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import attrs
 from attrs import validators as v
 
-from sec_cybert.components import Document, ReadReport
+from sec_cybert.core.components import Document, ReadReport
 from sec_cybert.corpus.text_decode import iter_text_lines
 from sec_cybert.errors import DataError
 

@@ -22,10 +22,10 @@ from typing import Any
 import attrs
 import structlog
 
-from sec_cybert.components import Document, ReadReport
+from sec_cybert.core.components import Document, ReadReport
+from sec_cybert.core.files import write_text_atomic
 from sec_cybert.corpus.sources import OnBadRecord, read_jsonl_documents
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.files import write_text_atomic
 
 log = structlog.get_logger(__name__)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import structlog
 
-from sec_cybert.components import ReadReport
+from sec_cybert.core.components import ReadReport
 from sec_cybert.corpus.sources import check_build_finished, read_jsonl_documents
 from sec_cybert.errors import ConfigError, DataError
 

@@ -41,9 +41,9 @@ import attrs
 import numpy as np
 import structlog
 
+from sec_cybert.core.distributed import is_main_process, wait_for_everyone
+from sec_cybert.core.files import write_json_atomic
 from sec_cybert.corpus.dataset import COLUMNS
-from sec_cybert.distributed import is_main_process, wait_for_everyone
-from sec_cybert.files import write_json_atomic
 
 if TYPE_CHECKING:
     import datasets
@@ -134,13 +134,13 @@ def _plugin_versions(chunker: Any) -> dict[str, str]:
     one the CLI runs with); nothing to look up for one of sec_cybert's own classes."""
     if type(chunker).__module__.partition(".")[0] == "sec_cybert":
         return {}
-    from sec_cybert.plugins import get_registry, third_party_versions
+    from sec_cybert.plugins.registry import get_registry, third_party_versions
 
     return third_party_versions(chunker, get_registry())
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:
-    from sec_cybert import __version__
+    from sec_cybert.core.version import __version__
 
     identity = {"format": CACHE_FORMAT, "library": __version__, **parts}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]

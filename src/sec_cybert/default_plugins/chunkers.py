@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sec_cybert.chunking import ConcatChunker, ParagraphChunker
-from sec_cybert.hookspecs import hookimpl
-from sec_cybert.packing import PackingChunker
+from sec_cybert.datapath.chunking import ConcatChunker, ParagraphChunker
+from sec_cybert.datapath.packing import PackingChunker
+from sec_cybert.plugins.hookspecs import hookimpl
 
 
 @hookimpl

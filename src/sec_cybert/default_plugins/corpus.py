@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sec_cybert.corpus.sources import JsonlShards, Paragraphs
-from sec_cybert.hookspecs import hookimpl
+from sec_cybert.plugins.hookspecs import hookimpl
 
 
 @hookimpl

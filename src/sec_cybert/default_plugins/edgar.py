@@ -6,7 +6,7 @@ when a filing is cleaned or downloaded.
 
 from __future__ import annotations
 
-from sec_cybert.hookspecs import hookimpl
+from sec_cybert.plugins.hookspecs import hookimpl
 
 
 @hookimpl

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sec_cybert.encoders import HUB_ALIASES, hub_encoder, tiny_modernbert
-from sec_cybert.hookspecs import hookimpl
+from sec_cybert.core.encoders import HUB_ALIASES, hub_encoder, tiny_modernbert
+from sec_cybert.plugins.hookspecs import hookimpl
 
 
 @hookimpl

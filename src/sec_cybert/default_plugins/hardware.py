@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sec_cybert import hardware
-from sec_cybert.hookspecs import hookimpl
+from sec_cybert.core import hardware
+from sec_cybert.plugins.hookspecs import hookimpl
 
 
 @hookimpl

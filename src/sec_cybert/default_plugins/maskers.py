@@ -1,7 +1,7 @@
 """Built-in maskers: ``token`` (BERT/RoBERTa 80/10/10) and ``whole-word``."""
 
-from sec_cybert.hookspecs import hookimpl
-from sec_cybert.masking import TokenMasker, WholeWordMasker
+from sec_cybert.datapath.masking import TokenMasker, WholeWordMasker
+from sec_cybert.plugins.hookspecs import hookimpl
 
 
 @hookimpl

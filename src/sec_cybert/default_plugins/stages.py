@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sec_cybert.hookspecs import hookimpl
+from sec_cybert.plugins.hookspecs import hookimpl
 from sec_cybert.stages import FineTuneStage, MLMStage
 
 

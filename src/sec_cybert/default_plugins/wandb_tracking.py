@@ -30,9 +30,9 @@ from typing import Any
 import attrs
 import structlog
 
-from sec_cybert.collapse import collapsed_heads
 from sec_cybert.errors import OptionalDependencyError
-from sec_cybert.hookspecs import hookimpl
+from sec_cybert.host.collapse import collapsed_heads
+from sec_cybert.plugins.hookspecs import hookimpl
 
 log = structlog.get_logger(__name__)
 

@@ -9,6 +9,6 @@
 - :mod:`~sec_cybert.sharing.hub`: uploading a saved directory to the Hugging Face Hub.
 - :mod:`~sec_cybert.sharing.report`: ``sec-cybert report RUN_DIR``, markdown and HTML (markdown-it-py).
 
-``sec_cybert.modelcard``, ``sec_cybert.export`` and ``sec_cybert.report`` keep the names they
-always had.
+``sec_cybert.modelcard``, ``sec_cybert.export`` and ``sec_cybert.report`` still import, with a
+DeprecationWarning, for one release (:mod:`sec_cybert._moved`).
 """

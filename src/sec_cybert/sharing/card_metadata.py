@@ -14,8 +14,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from sec_cybert.core.context import StageResult
 from sec_cybert.sharing.card_text import ORDINAL_KINDS, corpus_text, exp, finite, head_text, split_text
-from sec_cybert.stages.context import StageResult
 
 _TAG = re.compile(r"[^a-z0-9\-]+")
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sec_cybert.stages.context import StageResult
+from sec_cybert.core.context import StageResult
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 ORDINAL_KINDS = ("coral", "thresholds")

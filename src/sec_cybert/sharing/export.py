@@ -41,9 +41,9 @@ from typing import Any
 
 import structlog
 
+from sec_cybert.core.context import STAGE_RECORD
 from sec_cybert.errors import DataError
 from sec_cybert.stages.classifier import HEADS_CONFIG, HEADS_WEIGHTS
-from sec_cybert.stages.context import STAGE_RECORD
 
 log = structlog.get_logger(__name__)
 
@@ -216,7 +216,7 @@ def _verify(classifier: Any, exported: Any, head: Any) -> None:
 
 
 def _read_spec(source: Path) -> dict[str, Any]:
-    from sec_cybert.files import read_json_record
+    from sec_cybert.core.files import read_json_record
 
     if not (source / HEADS_CONFIG).is_file() or not (source / HEADS_WEIGHTS).is_file():
         raise DataError(
@@ -246,9 +246,9 @@ def _copy_tokenizer(source: Path, out: Path) -> None:
 
 def _write_card(source: Path, out: Path, head_name: str) -> None:
     """The fine-tune's card, narrowed to the exported head (none when there is no stage.json)."""
-    from sec_cybert.files import write_text_atomic
+    from sec_cybert.core.context import StageResult
+    from sec_cybert.core.files import write_text_atomic
     from sec_cybert.sharing.modelcard import CARD_FILE, render_model_card, stage_chain
-    from sec_cybert.stages.context import StageResult
 
     result = StageResult.load(source)
     if result is None:

@@ -10,17 +10,17 @@ removed, its budget and its result -- then the seeds, the library versions and h
 directory.
 
 The host writes the card after ``stage.json`` (:func:`write_model_card`); everything it says
-comes from the stage records (:class:`~sec_cybert.stages.context.StageResult`), so a card can be
+comes from the stage records (:class:`~sec_cybert.core.context.StageResult`), so a card can be
 rewritten at any time from a finished run::
 
-    from sec_cybert.modelcard import stage_chain, write_model_card
+    from sec_cybert.sharing.modelcard import stage_chain, write_model_card
     from sec_cybert.stages import StageResult
 
     result = StageResult.load("runs/x/finetune-dapt-tapt")
     write_model_card(result, stage_chain(result))
 
 An ablation later adds its own ``## Ablation`` section to each fine-tune's card
-(:meth:`sec_cybert.ablation.AblationTable.annotate_cards`).
+(:meth:`sec_cybert.results.ablation.AblationTable.annotate_cards`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ from typing import Any
 
 import yaml
 
-from sec_cybert.files import write_text_atomic
+from sec_cybert.core.context import StageResult
+from sec_cybert.core.files import write_text_atomic
+from sec_cybert.core.lineage import variant_chain
 from sec_cybert.sharing import card_text
 from sec_cybert.sharing.card_metadata import card_data, metric_rows
 from sec_cybert.sharing.card_text import ORDINAL_KINDS, exp, finite, number, short
-from sec_cybert.stages.context import StageResult
 
 CARD_FILE = "README.md"
 TEMPLATE = "model_card.md"
@@ -47,9 +48,7 @@ TEMPLATE = "model_card.md"
 
 def stage_chain(result: StageResult) -> list[StageResult]:
     """The records of the variant-producing stages (DAPT, TAPT) that led to ``result``'s input,
-    oldest first, read from their ``stage.json`` (:func:`sec_cybert.pipeline.variant_chain`)."""
-    from sec_cybert.pipeline import variant_chain
-
+    oldest first, read from their ``stage.json`` (:func:`sec_cybert.core.lineage.variant_chain`)."""
     return [v.mlm_result for v in variant_chain(result.init_from) if v.mlm_result is not None]
 
 
@@ -76,11 +75,11 @@ def render_model_card(
     name: str | None = None,
 ) -> str:
     """The card's text. ``export_head`` renders the card of a one-head export
-    (:func:`sec_cybert.export.export_head`) of the fine-tune ``result``; ``name`` titles the card
+    (:func:`sec_cybert.sharing.export.export_head`) of the fine-tune ``result``; ``name`` titles the card
     (by default the output directory's name)."""
     from huggingface_hub import ModelCard
 
-    from sec_cybert import __version__
+    from sec_cybert.core.version import __version__
 
     out = Path(result.output_dir)
     chain = [r for r in chain if Path(r.output_dir) != out]

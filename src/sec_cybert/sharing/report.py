@@ -7,7 +7,7 @@ Reads ``lineage.json`` (the stages, their inputs, configs and metrics), each sta
 loss and the learning rate per stage, the eval loss per stage, and the ablation. Nothing is
 recomputed: a number on the page is a number the run recorded.
 
-Paths inside the run directory are shown relative to it (:mod:`sec_cybert.run_paths`), so a
+Paths inside the run directory are shown relative to it (:mod:`sec_cybert.core.run_paths`), so a
 report of a run directory that was moved or shared names its own parts rightly. Without the
 ``plot`` extra (matplotlib, markdown-it-py) the report says what it left out and how to get it,
 and logs a warning.
@@ -22,9 +22,9 @@ from typing import Any
 
 import structlog
 
+from sec_cybert.core.files import read_json_record, write_text_atomic
+from sec_cybert.core.run_paths import recorded_run_dirs, resolve_recorded, run_relative
 from sec_cybert.errors import DataError
-from sec_cybert.files import read_json_record, write_text_atomic
-from sec_cybert.run_paths import recorded_run_dirs, resolve_recorded, run_relative
 from sec_cybert.sharing.report_charts import PLOT_HINT, plot_stage, pyplot, stage_notes
 from sec_cybert.sharing.report_html import markdown_renderer, render_html
 

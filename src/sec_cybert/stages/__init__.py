@@ -20,9 +20,9 @@ _EXPORTS = {
     "Head": ("sec_cybert.stages.heads", "Head"),
     "MultiHeadClassifier": ("sec_cybert.stages.classifier", "MultiHeadClassifier"),
     "Training": ("sec_cybert.stages.training", "Training"),
-    "StageContext": ("sec_cybert.stages.context", "StageContext"),
-    "StageResult": ("sec_cybert.stages.context", "StageResult"),
-    "StageOutcome": ("sec_cybert.stages.context", "StageOutcome"),
+    "StageContext": ("sec_cybert.core.context", "StageContext"),
+    "StageResult": ("sec_cybert.core.context", "StageResult"),
+    "StageOutcome": ("sec_cybert.core.context", "StageOutcome"),
 }
 
 __all__ = sorted(_EXPORTS)

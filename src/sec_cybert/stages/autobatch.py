@@ -4,7 +4,7 @@
 before it builds the Trainer when a stage's ``training.auto_micro_batch`` is on, and
 :func:`out_of_memory_error` when training raises ``torch.OutOfMemoryError``. Both read the
 step's settings off the objects the Trainer is about to use (:func:`run_step_shape`), so the
-estimate (:mod:`sec_cybert.memory`) is of the step that runs.
+estimate (:mod:`sec_cybert.planning.memory`) is of the step that runs.
 
 The search by real steps is accelerate's ``find_executable_batch_size``; ours are its starting
 point (the analytic estimate), the sizes it steps down through (divisors of the effective
@@ -21,14 +21,13 @@ import attrs
 import structlog
 
 from sec_cybert.errors import ConfigError, HardwareError
-from sec_cybert.memory import (
+from sec_cybert.planning.fitting import divisors_descending, largest_fitting_batch
+from sec_cybert.planning.memory import (
     CUDA_CONTEXT_BYTES,
     GIB,
     MemoryEstimate,
     StepShape,
-    divisors_descending,
     estimate_for_shape,
-    largest_fitting_batch,
 )
 
 log = structlog.get_logger(__name__)
@@ -130,7 +129,7 @@ def run_step_shape(
     *,
     rows: tuple[int, int, bool] | None = None,
 ) -> StepShape:
-    """The :class:`~sec_cybert.memory.StepShape` of the step the Trainer will run (``rows``:
+    """The :class:`~sec_cybert.planning.memory.StepShape` of the step the Trainer will run (``rows``:
     what :func:`_longest_row` found, when the caller has it)."""
     _, length, varies = rows or _longest_row(train_dataset)
     config = model_config(model)
@@ -172,7 +171,7 @@ def fit_run_micro_batch(
     """``training.auto_micro_batch``: on CUDA, set ``args``' micro-batch to the largest that fits,
     with ``gradient_accumulation_steps`` keeping the effective batch; ``None`` (a log line) on a CPU.
 
-    The search (:func:`~sec_cybert.memory.fit_micro_batch`) starts from the largest divisor of
+    The search (:func:`~sec_cybert.planning.memory.fit_micro_batch`) starts from the largest divisor of
     the effective batch whose estimate fits the memory this process can have (free + what torch
     holds) and confirms it with real steps: the longest of the first rows repeated, two forward
     and backward passes (the second with the first's gradients resident, as under

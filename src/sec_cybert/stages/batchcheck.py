@@ -12,15 +12,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from sec_cybert.datapath.masking import IGNORE_INDEX
 from sec_cybert.errors import PluginError
-from sec_cybert.masking import IGNORE_INDEX
 
 
 def describe_masker(masker: Any, plugin_manager: Any = None) -> str:
     """``the masker 'span' (plugin 'acme')``, or its class and module when it is not registered."""
     name = type(masker).__name__
     if plugin_manager is not None:
-        from sec_cybert.plugins import get_registry
+        from sec_cybert.plugins.registry import get_registry
 
         for registration in get_registry(plugin_manager):
             if registration.kind == "masker" and registration.factory is type(masker):

@@ -53,7 +53,7 @@ class EventCallback(TrainerCallback):
     :class:`~sec_cybert.stages.throughput.CountingTrainer` keeps: ``tokens_per_second`` (every
     token slot, padding included), ``real_tokens_per_second``, ``padding_efficiency`` (real /
     all) and, when ``peak_flops`` (one device's) is known, ``mfu`` (model FLOPs utilisation,
-    :mod:`sec_cybert.flops`). For MLM stages it adds ``eval_perplexity`` (= e^eval_loss, the
+    :mod:`sec_cybert.planning.flops`). For MLM stages it adds ``eval_perplexity`` (= e^eval_loss, the
     loss being a mean cross-entropy in nats).
     """
 
@@ -205,7 +205,7 @@ def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 class EpochToCollator(TrainerCallback):
-    """Tells a :class:`~sec_cybert.collator.MaskingCollator` which epoch is starting.
+    """Tells a :class:`~sec_cybert.datapath.collator.MaskingCollator` which epoch is starting.
 
     The Trainer calls ``on_epoch_begin`` before it creates the epoch's DataLoader iterator (and
     with it the worker processes, which get a copy of the collator), so every copy sees it. On a

@@ -35,7 +35,7 @@ from typing import Any
 import structlog
 from transformers import TrainerCallback
 
-from sec_cybert.distributed import is_main_process, wait_for_everyone
+from sec_cybert.core.distributed import is_main_process, wait_for_everyone
 
 log = structlog.get_logger(__name__)
 

@@ -4,7 +4,7 @@ The fine-tuned directory stays loadable by plain transformers: the encoder is sa
 ``save_pretrained`` (``AutoModel.from_pretrained(dir)`` loads it) and the heads sit beside it
 in ``heads.safetensors`` with their label maps in ``heads.json``. One head at a time exports to a
 plain ``AutoModelForSequenceClassification`` checkpoint with the same logits
-(:func:`sec_cybert.export.export_head`).
+(:func:`sec_cybert.sharing.export.export_head`).
 """
 
 from __future__ import annotations

@@ -10,18 +10,18 @@ import attrs
 import structlog
 from attrs import validators as v
 
-from sec_cybert.components import Document, ReadReport
+from sec_cybert.core.components import Document, ReadReport
+from sec_cybert.core.context import StageContext, StageOutcome
+from sec_cybert.core.distributed import is_main_process
 from sec_cybert.corpus.sources import OnBadRecord, _existing_path, read_jsonl_documents
-from sec_cybert.distributed import is_main_process
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.stages.context import StageContext, StageOutcome
 from sec_cybert.stages.heads import Head
 from sec_cybert.stages.mlm import _stage_name
 from sec_cybert.stages.predictions import item_key, write_predictions
 from sec_cybert.stages.training import Training
 
 if TYPE_CHECKING:
-    from sec_cybert.plan import PlanContext, StagePlan
+    from sec_cybert.planning.plan import PlanContext, StagePlan
 
 log = structlog.get_logger(__name__)
 
@@ -93,7 +93,7 @@ class FineTuneStage:
     @classmethod
     def sec_cybert(cls, train_file: Path | str, **overrides: Any) -> FineTuneStage:
         """The SEC-cyBERT task: 7-class content category (softmax) + 4-level specificity (CORAL)."""
-        from sec_cybert.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
+        from sec_cybert.core.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
 
         heads = (
             Head(name="category", labels=CATEGORIES, kind="softmax"),
@@ -178,7 +178,7 @@ class FineTuneStage:
         and each row's id and groups (:func:`~sec_cybert.stages.predictions.item_key`)."""
         import datasets
 
-        from sec_cybert.chunking import count_truncated_tokens
+        from sec_cybert.datapath.chunking import count_truncated_tokens
 
         def tokenize(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
             encoded = tokenizer(batch["text"], truncation=True, max_length=self.max_length)
@@ -286,7 +286,7 @@ class FineTuneStage:
 
     def plan(self, planning: PlanContext) -> StagePlan:
         """Examples and steps per run; it runs once per variant and seed in an ablation."""
-        from sec_cybert.plan import StagePlan, warmup_steps
+        from sec_cybert.planning.plan import StagePlan, warmup_steps
 
         report = ReadReport()
         train = self.read_labeled(self.train_file, report)

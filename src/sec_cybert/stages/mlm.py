@@ -10,16 +10,16 @@ import attrs
 import structlog
 from attrs import validators as v
 
-from sec_cybert.components import Chunker, CorpusSource, Document, Masker, ReadReport
+from sec_cybert.core.components import Chunker, CorpusSource, Document, Masker, ReadReport
+from sec_cybert.core.context import FINGERPRINT, StageContext, StageOutcome
+from sec_cybert.core.distributed import is_main_process
 from sec_cybert.corpus.dedup import Deduplication
-from sec_cybert.distributed import is_main_process
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.stages.context import FINGERPRINT, StageContext, StageOutcome
 from sec_cybert.stages.training import Training, perplexity
 
 if TYPE_CHECKING:
     from sec_cybert.corpus.contamination import Exclusions
-    from sec_cybert.plan import PlanContext, StagePlan
+    from sec_cybert.planning.plan import PlanContext, StagePlan
 
 log = structlog.get_logger(__name__)
 
@@ -86,8 +86,8 @@ class MLMStage:
     @classmethod
     def dapt(cls, corpus: CorpusSource, **overrides: Any) -> MLMStage:
         """DAPT: concatenate-and-chunk at 8192, 30 % token masking, 500M newest tokens, 1 epoch."""
-        from sec_cybert.chunking import ConcatChunker
-        from sec_cybert.masking import TokenMasker
+        from sec_cybert.datapath.chunking import ConcatChunker
+        from sec_cybert.datapath.masking import TokenMasker
 
         defaults: dict[str, Any] = {
             "name": "dapt",
@@ -103,8 +103,8 @@ class MLMStage:
     def tapt(cls, corpus: CorpusSource, **overrides: Any) -> MLMStage:
         """TAPT: one paragraph per block at 512, 30 % whole-word masking, 5 epochs, batch 32;
         near-duplicate paragraphs (companies repeat their Item 1C text yearly) kept once."""
-        from sec_cybert.chunking import ParagraphChunker
-        from sec_cybert.masking import WholeWordMasker
+        from sec_cybert.datapath.chunking import ParagraphChunker
+        from sec_cybert.datapath.masking import WholeWordMasker
 
         defaults: dict[str, Any] = {
             "name": "tapt",
@@ -283,8 +283,8 @@ class MLMStage:
         docs/plugins.md, which freezes the embeddings for the first steps this way)."""
         from transformers import AutoModelForMaskedLM
 
-        from sec_cybert.collator import MaskingCollator, premask
-        from sec_cybert.document_attention import DocumentAttention, check_encoder
+        from sec_cybert.datapath.collator import MaskingCollator, premask
+        from sec_cybert.datapath.document_attention import DocumentAttention, check_encoder
         from sec_cybert.stages.batchcheck import check_first_batch, describe_masker
         from sec_cybert.stages.callbacks import EpochToCollator
         from sec_cybert.stages.loading import load_pretrained, load_tokenizer
@@ -367,7 +367,7 @@ class MLMStage:
 
     def plan(self, planning: PlanContext) -> StagePlan:
         """The run's counts, from the run's own data path (``prepare_data``)."""
-        from sec_cybert.plan import StagePlan, warmup_steps
+        from sec_cybert.planning.plan import StagePlan, warmup_steps
 
         train, validation, report = self.prepare_data(planning.tokenizer, planning.seed, planning.exclusions)
         training = self.training
@@ -431,9 +431,9 @@ def masked_lm_loss(checkpoint: str, dataset: Any, *, profile: Any, batch_size: i
     from accelerate.utils import send_to_device
     from transformers import AutoModelForMaskedLM
 
-    from sec_cybert.collator import MaskingCollator
-    from sec_cybert.document_attention import DocumentAttention
-    from sec_cybert.masking import IGNORE_INDEX, TokenMasker
+    from sec_cybert.datapath.collator import MaskingCollator
+    from sec_cybert.datapath.document_attention import DocumentAttention
+    from sec_cybert.datapath.masking import IGNORE_INDEX, TokenMasker
     from sec_cybert.stages.loading import load_pretrained, load_tokenizer
 
     runtime = Training().runtime(profile)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sec_cybert.components import Document
+from sec_cybert.core.components import Document
 from sec_cybert.corpus.split import GROUP_FIELDS
 from sec_cybert.errors import DataError
 from sec_cybert.stages.classifier import decode

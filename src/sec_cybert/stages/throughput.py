@@ -32,8 +32,8 @@ import structlog
 import torch
 from transformers import Trainer
 
-from sec_cybert.flops import EncoderShape, training_flops
-from sec_cybert.masking import IGNORE_INDEX
+from sec_cybert.datapath.masking import IGNORE_INDEX
+from sec_cybert.planning.flops import EncoderShape, training_flops
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +44,7 @@ class TokenCounts:
 
     ``tokens``: every slot of every batch, padding included (what the device computed on);
     ``real_tokens``: the non-padding ones; ``flops``: the model FLOPs of the real tokens
-    (:func:`sec_cybert.flops.training_flops`), 0 when the architecture has no formula.
+    (:func:`sec_cybert.planning.flops.training_flops`), 0 when the architecture has no formula.
     """
 
     tokens: int = 0
@@ -90,7 +90,7 @@ def segment_lengths(real: torch.Tensor, position_ids: torch.Tensor | None = None
     """Lengths of the independent attention segments of a batch: each row's real tokens, or,
     with ``position_ids`` (packed paragraphs), each run of consecutive positions -- a segment
     ends where the next position is not this one + 1, as in
-    :func:`sec_cybert.document_attention.segment_ids`."""
+    :func:`sec_cybert.datapath.document_attention.segment_ids`."""
     if position_ids is None or position_ids.shape != real.shape:
         return [int(n) for n in real.sum(dim=1).tolist() if n]
     starts = torch.ones_like(real)

@@ -17,8 +17,8 @@ from typing import Any
 import attrs
 import structlog
 
+from sec_cybert.core.context import StageContext
 from sec_cybert.errors import NumericalError, Preempted
-from sec_cybert.stages.context import StageContext
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +85,7 @@ def run_trainer(
     from safetensors import SafetensorError
     from transformers.trainer_callback import PrinterCallback
 
-    from sec_cybert.flops import device_peak_flops
+    from sec_cybert.planning.flops import device_peak_flops
     from sec_cybert.stages.batchcheck import describe_masker
     from sec_cybert.stages.callbacks import EventCallback
     from sec_cybert.stages.checkpointing import CheckpointManifest, checkpoints, last_verified_checkpoint
@@ -222,7 +222,7 @@ def _degenerate(context: StageContext, training: Any, train_dataset: Any, world_
     """What makes this stage's run degenerate (learning rate stuck at 0 or never at its peak, data
     under one batch), from the numbers the Trainer is about to use; logged as warnings. ``plan``
     and ``--strict`` check the same before a run starts."""
-    from sec_cybert.plan import StagePlan, degenerate_stage_problems, step_settings, warmup_steps
+    from sec_cybert.planning.plan import StagePlan, degenerate_stage_problems, step_settings, warmup_steps
 
     steps = training.optimizer_steps(len(train_dataset), world_size)
     planned = StagePlan(

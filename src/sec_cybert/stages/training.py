@@ -15,8 +15,8 @@ import attrs
 import structlog
 from attrs import validators as v
 
-from sec_cybert.distributed import timeout_seconds
-from sec_cybert.hardware import ATTN_IMPLEMENTATIONS, RuntimeSettings, resolve_runtime
+from sec_cybert.core.distributed import timeout_seconds
+from sec_cybert.core.hardware import ATTN_IMPLEMENTATIONS, RuntimeSettings, resolve_runtime
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +50,7 @@ class Training:
     max_grad_norm: float = attrs.field(default=1.0, validator=[_finite, v.gt(0)])
     gradient_checkpointing: bool = False
     #: On CUDA: before training, replace the micro-batch by the largest that fits the device (the
-    #: memory estimate's, confirmed by real steps; sec_cybert.memory) and keep the effective
+    #: memory estimate's, confirmed by real steps; sec_cybert.planning.memory) and keep the effective
     #: batch exact through gradient_accumulation_steps. Does nothing on a CPU.
     auto_micro_batch: bool = attrs.field(default=False, validator=v.instance_of(bool))
     bf16: bool | None = None

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from sec_cybert.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
+from sec_cybert.core.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
 
 
 def requires_gpu(test: Any) -> Any:
@@ -208,7 +208,7 @@ def tiny_pipeline_config(corpus: TinyCorpus, *, finetune: bool = True, **overrid
 
 def builtin_plugin_manager() -> Any:
     """A fresh plugin manager holding only the built-in plugins (no third-party entry points)."""
-    from sec_cybert.plugins import load_entry_point_plugins, new_plugin_manager
+    from sec_cybert.plugins.registry import load_entry_point_plugins, new_plugin_manager
 
     pm = new_plugin_manager()
     load_entry_point_plugins(pm, allowed=[])

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from sec_cybert.components import (
+from sec_cybert.core.components import (
     Chunker,
     CorpusSource,
     Document,
@@ -73,7 +73,7 @@ def check_chunker(chunker: Any, tokenizer: Any = None) -> None:
     """Tokenizes and groups; ``group`` reads only the rows it is given (a selection)."""
     import datasets
 
-    from sec_cybert.encoders import train_bpe_tokenizer
+    from sec_cybert.core.encoders import train_bpe_tokenizer
 
     assert isinstance(chunker, Chunker), f"{chunker!r} lacks provides_word_ids, tokenize() or group()"
     tokenizer = tokenizer or train_bpe_tokenizer(_TEXTS * 20, vocab_size=300)
@@ -107,7 +107,7 @@ def check_corpus_source(source: Any) -> list[Document]:
 
 def check_hardware_profile(profile: Any) -> Any:
     """Has every attribute the host reads, and resolves to runtime settings."""
-    from sec_cybert.hardware import resolve_runtime
+    from sec_cybert.core.hardware import resolve_runtime
 
     missing = [name for name in HardwareProfile.__annotations__ if not hasattr(profile, name)]
     assert not missing, f"profile {profile!r} lacks {', '.join(missing)}"
@@ -134,7 +134,7 @@ def check_encoder(factory: Any, workdir: Path, **options: Any) -> str:
 
 
 def _tiny_pipeline(stages: Sequence[Any], tracking: Sequence[Any] = (), plugin_manager: Any = None) -> Any:
-    from sec_cybert.pipeline import Pipeline
+    from sec_cybert.host.pipeline import Pipeline
     from sec_cybert.testing import TINY_ENCODER_OPTIONS, builtin_plugin_manager
 
     return Pipeline(
@@ -157,8 +157,9 @@ def check_stage(stage: Any, tmp_path: Path, *, plugin_manager: Any = None) -> An
     """
     from transformers import AutoModelForMaskedLM
 
-    from sec_cybert.plan import StagePlan, plan_pipeline
-    from sec_cybert.stages.context import StageResult
+    from sec_cybert.core.context import StageResult
+    from sec_cybert.host.planner import plan_pipeline
+    from sec_cybert.planning.plan import StagePlan
 
     missing = stage_problems(stage)
     assert not missing, f"{type(stage).__name__} lacks {', '.join(missing)}"
@@ -223,7 +224,7 @@ def check_tracker(tracker: Any, tmp_path: Path, *, stages: Iterable[Any] = (), p
     assert isinstance(tracker, Tracker), f"{tracker!r} lacks start_stage, log, finish_stage or finish_run"
     stages = list(stages)
     if not stages:
-        from sec_cybert.pipeline import load_run_config
+        from sec_cybert.host.pipeline import load_run_config
 
         config = tiny_pipeline_config(write_tiny_corpus(Path(tmp_path) / "corpus"))
         config["stages"] = config["stages"][1:]

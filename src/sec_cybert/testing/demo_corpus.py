@@ -4,7 +4,7 @@ It produces three things the pipeline consumes:
 
 * filing-like 10-K documents (JSONL shards) for domain-adaptive pretraining,
 * the unlabeled Item 1C paragraphs of those filings for task-adaptive pretraining,
-* labeled paragraphs (category x specificity, see :mod:`sec_cybert.taxonomy`) split into
+* labeled paragraphs (category x specificity, see :mod:`sec_cybert.core.taxonomy`) split into
   train / eval / holdout.
 
 Nothing here is real: companies, people, firms and numbers are invented, and the prose comes from
@@ -14,7 +14,7 @@ every random choice is drawn from ``random.Random`` instances seeded from them, 
 produce the same bytes.
 
 ``sec-cybert demo`` does not run this: it unpacks the copy shipped as package data
-(:mod:`sec_cybert.demo_data`), which :func:`write_shipped_copy` writes. After editing the
+(:mod:`sec_cybert.testing.demo_data`), which :func:`write_shipped_copy` writes. After editing the
 templates or this generator, run ``python -m sec_cybert.testing.demo_corpus`` to rewrite it;
 ``tests/test_demo_corpus.py`` fails until the two agree.
 """
@@ -32,10 +32,10 @@ from typing import Any
 
 import attrs
 
+from sec_cybert.core.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
 from sec_cybert.corpus.dedup import NearDuplicateIndex
-from sec_cybert.demo_data import SHIPPED_DIR, SHIPPED_SEED, DemoCorpus
 from sec_cybert.errors import DataError
-from sec_cybert.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
+from sec_cybert.testing.demo_data import SHIPPED_DIR, SHIPPED_SEED, DemoCorpus
 from sec_cybert.testing.demo_filings import FILING_DATE_RANGE, Filing, make_filings
 from sec_cybert.testing.demo_text import Slots, render, templates, word_count
 

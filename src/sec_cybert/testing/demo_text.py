@@ -16,8 +16,8 @@ from typing import Any
 import attrs
 import yaml
 
+from sec_cybert.core.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
 from sec_cybert.errors import DataError
-from sec_cybert.taxonomy import CATEGORIES, SPECIFICITY_LEVELS
 
 _ALTERNATION = re.compile(r"\[([^\[\]]*)\]")
 _SLOT = re.compile(r"\{(\w+)\}")

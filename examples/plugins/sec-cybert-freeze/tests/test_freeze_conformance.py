@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sec_cybert.pipeline import load_run_config
+from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.plugins import Registry
 from sec_cybert.stages import MLMStage, Training
 from sec_cybert.testing import builtin_plugin_manager, write_tiny_corpus
@@ -29,9 +29,9 @@ def test_the_hooks_register_three_components():
 
 
 def test_stage_conforms(tmp_path):
-    from sec_cybert.chunking import ConcatChunker
     from sec_cybert.corpus import JsonlShards
-    from sec_cybert.masking import TokenMasker
+    from sec_cybert.datapath.chunking import ConcatChunker
+    from sec_cybert.datapath.masking import TokenMasker
 
     corpus = write_tiny_corpus(tmp_path / "corpus")
     mlm = MLMStage(

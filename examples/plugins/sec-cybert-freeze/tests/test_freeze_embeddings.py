@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from sec_cybert.pipeline import load_run_config
-from sec_cybert.plan import plan_pipeline
+from sec_cybert.host.pipeline import load_run_config
+from sec_cybert.host.planner import plan_pipeline
 from sec_cybert.testing import TINY_ENCODER_OPTIONS, builtin_plugin_manager, write_tiny_corpus
 from transformers import AutoModelForMaskedLM, TrainerControl, TrainerState, TrainingArguments
 

@@ -1,5 +1,5 @@
 """The ``ci-runner`` hardware profile: a plugin's own class with exactly the attributes of the
-``HardwareProfile`` Protocol (``sec_cybert.hardware.Profile`` is not needed)."""
+``HardwareProfile`` Protocol (``sec_cybert.core.hardware.Profile`` is not needed)."""
 
 from __future__ import annotations
 

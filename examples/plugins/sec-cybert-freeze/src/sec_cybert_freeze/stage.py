@@ -16,8 +16,8 @@ from attrs import validators as v
 from sec_cybert.stages import MLMStage, StageOutcome
 
 if TYPE_CHECKING:
-    from sec_cybert.components import Document, ReadReport
-    from sec_cybert.plan import PlanContext, StagePlan
+    from sec_cybert.core.components import Document, ReadReport
+    from sec_cybert.planning.plan import PlanContext, StagePlan
     from sec_cybert.stages import StageContext
 
 

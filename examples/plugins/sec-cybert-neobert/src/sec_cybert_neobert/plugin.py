@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sec_cybert import hookimpl
-from sec_cybert.encoders import hub_encoder, write_random_encoder
+from sec_cybert.core.encoders import hub_encoder, write_random_encoder
 
 from sec_cybert_neobert import register_auto_classes
 from sec_cybert_neobert.configuration_neobert import NeoBERTConfig
