@@ -1,13 +1,17 @@
 """Every code block in docs/*.md runs as a reader would run it: offline, on a CPU, in fast mode.
 
-How a page runs
----------------
-Pages run one by one (``PAGES``; the tutorial first, since it writes the demo that other pages
-read), each in a fresh temporary directory that is the working directory of its blocks. In a page
-the blocks run in order:
+What sybil does, what is ours
+-----------------------------
+sybil reads the pages: its fenced-block lexer finds every block (indented ones in lists too),
+each page is a ``sybil.Document`` whose blocks are its ``Example``\\ s, the Python blocks of a page
+share the document's namespace (a block sees the names of the blocks before it), and the
+``Sybil`` object's ``setup``/``teardown`` run once around a page. Ours (``DocsBlocks``, the one
+sybil parser here) is the skip rule below, which gives each block its evaluator, and the
+evaluators: Python in fast mode, commands, and parsing. Pages run as one test each, in order
+(``PAGES``; the tutorial first, since it writes the demo that other pages read), each in a fresh
+temporary directory that is the working directory of its blocks; a page's blocks run in order:
 
-* ```` ```python ````: executed in one namespace per page, so a block sees the names of the
-  blocks before it.
+* ```` ```python ````: executed in the page's namespace.
 * ```` ```bash ````, ```` ```console ````, ```` ```sh ````: commands. In a console block the
   ``$ `` lines are commands and the lines after one are its shown output; in a bash block every
   line is a command (``\\`` continues a line, ``#`` starts a comment). ``sec-cybert ...``, with
@@ -28,7 +32,8 @@ the blocks run in order:
 Paths: every ``/tmp/NAME`` in a block, code and shown output alike, is rewritten to ``ROOT/NAME``,
 where ROOT is one temporary directory shared by the pages of a test session: plugins.md reads the
 ``/tmp/docdemo`` that the tutorial's ``sec-cybert demo --out /tmp/docdemo`` writes. A page that
-uses ``/tmp/docdemo`` without running that command itself gets it run first if no page has yet.
+uses ``/tmp/docdemo`` without running that command itself gets it run first (``setup_page``) if
+no page has yet.
 
 Fast mode (the default): every Trainer stops after ``FAST_STEPS`` optimizer steps
 (``Training.trainer_arguments`` is wrapped to pass ``max_steps=min(max_steps, FAST_STEPS)``),
@@ -40,7 +45,7 @@ The skip rule: what does not run
 --------------------------------
 The first rule that applies decides (``classify``):
 
-1. ``hooks.md`` is generated from ``sec_cybert/hookspecs.py`` (test_docs.py checks that it is
+1. ``hooks.md`` is generated from ``sec_cybert/plugins/hookspecs.py`` (test_docs.py checks that it is
    current); its blocks are signatures, not programs.
 2. An HTML comment on the lines before a block (blank lines between are fine; the site does not
    show it): ``<!-- docs-test skip: REASON -->`` skips the block; ``<!-- docs-test compile:
@@ -73,21 +78,22 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import linecache
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
-import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import structlog
 import yaml
+from sybil import Document, Example, Region, Sybil
+from sybil.evaluators.python import pad
+from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
 DOCS = ROOT_DIR / "docs"
@@ -104,6 +110,7 @@ PAGES = [
     "plugins.md",
     "neobert-plugin.md",
     "reliability.md",
+    "api.md",
     "hooks.md",
 ]
 
@@ -119,7 +126,7 @@ TRAINING_COMMANDS = {"demo", "run", "dapt", "tapt", "finetune", "ablate"}
 MARKER = re.compile(r"<!--\s*docs-test\s+(skip|compile|defer):\s*(.*?)\s*-->", re.DOTALL)
 HUB_OR_GPU = re.compile(r"\((?:hub|GPU)(?:,\s*(?:hub|GPU))?\)")
 FILE_HEADING = re.compile(r"^`[^`\s]+`:$")
-HEADING = re.compile(r"^#{1,6} ")
+HEADING = re.compile(r"^#{1,6} .*$", re.MULTILINE)
 CANNOT_RUN = [
     (re.compile(r"\bpip install\b"), "installs packages (pip install)"),
     (re.compile(r"\btorchrun\b"), "launches several processes (torchrun)"),
@@ -133,47 +140,21 @@ CANNOT_RUN = [
 ]
 LOG_LINE = re.compile(r"^(?:\S+ ){0,2}\[(?:debug|info|warning|error|critical)\s*\]")
 TMP_PATH = re.compile(r"(?<![\w./-])/tmp/(?=[\w.-])")
+#: The document namespace's key for the running page (a dunder, so no block's name clashes).
+PAGE = "__docs_page__"
 
 
-# --- reading the pages -------------------------------------------------------------------------
+# --- the skip rule -------------------------------------------------------------------------------
 @dataclass
 class Block:
-    page: str
-    line: int  # 1-based line of the opening fence
+    """What the rule reads of a fenced block; sybil's ``Region.parsed`` for it."""
+
     language: str
     text: str
     before: str  # the page's text between the previous block and this one
     heading: str  # the nearest heading above
     action: str = ""  # run, compile, defer, skip, output
     reason: str = ""
-
-    @property
-    def where(self) -> str:
-        return f"docs/{self.page}:{self.line}"
-
-
-def read_blocks(page: str) -> list[Block]:
-    lines = (DOCS / page).read_text(encoding="utf-8").splitlines()
-    blocks: list[Block] = []
-    heading, previous_end, i = "", 0, 0
-    while i < len(lines):
-        opening = re.match(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)", lines[i])
-        if not opening:
-            if HEADING.match(lines[i]):
-                heading = lines[i]
-            i += 1
-            continue
-        indent, fence, language = opening.groups()
-        end = i + 1
-        while end < len(lines) and not lines[end].strip().startswith(fence):
-            end += 1
-        body = textwrap.dedent("\n".join(line[len(indent):] if line.startswith(indent) else line for line in lines[i + 1 : end]))
-        before = "\n".join(lines[previous_end:i])
-        blocks.append(Block(page, i + 1, language.lower(), body + "\n", before, heading))
-        previous_end = i = end + 1
-    for block in blocks:
-        classify(block)
-    return blocks
 
 
 def marker_of(block: Block) -> tuple[str, str] | None:
@@ -185,37 +166,52 @@ def marker_of(block: Block) -> tuple[str, str] | None:
 
 
 def _last_paragraph(text: str) -> str:
-    text = MARKER.sub("", text)
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", MARKER.sub("", text)) if p.strip()]
     return paragraphs[-1] if paragraphs else ""
 
 
-def classify(block: Block) -> None:
-    """The skip rule of the module docstring, in its order."""
-
-    def decide(action: str, reason: str) -> None:
-        block.action, block.reason = action, reason
-
-    marker = marker_of(block)
+def classify(block: Block, page: str) -> tuple[str, str]:
+    """The skip rule of the module docstring, in its order: (action, reason)."""
     paragraph = _last_paragraph(block.before)
-    if block.page == "hooks.md":
-        return decide("skip", "generated from hookspecs.py (test_docs.py checks it); signatures")
-    if marker:
-        return decide(*marker)
+    if page == "hooks.md":
+        return "skip", "generated from hookspecs.py (test_docs.py checks it); signatures"
+    if marker := marker_of(block):
+        return marker
     if block.language in OUTPUT_LANGUAGES:
-        return decide("output", "shows output, not a program")
+        return "output", "shows output, not a program"
     if HUB_OR_GPU.search(paragraph) or HUB_OR_GPU.search(block.heading):
-        return decide("skip", "marked (hub) or (GPU)")
+        return "skip", "marked (hub) or (GPU)"
     for pattern, reason in CANNOT_RUN:
         if pattern.search(block.text):
-            return decide("skip", reason)
+            return "skip", reason
     if FILE_HEADING.match(paragraph):
-        return decide("compile", f"the text of the file {paragraph[:-1]}")
+        return "compile", f"the text of the file {paragraph[:-1]}"
     if block.language in PARSE_LANGUAGES:
-        return decide("compile", "configuration text")
+        return "compile", "configuration text"
     if block.language in RUN_LANGUAGES:
-        return decide("run", "")
-    return decide("skip", f"language {block.language!r}: neither run nor parsed")
+        return "run", ""
+    return "skip", f"language {block.language!r}: neither run nor parsed"
+
+
+class DocsBlocks:
+    """The sybil parser: every fenced block (with a language or without), decided by the rule
+    and given its evaluator; skipped blocks and output get none."""
+
+    lexer = RawFencedCodeBlockLexer(
+        info_pattern=re.compile(r"[ \t]*(?P<language>[\w+-]*)[^\n]*$\n", re.MULTILINE),
+        mapping={"language": "language", "source": "source"},
+    )
+
+    def __call__(self, document: Document) -> Iterator[Region]:
+        heading, previous_end = "", 0
+        for region in sorted(self.lexer(document), key=lambda r: r.start):
+            before = document.text[previous_end : region.start]
+            heading = ([heading] + HEADING.findall(before))[-1]
+            previous_end = region.end
+            block = Block(region.lexemes["language"].lower(), str(region.lexemes["source"]), before, heading)
+            block.action, block.reason = classify(block, Path(document.path).name)
+            region.parsed, region.evaluator = block, evaluator_for(block)
+            yield region
 
 
 # --- preconditions stated in prose -------------------------------------------------------------
@@ -265,20 +261,49 @@ PRECONDITIONS = [
 ]
 
 
+# --- the evaluators ----------------------------------------------------------------------------
+@dataclass
+class Page:
+    """The running page, in its document's namespace: what the evaluators need besides the block."""
 
-# --- running ------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def working_directory(path: Path):
-    previous = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
+    name: str
+    cwd: Path
+    root: Path
+    monkeypatch: pytest.MonkeyPatch
+    blocks: list[Block] = field(default_factory=list)  # all of the page's, for setup_page
 
 
 def rewrite_tmp(text: str, root: Path) -> str:
     return TMP_PATH.sub(lambda _: f"{root}/", text)
+
+
+def where(example: Example) -> str:
+    return f"docs/{Path(example.path).name}:{example.line}"
+
+
+def compiled(example: Example, text: str):
+    # Padded so that a traceback names the page's own line.
+    return compile(pad(text, example.line), example.path, "exec")
+
+
+def run_python(example: Example) -> None:
+    page: Page = example.namespace[PAGE]
+    code = compiled(example, rewrite_tmp(example.parsed.text, page.root))
+    with page.monkeypatch.context() as patch:
+        patch.chdir(page.cwd)
+        exec(code, example.namespace)
+
+
+def parse_text(example: Example) -> None:
+    block: Block = example.parsed
+    if block.language == "python":
+        compiled(example, block.text)
+    elif block.language == "yaml":
+        list(yaml.safe_load_all(block.text))
+    elif block.language == "toml":
+        pytest.importorskip("tomllib").loads(block.text)
+    elif block.language == "json":
+        json.loads(block.text)
 
 
 def output_matches(shown: list[str], printed: str) -> bool:
@@ -299,125 +324,138 @@ class Command:
     shown: list[str] = field(default_factory=list)
 
 
-def commands_of(block: Block) -> list[Command]:
+def commands_of(block: Block, place: str = "") -> list[Command]:
     commands: list[Command] = []
-    lines = block.text.splitlines()
-    if block.language == "console":
-        for line in lines:
-            if commands and commands[-1].text.endswith("\\"):
-                commands[-1].text = commands[-1].text[:-1] + " " + line.strip()
-            elif line.startswith("$ "):
-                commands.append(Command(line[2:].strip()))
-            elif commands:
-                commands[-1].shown.append(line)
-            elif line.strip():
-                raise AssertionError(f"{block.where}: output before the first '$ ' command: {line!r}")
-    else:
-        for line in lines:
-            if commands and commands[-1].text.endswith("\\"):
-                commands[-1].text = commands[-1].text[:-1] + " " + line.strip()
-            elif line.strip() and not line.lstrip().startswith("#"):
+    for line in block.text.splitlines():
+        if commands and commands[-1].text.endswith("\\"):
+            commands[-1].text = commands[-1].text[:-1] + " " + line.strip()
+        elif block.language != "console":
+            if line.strip() and not line.lstrip().startswith("#"):
                 commands.append(Command(line.strip()))
+        elif line.startswith("$ "):
+            commands.append(Command(line[2:].strip()))
+        elif commands:
+            commands[-1].shown.append(line)
+        elif line.strip():
+            raise AssertionError(f"{place}: output before the first '$ ' command: {line!r}")
     for c in commands:
         while c.shown and not c.shown[-1].strip():
             c.shown.pop()
     return commands
 
 
-class PageRunner:
-    def __init__(self, page: str, cwd: Path, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.page, self.cwd, self.root, self.monkeypatch = page, cwd, root, monkeypatch
-        self.namespace: dict[str, object] = {"__name__": f"docs_{Path(page).stem.replace('-', '_')}"}
+def cli(argv: list[str], env: dict[str, str], cwd: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+    """``sec-cybert ARGV`` in this process: its exit status, and stdout then stderr without log lines."""
+    from sec_cybert.cli import main
+    from sec_cybert.plugins.registry import reset_plugin_manager
 
-    # python
-    def python(self, block: Block) -> None:
-        code = rewrite_tmp(block.text, self.root)
-        filename = f"<{block.where}>"
-        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-        compiled = compile(code, filename, "exec")
-        with working_directory(self.cwd):
-            exec(compiled, self.namespace)
-
-    # commands
-    def commands(self, block: Block) -> None:
-        cwd = self.cwd
-        for command in commands_of(block):
-            text = rewrite_tmp(command.text, self.root)
-            shown = [rewrite_tmp(line, self.root) for line in command.shown]
-            for condition in PRECONDITIONS:
-                if condition.page == self.page and command.text.startswith(condition.command):
-                    moved = condition.prepare(cwd, self.root)
-                    cwd_for_command = moved or cwd
-                    break
-            else:
-                cwd_for_command = cwd
-            for segment in (s.strip() for s in text.split(" && ")):
-                words = shlex.split(segment, comments=True)
-                if words and words[0] == "cd":
-                    cwd = cwd_for_command = (cwd / words[1]).resolve()
-                    continue
-                self.one(block, command, segment, words, shown, cwd_for_command)
-
-    def one(self, block: Block, command: Command, segment: str, words: list[str], shown: list[str], cwd: Path) -> None:
-        env = {}
-        while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):
-            name, _, value = words.pop(0).partition("=")
-            env[name] = value
-        if not words:
-            return
-        expected_status = 2 if any(line.startswith("error:") for line in shown) else 0
-        if words[0] in SHELL_COMMANDS:
-            done = subprocess.run(["bash", "-c", segment], cwd=cwd, capture_output=True, text=True)
-            assert done.returncode == expected_status, f"{block.where}: `{segment}` exited {done.returncode}: {done.stderr}"
-            return
-        assert words[0] == "sec-cybert", (
-            f"{block.where}: `{segment}`: the docs test runs sec-cybert and {sorted(SHELL_COMMANDS)} only; "
-            "mark the block <!-- docs-test skip: REASON --> if it cannot run here"
-        )
-        status, printed = self.cli(words[1:], env, cwd)
-        where = f"{block.where}: `{command.text}`"
-        assert status == expected_status, f"{where} exited {status}, expected {expected_status}:\n{printed}"
-        options_with_values = {"--log-format"}
-        subcommand = next((w for i, w in enumerate(words[1:], 1) if not w.startswith("-") and words[i - 1] not in options_with_values), "")
-        if status == 0 and subcommand in TRAINING_COMMANDS:
-            return  # fast mode changes what training prints
-        matches = output_matches(shown, printed) if shown else True
-        assert matches, f"{where}: the page shows\n" + "\n".join(shown) + f"\n\nbut it printed\n{printed}"
-
-    def cli(self, argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
-        from sec_cybert.cli import main
-        from sec_cybert.plugins import reset_plugin_manager
-
-        stdout, stderr = io.StringIO(), io.StringIO()
-        with self.monkeypatch.context() as patch:
-            for name, value in env.items():
-                patch.setenv(name, value)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with monkeypatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.chdir(cwd)
+        reset_plugin_manager()
+        try:
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                status = main(argv)
+        finally:
+            structlog.reset_defaults()
             reset_plugin_manager()
-            try:
-                with working_directory(cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-                    status = main(argv)
-            finally:
-                structlog.reset_defaults()
-                reset_plugin_manager()
-        errors = [line for line in stderr.getvalue().splitlines() if not LOG_LINE.match(line)]
-        return status, stdout.getvalue() + "".join(line + "\n" for line in errors)
+    errors = [line for line in stderr.getvalue().splitlines() if not LOG_LINE.match(line)]
+    return status, stdout.getvalue() + "".join(line + "\n" for line in errors)
 
-    def parse(self, block: Block) -> None:
-        text = block.text
-        if block.language == "python":
-            compile(text, f"<{block.where}>", "exec")
-        elif block.language == "yaml":
-            list(yaml.safe_load_all(text))
-        elif block.language == "toml":
-            pytest.importorskip("tomllib").loads(text)
-        elif block.language == "json":
-            json.loads(text)
 
-    def run(self, block: Block) -> None:
-        if block.language == "python":
-            self.python(block)
-        else:
-            self.commands(block)
+def run_commands(example: Example) -> None:
+    page: Page = example.namespace[PAGE]
+    cwd = page.cwd
+    for command in commands_of(example.parsed, where(example)):
+        text = rewrite_tmp(command.text, page.root)
+        shown = [rewrite_tmp(line, page.root) for line in command.shown]
+        condition = next((c for c in PRECONDITIONS if c.page == page.name and command.text.startswith(c.command)), None)
+        cwd_for_command = (condition and condition.prepare(cwd, page.root)) or cwd
+        for segment in (s.strip() for s in text.split(" && ")):
+            words = shlex.split(segment, comments=True)
+            if words and words[0] == "cd":
+                cwd = cwd_for_command = (cwd / words[1]).resolve()
+                continue
+            run_one(f"{where(example)}: `{command.text}`", segment, words, shown, cwd_for_command, page)
+
+
+def run_one(place: str, segment: str, words: list[str], shown: list[str], cwd: Path, page: Page) -> None:
+    env = {}
+    while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):
+        name, _, value = words.pop(0).partition("=")
+        env[name] = value
+    if not words:
+        return
+    expected_status = 2 if any(line.startswith("error:") for line in shown) else 0
+    if words[0] in SHELL_COMMANDS:
+        done = subprocess.run(["bash", "-c", segment], cwd=cwd, capture_output=True, text=True)
+        assert done.returncode == expected_status, f"{place}: `{segment}` exited {done.returncode}: {done.stderr}"
+        return
+    assert words[0] == "sec-cybert", (
+        f"{place}: `{segment}`: the docs test runs sec-cybert and {sorted(SHELL_COMMANDS)} only; "
+        "mark the block <!-- docs-test skip: REASON --> if it cannot run here"
+    )
+    status, printed = cli(words[1:], env, cwd, page.monkeypatch)
+    assert status == expected_status, f"{place} exited {status}, expected {expected_status}:\n{printed}"
+    options_with_values = {"--log-format"}
+    subcommand = next((w for i, w in enumerate(words[1:], 1) if not w.startswith("-") and words[i - 1] not in options_with_values), "")
+    if status == 0 and subcommand in TRAINING_COMMANDS:
+        return  # fast mode changes what training prints
+    matches = output_matches(shown, printed) if shown else True
+    assert matches, f"{place}: the page shows\n" + "\n".join(shown) + f"\n\nbut it printed\n{printed}"
+
+
+def evaluator_for(block: Block) -> Callable[[Example], None] | None:
+    if block.action == "compile":
+        return parse_text
+    if block.action in ("run", "defer"):
+        return run_python if block.language == "python" else run_commands
+    return None  # skip, output
+
+
+# --- a page: sybil's document, set up and torn down ---------------------------------------------
+def _uses_the_demo(page: Page) -> bool:
+    """It reads /tmp/docdemo (or a precondition does) and does not write it itself."""
+    running = [b for b in page.blocks if b.action in ("run", "defer")]
+    uses = any("/tmp/docdemo" in b.text for b in running) or any(c.page == page.name for c in PRECONDITIONS)
+    writes = any(
+        c.text.startswith("sec-cybert demo --out /tmp/docdemo") for b in running if b.language != "python" for c in commands_of(b)
+    )
+    return uses and not writes
+
+
+def setup_page(namespace: dict) -> None:
+    page: Page = namespace[PAGE]
+    namespace["__name__"] = f"docs_{Path(page.name).stem.replace('-', '_')}"
+    if _uses_the_demo(page) and not (page.root / "docdemo" / "demo.yaml").is_file():
+        status, printed = cli(["-q", "demo", "--out", str(page.root / "docdemo")], {}, page.root, page.monkeypatch)
+        assert status == 0, printed
+
+
+def teardown_page(namespace: dict) -> None:
+    from sec_cybert.plugins.registry import reset_plugin_manager
+
+    reset_plugin_manager()  # a block may have registered a plugin object on the global manager
+
+
+SYBIL = Sybil(parsers=[DocsBlocks()], setup=setup_page, teardown=teardown_page)
+
+
+def run_page(path: Path, page: Page) -> Document:
+    """sybil's document for the page, its blocks evaluated in order, deferred ones last."""
+    document = SYBIL.parse(path)
+    examples = list(document)
+    page.blocks = [e.parsed for e in examples]
+    document.namespace[PAGE] = page
+    SYBIL.setup(document.namespace)
+    try:
+        for example in sorted(examples, key=lambda e: e.parsed.action == "defer"):
+            example.evaluate()
+    finally:
+        SYBIL.teardown(document.namespace)
+    return document
 
 
 def _fast_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -432,12 +470,6 @@ def _fast_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
         return original(attrs.evolve(self, max_steps=steps), *args, **kwargs)
 
     monkeypatch.setattr(Training, "trainer_arguments", capped)
-
-
-def _ensure_demo(root: Path, runner: PageRunner) -> None:
-    if not (root / "docdemo" / "demo.yaml").is_file():
-        status, printed = runner.cli(["-q", "demo", "--out", str(root / "docdemo")], {}, root)
-        assert status == 0, printed
 
 
 @pytest.fixture(scope="module")
@@ -464,9 +496,8 @@ def fast_mode(monkeypatch):
         torch.set_num_threads(threads)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("page", PAGES)
-def test_every_code_block_of_the_page_runs(page, docs_root, tmp_path, monkeypatch, fast_mode):
+@pytest.fixture
+def offline(monkeypatch):
     for name, value in {
         "SEC_CYBERT_PLUGINS": "",  # the built-ins only: what the pages show
         "HF_HUB_OFFLINE": "1",
@@ -478,31 +509,78 @@ def test_every_code_block_of_the_page_runs(page, docs_root, tmp_path, monkeypatc
         "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
     }.items():
         monkeypatch.setenv(name, value)
-    blocks = read_blocks(page)
-    runner = PageRunner(page, tmp_path, docs_root, monkeypatch)
-    # The demo's files: read by blocks (/tmp/docdemo) and by the preconditions.
-    uses_demo = any("/tmp/docdemo" in b.text for b in blocks if b.action in ("run", "defer")) or any(
-        c.page == page for c in PRECONDITIONS
-    )
-    runs_demo = any(
-        c.text.startswith("sec-cybert demo --out /tmp/docdemo") for b in blocks if b.action == "run" for c in commands_of(b)
-    )
-    if uses_demo and not runs_demo:
-        _ensure_demo(docs_root, runner)
-    runnable = [b for b in blocks if b.action == "run"] + [b for b in blocks if b.action == "defer"]
-    for block in blocks:
-        if block.action == "compile":
-            runner.parse(block)
-    try:
-        for block in runnable:
-            runner.run(block)
-    finally:
-        from sec_cybert.plugins import reset_plugin_manager
-
-        reset_plugin_manager()  # a block may have registered a plugin object on the global manager
 
 
-# --- the rule itself, and the site (fast) ------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES)
+def test_every_code_block_of_the_page_runs(page, docs_root, tmp_path, monkeypatch, offline, fast_mode):
+    run_page(DOCS / page, Page(page, tmp_path, docs_root, monkeypatch))
+
+
+# --- the runner on a page of our own, the rule itself, and the site (fast) ---------------------
+RUNNER_PAGE = """\
+# A page
+
+```python
+shared = 41
+```
+
+<!-- docs-test defer: reads what the next block writes -->
+
+```python
+assert open("/tmp/out/written.txt").read() == "42"
+order.append("deferred")
+```
+
+```python
+import os
+order = ["first"]
+os.makedirs("/tmp/out", exist_ok=True)
+open("/tmp/out/written.txt", "w").write(str(shared + 1))
+```
+
+<!-- docs-test skip: would fail -->
+```python
+raise SystemExit("a skipped block ran")
+```
+
+```
+raise SystemExit("output is not run")
+```
+
+```yaml
+key: [1, 2]
+```
+
+```console
+$ sec-cybert validate /tmp/nothere.yaml
+error: config file '/tmp/nothere.yaml' does not exist ...
+$ echo done
+```
+"""
+
+
+def _runner_page(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Page]:
+    (tmp_path / "page.md").write_text(text, encoding="utf-8")
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "root").mkdir()
+    return tmp_path / "page.md", Page("page.md", tmp_path / "cwd", tmp_path / "root", monkeypatch)
+
+
+def test_the_runner_runs_a_page_in_order_with_defer_skip_and_paths(tmp_path, monkeypatch):
+    path, page = _runner_page(tmp_path, RUNNER_PAGE, monkeypatch)
+    document = run_page(path, page)
+    assert (page.root / "out" / "written.txt").read_text() == "42"  # /tmp/out is ROOT/out
+    assert document.namespace["order"] == ["first", "deferred"]
+    assert [b.action for b in page.blocks] == ["run", "defer", "run", "skip", "output", "compile", "run"]
+
+
+def test_the_runner_fails_a_page_whose_shown_output_differs(tmp_path, monkeypatch):
+    path, page = _runner_page(tmp_path, RUNNER_PAGE.replace("does not exist ...", "is fine"), monkeypatch)
+    with pytest.raises(AssertionError, match="the page shows"):
+        run_page(path, page)
+
+
 def test_every_page_is_run_and_in_the_site_nav():
     pages = sorted(p.name for p in DOCS.glob("*.md"))
     assert sorted(PAGES) == pages, "add the new page to PAGES (and to mkdocs.yml's nav)"
@@ -514,18 +592,20 @@ def test_every_page_is_run_and_in_the_site_nav():
 def test_every_block_is_decided_with_a_reason():
     for page in PAGES:
         text = (DOCS / page).read_text(encoding="utf-8")
-        blocks = read_blocks(page)
-        assert len(MARKER.findall(text)) == sum(marker_of(b) is not None for b in blocks), (
+        examples = list(SYBIL.parse(DOCS / page))
+        assert len(MARKER.findall(text)) == sum(marker_of(e.parsed) is not None for e in examples), (
             f"docs/{page}: a docs-test marker that is not right before a block"
         )
-        for block in blocks:
+        for example in examples:
+            block = example.parsed
             assert block.action in {"run", "compile", "defer", "skip", "output"}, block
-            assert block.action == "run" or block.reason, f"{block.where}: {block.action} without a reason"
+            assert block.action == "run" or block.reason, f"{where(example)}: {block.action} without a reason"
 
 
 def test_preconditions_name_commands_the_pages_have():
     for condition in PRECONDITIONS:
-        commands = [c.text for b in read_blocks(condition.page) if b.action == "run" for c in commands_of(b)]
+        running = [e.parsed for e in SYBIL.parse(DOCS / condition.page) if e.parsed.action == "run"]
+        commands = [c.text for b in running if b.language != "python" for c in commands_of(b)]
         assert any(c.startswith(condition.command) for c in commands), f"{condition.page}: no `{condition.command}` to prepare"
 
 
@@ -550,6 +630,7 @@ def test_output_matching():
 
 if __name__ == "__main__":  # the decision for every block, for review
     for page in PAGES:
-        for block in read_blocks(page):
+        for example in SYBIL.parse(DOCS / page):
+            block = example.parsed
             first = block.text.strip().splitlines()[0][:70] if block.text.strip() else ""
-            print(f"{block.where:28} {block.language or '-':8} {block.action:8} {block.reason[:70]:70} | {first}", file=sys.stdout)
+            print(f"{where(example):28} {block.language or '-':8} {block.action:8} {block.reason[:70]:70} | {first}", file=sys.stdout)
