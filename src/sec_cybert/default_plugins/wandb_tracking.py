@@ -89,11 +89,13 @@ class WandbTracker:
             # JSON; its console capture would rewrap our streams. Where the run is, we say below.
             settings={"silent": True, "console": "off"},
         )
-        mode = run.settings.mode
+        # A stand-in run (a plugin's test double, wandb's own disabled run) may not carry these.
+        settings = getattr(run, "settings", None)
+        mode = getattr(settings, "mode", self.mode)
         if mode == "offline":
-            log.info("wandb run", run=name, mode=mode, sync=f"wandb sync {run.settings.sync_dir}")
+            log.info("wandb run", run=name, mode=mode, sync=f"wandb sync {getattr(settings, 'sync_dir', '')}")
         elif mode != "disabled":
-            log.info("wandb run", run=name, mode=mode, url=run.url)
+            log.info("wandb run", run=name, mode=mode, url=getattr(run, "url", None))
         return run
 
     def start_stage(self, context: Any, config: Mapping[str, Any]) -> None:
