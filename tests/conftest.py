@@ -44,3 +44,15 @@ def _reset_structlog():
     # The CLI configures structlog globally; tests that call it must not leak that into others.
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def builtins_only(monkeypatch):
+    """Only sec_cybert's own plugins load (``SEC_CYBERT_PLUGINS=""``), with a fresh plugin manager
+    before and after: a command-line test sees no plugin another test installed."""
+    monkeypatch.setenv("SEC_CYBERT_PLUGINS", "")
+    from sec_cybert.plugins.registry import reset_plugin_manager
+
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()

@@ -10,15 +10,8 @@ import yaml
 from sec_cybert.cli import main
 from sec_cybert.testing import TINY_TRAINING, tiny_pipeline_config
 
-
-@pytest.fixture(autouse=True)
-def _builtins_only(monkeypatch):
-    monkeypatch.setenv("SEC_CYBERT_PLUGINS", "")
-    from sec_cybert.plugins.registry import reset_plugin_manager
-
-    reset_plugin_manager()
-    yield
-    reset_plugin_manager()
+#: Only the built-in plugins load (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("builtins_only")
 
 
 def _dapt_and_finetune(tmp_path, tiny_corpus):

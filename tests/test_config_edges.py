@@ -14,15 +14,8 @@ from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.testing import tiny_pipeline_config
 from test_cli import _user_error, _write  # the CLI tests' helpers: write a config, read its errors
 
-
-@pytest.fixture(autouse=True)
-def _builtins_only(monkeypatch):
-    monkeypatch.setenv("SEC_CYBERT_PLUGINS", "")
-    from sec_cybert.plugins.registry import reset_plugin_manager
-
-    reset_plugin_manager()
-    yield
-    reset_plugin_manager()
+#: Only the built-in plugins load (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("builtins_only")
 
 
 def _problems(config, plugin_manager):

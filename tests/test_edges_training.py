@@ -283,3 +283,41 @@ def test_sigterm_during_start_up_is_one_line_and_status_143(tmp_path):
     )
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "run" / "tapt" / "stage.json").exists()
+
+
+SIGTERM_IN_CONTAMINATION_CHECK = """
+import os, signal, sys
+from sec_cybert import cli
+from sec_cybert.host.pipeline import Pipeline
+
+check = Pipeline.contamination_check
+
+def check_then_terminated(self, *args, **kwargs):
+    report = check(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)  # before the first stage: the check has run, no stage has
+    return report
+
+Pipeline.contamination_check = check_then_terminated
+sys.exit(cli.main(["run", sys.argv[1], "--out", sys.argv[2]]))
+"""
+
+
+def test_sigterm_before_the_first_stage_is_one_line_and_status_143(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "tapt.yaml"
+    config.write_text(yaml.safe_dump(_tapt(tmp_path)))
+    script = tmp_path / "runner.py"
+    script.write_text(SIGTERM_IN_CONTAMINATION_CHECK)
+    done = subprocess.run(
+        [sys.executable, str(script), str(config), str(tmp_path / "run")], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 143, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "stopped: stopped by SIGTERM before the first stage (the contamination check, the encoder)"
+    )
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "run" / "tapt").exists()

@@ -19,14 +19,8 @@ from sec_cybert.testing import tiny_pipeline_config
 CLI = "import sys; from sec_cybert.cli import main; sys.exit(main())"
 
 
-@pytest.fixture(autouse=True)
-def _builtins_only(monkeypatch):
-    monkeypatch.setenv("SEC_CYBERT_PLUGINS", "")
-    from sec_cybert.plugins.registry import reset_plugin_manager
-
-    reset_plugin_manager()
-    yield
-    reset_plugin_manager()
+#: Only the built-in plugins load (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("builtins_only")
 
 
 def _json_lines(text: str) -> list[dict]:

@@ -13,15 +13,8 @@ from sec_cybert.host.config import apply_overrides, parse_override
 from sec_cybert.testing import tiny_pipeline_config
 from test_cli import _user_error, _write  # the CLI tests' helpers: write a config, read its errors
 
-
-@pytest.fixture(autouse=True)
-def _builtins_only(monkeypatch):
-    monkeypatch.setenv("SEC_CYBERT_PLUGINS", "")
-    from sec_cybert.plugins.registry import reset_plugin_manager
-
-    reset_plugin_manager()
-    yield
-    reset_plugin_manager()
+#: Only the built-in plugins load (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("builtins_only")
 
 
 def _tapt_only(tiny_corpus):

@@ -7,13 +7,12 @@ reads the registry and the config loader, which sit above the corpus.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import structlog
 
+from sec_cybert.core.files import file_digest, files_under
 from sec_cybert.host.config import unstructure
-from sec_cybert.host.lifecycle import file_digest
 from sec_cybert.plugins.registry import third_party_versions
 
 log = structlog.get_logger(__name__)
@@ -24,7 +23,7 @@ def stage_identities(stages: Iterable[Any], registry: Any) -> dict[str, dict[str
     stage that names no data files. The files are digested by content, once per process."""
     identities: dict[str, dict[str, Any] | None] = {}
     for stage in stages:
-        files = _files_under(getattr(stage, "data_files", tuple)())
+        files = files_under(getattr(stage, "data_files", tuple)())
         if not files:
             log.info("contamination check not cached: the stage names no data files", stage=stage.name)
             identities[stage.name] = None
@@ -44,12 +43,3 @@ def stage_identities(stages: Iterable[Any], registry: Any) -> dict[str, dict[str
         identities[stage.name] = identity
     return identities
 
-
-def _files_under(paths: Iterable[Path]) -> list[Path]:
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        elif path.is_file():
-            found.append(path)
-    return found

@@ -28,7 +28,7 @@ import structlog
 
 from sec_cybert.core.context import FINGERPRINT, StageContext, StageOutcome, StageResult
 from sec_cybert.core.distributed import is_main_process, wait_for_everyone
-from sec_cybert.core.files import read_json_record, write_json_atomic
+from sec_cybert.core.files import file_digest, files_under, read_json_record, write_json_atomic
 from sec_cybert.errors import ConfigError, PluginError
 from sec_cybert.host.collapse import warn_if_collapsed
 
@@ -89,28 +89,7 @@ def _portable(init_from: str, run_dir: Path) -> str:
         return str(resolved)
 
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
 _WEIGHTS = (".safetensors", ".bin", ".pt")
-
-
-def file_digest(path: Path) -> str:
-    """BLAKE2 of a file's content, remembered for the process by (path, size, mtime)."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _DIGESTS:
-        with path.open("rb") as handle:
-            _DIGESTS[key] = hashlib.file_digest(handle, "blake2b").hexdigest()[:32]
-    return _DIGESTS[key]
-
-
-def _files_under(paths: Sequence[Path]) -> list[Path]:
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        elif path.is_file():
-            found.append(path)
-    return found
 
 
 def input_digests(stage: Any, context: StageContext) -> dict[str, Any]:
@@ -121,7 +100,7 @@ def input_digests(stage: Any, context: StageContext) -> dict[str, Any]:
     data = list(getattr(stage, "data_files", tuple)())
     return {
         "init_from": {p.name: file_digest(p) for p in weights},
-        "data": {str(p): file_digest(p) for p in _files_under(data)},
+        "data": {str(p): file_digest(p) for p in files_under(data)},
     }
 
 

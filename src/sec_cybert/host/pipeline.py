@@ -117,6 +117,7 @@ class Pipeline:
         from sec_cybert.host.config_encoder import check_encoder
         from sec_cybert.host.lifecycle import TrackerFanOut
         from sec_cybert.plugins.registry import get_registry
+        from sec_cybert.stages.guards import StopOnSigterm
 
         # What the CLI checks when it loads a config, for a pipeline built in Python too: a stage's
         # sequence length past the encoder's positions, an encoder directory that is not there.
@@ -131,13 +132,15 @@ class Pipeline:
         lineage.hardware = profile.name
         # Before anything trains -- the tokenizer of a tiny encoder included -- so a refused
         # overlap costs seconds, not a finished DAPT.
-        contamination = self.contamination_check()
-        contamination.enforce()
-        lineage.contamination = contamination.as_dict()
-        # The main process builds a local base (tiny encoders); the others then find it built.
-        base = self._materialize_encoder(run_dir, contamination) if is_main_process() else None
-        wait_for_everyone()
-        base = base or self._materialize_encoder(run_dir, contamination)
+        # SIGTERM here (a scheduler's notice while the check or the tokenizer runs) is one line too.
+        with StopOnSigterm("start-up", during="before the first stage (the contamination check, the encoder)"):
+            contamination = self.contamination_check()
+            contamination.enforce()
+            lineage.contamination = contamination.as_dict()
+            # The main process builds a local base (tiny encoders); the others then find it built.
+            base = self._materialize_encoder(run_dir, contamination) if is_main_process() else None
+            wait_for_everyone()
+            base = base or self._materialize_encoder(run_dir, contamination)
         result = PipelineResult(
             pipeline=self,
             run_dir=run_dir,

@@ -147,14 +147,13 @@ class TargetGuard(TrainerCallback):
             )
 
 
-class StopOnSigterm:
-    """SIGTERM outside the training steps of ``stage``: stop now (see the module docstring)."""
+class _SigtermHandler:
+    """Installs ``self._handle`` for SIGTERM while the ``with`` block runs, then restores the
+    handler it replaced (signals can only be handled in the main thread)."""
 
-    def __init__(self, stage: str) -> None:
-        self.stage = stage
-        self._previous: Any = None
+    _previous: Any = None
 
-    def __enter__(self) -> StopOnSigterm:
+    def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, self._handle)
         return self
@@ -162,30 +161,34 @@ class StopOnSigterm:
     def __exit__(self, *exc: Any) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        raise NotImplementedError
+
+
+class StopOnSigterm(_SigtermHandler):
+    """SIGTERM outside the training steps of ``stage``: stop now (see the module docstring).
+    ``during`` names another phase (the pipeline's start-up) in the message instead."""
+
+    def __init__(self, stage: str, *, during: str | None = None) -> None:
+        self.stage = stage
+        self.during = during or (
+            f"in {stage} outside its training steps (while it prepared its data or model, or saved)"
+        )
 
     def _handle(self, signum: int, frame: Any) -> None:
         raise Preempted(
-            f"stopped by SIGTERM in {self.stage} outside its training steps (while it prepared its data or "
-            "model, or saved); run the same command again to resume from its last checkpoint"
+            f"stopped by SIGTERM {self.during}; run the same command again to resume from its last checkpoint"
         )
 
 
-class Preemption(TrainerCallback):
+class Preemption(_SigtermHandler, TrainerCallback):
     """SIGTERM -> save and stop at the end of the current step (see the module docstring)."""
 
     def __init__(self) -> None:
         self.requested = False
         self.stopped_at: int | None = None
-        self._previous: Any = None
-
-    def __enter__(self) -> Preemption:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
