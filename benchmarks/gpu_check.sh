@@ -72,6 +72,7 @@ if [ -z "$RESULTS" ]; then
     if [ "$MODE" = cpu ]; then RESULTS=$(mktemp -t gpu-check-smoke.XXXXXX.md); else RESULTS=$ROOT/benchmarks/RESULTS.md; fi
 fi
 WORK=$(mktemp -d -t gpu-check.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT  # the rows are in $RESULTS (and $OUT); the log too when $OUT is set
 LOG=$WORK/gpu_check.log
 STATUS=0
 
