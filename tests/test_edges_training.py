@@ -247,24 +247,41 @@ def test_a_full_disk_in_a_wrapped_form_is_one_line_naming_the_directory_and_free
 
 # --- SIGTERM before training starts ------------------------------------------------------------
 
-SIGTERM_IN_STARTUP = """
+#: A runner that sends itself SIGTERM right after ``Class.method`` returns, then runs the CLI.
+SIGTERM_AFTER = """
 import os, signal, sys
 from sec_cybert import cli
-from sec_cybert.stages.mlm import MLMStage
+from {module} import {cls}
 
-prepare = MLMStage.prepare_data
+original = {cls}.{method}
 
-def prepare_then_terminated(self, *args, **kwargs):
-    prepared = prepare(self, *args, **kwargs)
-    os.kill(os.getpid(), signal.SIGTERM)  # the notice arrives while the stage is still setting up
-    return prepared
+def then_terminated(self, *args, **kwargs):
+    result = original(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)  # the notice arrives while the run is still setting up
+    return result
 
-MLMStage.prepare_data = prepare_then_terminated
+{cls}.{method} = then_terminated
 sys.exit(cli.main(["run", sys.argv[1], "--out", sys.argv[2]]))
 """
 
 
-def test_sigterm_during_start_up_is_one_line_and_status_143(tmp_path):
+@pytest.mark.parametrize(
+    ("module", "cls", "method", "said", "left"),
+    [
+        # A stage reading its corpus: the stage's own start-up.
+        ("sec_cybert.stages.mlm", "MLMStage", "prepare_data", "in tapt outside its training steps", "tapt/stage.json"),
+        # Before the first stage: the contamination check has run, no stage has started.
+        (
+            "sec_cybert.host.pipeline",
+            "Pipeline",
+            "contamination_check",
+            "before the first stage (the contamination check, the encoder)",
+            "tapt",
+        ),
+    ],
+    ids=["in-a-stage", "before-the-first-stage"],
+)
+def test_sigterm_during_start_up_is_one_line_and_status_143(tmp_path, module, cls, method, said, left):
     import subprocess
     import sys
 
@@ -273,51 +290,11 @@ def test_sigterm_during_start_up_is_one_line_and_status_143(tmp_path):
     config = tmp_path / "tapt.yaml"
     config.write_text(yaml.safe_dump(_tapt(tmp_path)))
     script = tmp_path / "runner.py"
-    script.write_text(SIGTERM_IN_STARTUP)
+    script.write_text(SIGTERM_AFTER.format(module=module, cls=cls, method=method))
     done = subprocess.run(
         [sys.executable, str(script), str(config), str(tmp_path / "run")], capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 143, done.stderr[-2000:]
-    assert done.stderr.strip().splitlines()[-1].startswith(
-        "stopped: stopped by SIGTERM in tapt outside its training steps"
-    )
+    assert done.stderr.strip().splitlines()[-1].startswith(f"stopped: stopped by SIGTERM {said}")
     assert "Traceback" not in done.stderr
-    assert not (tmp_path / "run" / "tapt" / "stage.json").exists()
-
-
-SIGTERM_IN_CONTAMINATION_CHECK = """
-import os, signal, sys
-from sec_cybert import cli
-from sec_cybert.host.pipeline import Pipeline
-
-check = Pipeline.contamination_check
-
-def check_then_terminated(self, *args, **kwargs):
-    report = check(self, *args, **kwargs)
-    os.kill(os.getpid(), signal.SIGTERM)  # before the first stage: the check has run, no stage has
-    return report
-
-Pipeline.contamination_check = check_then_terminated
-sys.exit(cli.main(["run", sys.argv[1], "--out", sys.argv[2]]))
-"""
-
-
-def test_sigterm_before_the_first_stage_is_one_line_and_status_143(tmp_path):
-    import subprocess
-    import sys
-
-    import yaml
-
-    config = tmp_path / "tapt.yaml"
-    config.write_text(yaml.safe_dump(_tapt(tmp_path)))
-    script = tmp_path / "runner.py"
-    script.write_text(SIGTERM_IN_CONTAMINATION_CHECK)
-    done = subprocess.run(
-        [sys.executable, str(script), str(config), str(tmp_path / "run")], capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 143, done.stderr[-2000:]
-    assert done.stderr.strip().splitlines()[-1].startswith(
-        "stopped: stopped by SIGTERM before the first stage (the contamination check, the encoder)"
-    )
-    assert "Traceback" not in done.stderr
-    assert not (tmp_path / "run" / "tapt").exists()
+    assert not (tmp_path / "run" / left).exists()
