@@ -23,7 +23,7 @@ import fnmatch
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 from attrs import validators as v
@@ -150,6 +150,9 @@ class JsonlShards:
     id_field: str = "id"
     min_chars: int = attrs.field(default=0, validator=v.ge(0))
     on_bad_record: OnBadRecord = attrs.field(default="raise", validator=v.in_(("raise", "skip")))
+    #: Its documents are a function of its files' content and its settings alone: the
+    #: tokenization cache keys them by those, without reading them (corpus/token_cache.py).
+    documents_from_files: ClassVar[bool] = True
 
     def files(self) -> list[Path]:
         """The shard files, in order. Refuses a directory whose ``corpus build`` did not finish, and
@@ -199,6 +202,7 @@ class Paragraphs:
     id_field: str = "id"
     min_chars: int = attrs.field(default=1, validator=v.ge(0))
     on_bad_record: OnBadRecord = attrs.field(default="raise", validator=v.in_(("raise", "skip")))
+    documents_from_files: ClassVar[bool] = True  # as JsonlShards's
 
     def iter_documents(self, report: ReadReport) -> Iterator[Document]:
         if not self.path.is_file():

@@ -9,8 +9,21 @@ the entry the first of them wrote.
 
 The key is a hash of
 
-* the documents as read (ids, texts, filing dates, groups: after the contamination check's
-  exclusions and the source's own filters, so a changed corpus, filter or holdout misses),
+* the documents, by what they are made of when the source says its documents are a function of
+  its files and settings alone (``documents_from_files = True``: ``jsonl-shards`` and
+  ``paragraphs``): the source's class, its settings and the BLAKE2 of each of its files' content,
+  with the contamination check's exclusions (position, id, lines) and ``validation_group_field``.
+  A warm ``plan`` or ``run`` then reads no document: it hashes the files, which the contamination
+  check's cache key hashed already in the same process (:func:`~sec_cybert.core.files.file_digest`
+  remembers each by path, inode, size, mtime and ctime; ~1 GB/s on one core). The content is
+  hashed, not trusted to a file's stat from an earlier process, so any changed byte misses
+  (also with its mtime set back). The files' stat is taken before they are hashed and checked
+  again after a miss has read them: a file changed in between stops the command rather than
+  storing what it read under the old content's key. The entry's ``meta.json`` keeps the read's
+  report (records kept and skipped), which a hit reports as its own;
+* otherwise (``edgar-html``, whose text also depends on the HTML parser installed, or a plugin's
+  source) the documents as read (ids, texts, filing dates, groups: after the contamination
+  check's exclusions and the source's own filters, so a changed corpus, filter or holdout misses),
 * the tokenizer (its backend's vocabulary, merges, normalizer, pre-tokenizer and
   post-processor, and its special tokens),
 * the chunker (its class and :meth:`tokenize_settings`, or all its settings when it has none;
@@ -129,14 +142,99 @@ def chunker_identity(chunker: Any) -> dict[str, Any] | None:
     return identity
 
 
-def _plugin_versions(chunker: Any) -> dict[str, str]:
-    """The third-party packages that registered ``chunker``, by the process's plugin manager (the
-    one the CLI runs with); nothing to look up for one of sec_cybert's own classes."""
-    if type(chunker).__module__.partition(".")[0] == "sec_cybert":
+def _plugin_versions(component: Any) -> dict[str, str]:
+    """The third-party packages that registered ``component``, by the process's plugin manager
+    (the one the CLI runs with); nothing to look up for one of sec_cybert's own classes."""
+    if type(component).__module__.partition(".")[0] == "sec_cybert":
         return {}
     from sec_cybert.plugins.registry import get_registry, third_party_versions
 
-    return third_party_versions(chunker, get_registry())
+    return third_party_versions(component, get_registry())
+
+
+def source_identity(source: Any, files: Sequence[Path]) -> dict[str, Any] | None:
+    """What a corpus source's documents are a function of, without reading them: its class, all
+    its settings, the content digest of each of its ``files`` (in order) and, for a third-party
+    source, the versions of the packages that registered it. ``None`` unless the source says its
+    documents are a function of those alone (``documents_from_files = True``, an attrs class).
+
+    The digests are :func:`~sec_cybert.core.files.file_digest`'s, which the contamination check's
+    cache shares: a file is hashed once per process, and a changed byte is another key.
+    """
+    from sec_cybert.core.files import file_digest
+
+    if not getattr(source, "documents_from_files", False) or not attrs.has(type(source)) or not files:
+        return None
+    identity: dict[str, Any] = {
+        "class": f"{type(source).__module__}.{type(source).__qualname__}",
+        "settings": attrs.asdict(source),
+        "files": [[str(path), file_digest(path)] for path in files],
+    }
+    plugins = _plugin_versions(source)
+    if plugins:
+        identity["plugins"] = plugins
+    return identity
+
+
+def check_unchanged(files: Sequence[tuple[Path, Any]], what: str) -> None:
+    """Raise when a file of ``(path, signature)`` (:func:`~sec_cybert.core.files.file_signature`,
+    taken before its digest went into a key) has changed since: what was read from it then is not
+    what the key names, and must not be stored under it."""
+    from sec_cybert.core.files import file_signature
+    from sec_cybert.errors import DataError
+
+    for path, signature in files:
+        if not Path(path).exists() or file_signature(path) != signature:
+            raise DataError(f"{what} changed while it was read ({path}); run the command again")
+
+
+def exclusions_identity(exclusions: Any) -> list[Any] | None:
+    """What the contamination check removes from a corpus, every position with its document id
+    and lines (``None`` when it removes nothing: the documents are then the source's own)."""
+    if not exclusions:
+        return None
+    return sorted(
+        [position, document_id, None if lines is None else list(lines)]
+        for position, (document_id, lines) in exclusions.removed.items()
+    )
+
+
+def cache_parts(
+    *,
+    source: Any,
+    files: Sequence[Path],
+    tokenizer: Any,
+    chunker: Any,
+    deduplicate: Mapping[str, Any],
+    exclusions: Any = None,
+    group_field: str | None = None,
+    documents: datasets.Dataset | None = None,
+) -> dict[str, Any] | None:
+    """What the key of an MLM stage's entry hashes (the module docstring says what and why).
+
+    Without ``documents`` the documents are keyed by what they are made of, without reading
+    them: the source's ``files`` (:func:`source_identity`), the contamination check's
+    ``exclusions`` and the ``group_field``. ``None`` when the source does not allow that (read its
+    documents, then ask again with them), or when the tokenizer or the chunker cannot be
+    fingerprinted: then nothing is cached.
+    """
+    if documents is None:
+        identity = source_identity(source, files)
+        if identity is None:
+            return None
+        content: dict[str, Any] = {
+            "source": identity,
+            "exclusions": exclusions_identity(exclusions),
+            "group_field": group_field,
+        }
+    else:
+        content = {"documents": documents_digest(documents)}
+    parts = {**content, "tokenizer": tokenizer_digest(tokenizer), "chunker": chunker_identity(chunker)}
+    missing = [name for name in ("tokenizer", "chunker") if parts[name] is None]
+    if missing:
+        log.info("tokenization not cached: nothing to key it on", missing=missing)
+        return None
+    return {**parts, "deduplicate": dict(deduplicate)}
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:

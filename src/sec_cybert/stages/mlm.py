@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -143,18 +144,25 @@ class MLMStage:
     ) -> tuple[Any, Any, dict[str, Any]]:
         """Read, deduplicate, tokenize, select, split and group: (train blocks, validation blocks or
         None, report). ``plan`` calls this too, so what it reports is what trains."""
-        from sec_cybert.corpus.dataset import documents_dataset
         from sec_cybert.corpus.select import newest_first, validation_mask
         from sec_cybert.corpus.token_cache import tokenize_once
 
-        read = ReadReport()
-        log.info("reading corpus", stage=self.name, source=self.corpus.describe())
-        documents = documents_dataset(
-            self.corpus, read, exclusions=exclusions, group_field=self.validation_group_field
-        )
-        tokenized, prepared, tokenization = tokenize_once(
-            self._cache_parts(documents, tokenizer), lambda: self._tokenized_documents(documents, tokenizer)
-        )
+        read, documents = ReadReport(), None
+        parts, files = self._cache_parts(tokenizer, exclusions)
+        if parts is None and self.cache_tokenization:  # a source to read to know its documents
+            documents = self._read(read, exclusions)
+            parts = self._cache_parts(tokenizer, exclusions, documents)[0]
+
+        def build() -> tuple[Any, dict[str, Any]]:
+            nonlocal documents
+            documents = documents if documents is not None else self._read(read, exclusions, files)
+            tokenized, meta = self._tokenized_documents(documents, tokenizer)
+            return tokenized, {**meta, "read": read.as_dict()}
+
+        tokenized, prepared, tokenization = tokenize_once(parts, build)
+        if documents is None:  # a hit keyed by the files: what reading them reported then
+            done = prepared["read"]
+            read = ReadReport(kept=done["kept"], skipped=Counter(done["skipped"]), examples=list(done["examples"]))
         blank, dropped = prepared["blank_documents"], prepared["duplicates"]["dropped"]
         selected, selection = newest_first(tokenized, self.max_tokens)
         if selection.documents_kept == 0:
@@ -197,24 +205,39 @@ class MLMStage:
             log.warning("documents truncated", stage=self.name, **report["truncated"])
         return blocks["train"], blocks["validation"], report
 
-    def _cache_parts(self, documents: Any, tokenizer: Any) -> dict[str, Any] | None:
-        """What the tokenization cache's key hashes; ``None`` (no cache) when it is off, or when
-        the tokenizer or the chunker cannot be fingerprinted."""
-        from sec_cybert.corpus.token_cache import chunker_identity, documents_digest, tokenizer_digest
+    def _read(self, read: ReadReport, exclusions: Exclusions | None, files: Any = None) -> Any:
+        """The documents, less the exclusions. With ``files`` (``path, signature`` pairs: the files
+        the cache key hashed), a file changed since it was hashed is an error, not a stale entry."""
+        from sec_cybert.corpus.dataset import documents_dataset
+        from sec_cybert.corpus.token_cache import check_unchanged
+
+        log.info("reading corpus", stage=self.name, source=self.corpus.describe())
+        documents = documents_dataset(self.corpus, read, exclusions=exclusions, group_field=self.validation_group_field)
+        check_unchanged(files or (), f"the corpus of stage {self.name!r}")
+        return documents
+
+    def _cache_parts(
+        self, tokenizer: Any, exclusions: Exclusions | None, documents: Any = None
+    ) -> tuple[dict[str, Any] | None, list[tuple[Path, Any]]]:
+        """What the tokenization cache's key hashes, and the files it hashed with their
+        signatures (:func:`~sec_cybert.corpus.token_cache.cache_parts`); ``(None, [])`` when it is off."""
+        from sec_cybert.core.files import file_signature, files_under
+        from sec_cybert.corpus.token_cache import cache_parts
 
         if not self.cache_tokenization:
-            return None
-        parts = {
-            "documents": documents_digest(documents),
-            "tokenizer": tokenizer_digest(tokenizer),
-            "chunker": chunker_identity(self.chunker),
-            "deduplicate": attrs.asdict(self.deduplicate),
-        }
-        missing = [name for name, value in parts.items() if value is None]
-        if missing:
-            log.info("tokenization not cached: nothing to key it on", stage=self.name, missing=missing)
-            return None
-        return parts
+            return None, []
+        files = [] if documents is not None else [(p, file_signature(p)) for p in files_under(self.data_files())]
+        parts = cache_parts(
+            source=self.corpus,
+            files=[path for path, _ in files],
+            documents=documents,
+            exclusions=exclusions,
+            group_field=self.validation_group_field,
+            tokenizer=tokenizer,
+            chunker=self.chunker,
+            deduplicate=attrs.asdict(self.deduplicate),
+        )
+        return parts, files
 
     def _tokenized_documents(self, documents: Any, tokenizer: Any) -> tuple[Any, dict[str, Any]]:
         """Blank filter, deduplication and the chunker's ``tokenize``: what the tokenization cache
