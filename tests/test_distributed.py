@@ -26,10 +26,12 @@ def test_two_processes_share_one_run_directory(tmp_path, tiny_corpus):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SEC_CYBERT_PLUGINS": ""}
+    # CPU and gloo even on a GPU machine (two ranks on one GPU would fail in NCCL).
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "SEC_CYBERT_PLUGINS": ""}
     completed = subprocess.run(
         [
             torchrun,
+            "--standalone",  # rendezvous on a free port, not 29500 (another torchrun may hold it)
             "--nproc_per_node",
             "2",
             "-m",
