@@ -23,8 +23,9 @@ import pytest
 import torch
 from transformers import (
     BertConfig,
-    BertForMaskedLM,
     DataCollatorWithFlattening,
+    DebertaV2Config,
+    DebertaV2ForMaskedLM,
     ModernBertConfig,
     ModernBertForMaskedLM,
 )
@@ -470,15 +471,18 @@ def test_the_flash_path_matches_paragraphs_alone_on_a_gpu(tokenizer, tokenized):
 # ------------------------------------------------------------------------ which encoders can pack
 
 
-def test_only_architectures_with_per_layer_masks_can_pack():
+def test_only_architectures_that_take_document_masks_can_pack():
     config = ModernBertConfig(local_attention=128, global_attn_every_n_layers=3, num_hidden_layers=3)
     config._attn_implementation = "eager"
     assert DocumentAttention.from_config(config) == DocumentAttention("eager", 64, "float32")
     assert DocumentAttention.from_config(config, implementation="flash_attention_2").flattens
     only_global = ModernBertConfig(num_hidden_layers=2, global_attn_every_n_layers=1)
     assert DocumentAttention.from_config(only_global, implementation="sdpa").sliding_window is None
-    with pytest.raises(ConfigError, match=r"bert-tiny \(bert\).*`paragraph` chunker"):
-        DocumentAttention.from_config(BertConfig(name_or_path="bert-tiny"))
+    # BERT and the encoders built like it take one 4D mask (tests/test_bert_packing.py).
+    bert = DocumentAttention.from_config(BertConfig(name_or_path="bert-tiny"))
+    assert (bert.per_layer_kind, bert.sliding_window, bert.max_positions) == (False, None, 512)
+    with pytest.raises(ConfigError, match=r"deberta-tiny \(deberta-v2\).*`paragraph` chunker.*bert"):
+        DocumentAttention.from_config(DebertaV2Config(name_or_path="deberta-tiny"))
     with pytest.raises(ConfigError, match="flex_attention"):
         DocumentAttention.from_config(config, implementation="flex_attention")
 
@@ -593,23 +597,24 @@ def test_an_encoder_that_cannot_pack_is_refused_before_the_corpus_is_read(
     monkeypatch.setattr(MLMStage, "prepare_data", prepare_data)
 
     tokenizer = train_bpe_tokenizer(_paragraphs(20, seed=5), vocab_size=300, model_max_length=128)
-    config = BertConfig(
+    config = DebertaV2Config(
         vocab_size=len(tokenizer),
         hidden_size=16,
         num_hidden_layers=1,
         num_attention_heads=2,
         intermediate_size=32,
+        max_position_embeddings=128,
         pad_token_id=tokenizer.pad_token_id,
     )
-    bert = tmp_path / "tiny-bert"
-    BertForMaskedLM(config).save_pretrained(bert)
-    tokenizer.save_pretrained(bert)
+    deberta = tmp_path / "tiny-deberta"
+    DebertaV2ForMaskedLM(config).save_pretrained(deberta)
+    tokenizer.save_pretrained(deberta)
     data = _packed_config(paragraphs_file)
-    data["encoder"] = str(bert)
+    data["encoder"] = str(deberta)
     del data["encoder_options"]
     run = load_run_config(data, plugin_manager=plugin_manager)
     with pytest.raises(
-        ConfigError, match=r"tiny-bert \(bert\) cannot keep packed documents apart.*`paragraph` chunker"
+        ConfigError, match=r"tiny-deberta \(deberta-v2\) cannot keep packed documents apart.*`paragraph` chunker"
     ):
         run.pipeline.run(tmp_path / "run")
 

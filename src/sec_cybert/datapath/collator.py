@@ -84,9 +84,11 @@ class MaskingCollator:
 
     Features with ``position_ids`` (packed rows: positions restart at 0 where a document
     starts) need ``attention``, the model's :class:`~sec_cybert.datapath.document_attention.DocumentAttention`:
-    the batch then carries ``position_ids`` and attention that never crosses a document (a
-    dict of 4D masks, or for flash-attn one flattened row with varlen kwargs). Masks are drawn
-    on the padded rows either way, so a packed batch masks the same under every implementation.
+    the batch then carries ``position_ids`` (shifted where the model's position table starts
+    past 0) and attention that never crosses a document: a dict of 4D masks (ModernBERT), one
+    ``[B, 1, T, T]`` mask (BERT, RoBERTa and the other single-mask encoders), or for flash-attn
+    one flattened row with varlen kwargs. Masks are drawn on the padded rows either way, so a
+    packed batch masks the same under every implementation.
     """
 
     tokenizer: PreTrainedTokenizerBase

@@ -6,7 +6,8 @@ of ``max_length`` with whole paragraphs instead. Each paragraph keeps its own [C
 its word ids (renumbered so no two paragraphs of a row share one) and its positions, which
 restart at 0 where it starts: the collator turns each restart into an attention boundary
 (:mod:`sec_cybert.datapath.document_attention`), so a packed row computes exactly what its paragraphs
-would one by one (tests/test_packing.py proves it to 1e-5, loss and gradients).
+would one by one (tests/test_packing.py proves it for ModernBERT, tests/test_bert_packing.py for
+BERT and the encoders built like it, to 1e-5, loss and gradients).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class PackingChunker:
     exactly one row, whole, and a row holds ``input_ids`` (its paragraphs one after another,
     each with its own [CLS] ... [SEP]), ``word_ids`` (-1 for special tokens, renumbered so two
     paragraphs never share one: whole-word masking never spans a boundary) and ``position_ids``
-    (0, 1, ... again at each paragraph: where attention stops, and what rotary positions see).
+    (0, 1, ... again at each paragraph: where attention stops, and what the positions see).
 
     Padding efficiency: on a lognormal length distribution of mean ~127 tokens (Item 1C's),
     rows of 512 come out > 99 % full and a batch padded to its longest row computes >= 97 %
@@ -110,8 +111,10 @@ class PackingChunker:
     A row now holds ~4 paragraphs, so a batch of rows is ~4x the tokens of a batch of
     paragraphs: the packed TAPT config divides the batch accordingly.
 
-    Needs an encoder that takes per-layer attention masks and ``position_ids`` (ModernBERT);
-    the MLM stage refuses another with a ConfigError before it trains.
+    Needs an encoder that takes document masks and ``position_ids``: ModernBERT, or BERT and
+    the encoders built like it (RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA, DistilBERT, ALBERT,
+    MPNet; :data:`~sec_cybert.datapath.document_attention.DOCUMENT_ATTENTION_MODEL_TYPES`). The
+    MLM stage refuses another (DeBERTa among them) with a ConfigError before it reads the corpus.
     """
 
     max_length: int = attrs.field(default=512, validator=[v.instance_of(int), v.ge(8)])
