@@ -358,10 +358,10 @@ def _dapt_stage(**training):
 
 def test_a_step_beyond_the_profiles_memory_is_a_warning_naming_the_settings_to_change():
     from sec_cybert.core.hardware import rtx3090_profile
-    from sec_cybert.planning.plan import Plan, StagePlan, _with_step_memory, degenerate_problems
+    from sec_cybert.planning.plan import Plan, StagePlan, degenerate_problems, with_step_memory
 
     profile = rtx3090_profile()
-    planned = _with_step_memory(StagePlan(stage="dapt"), _dapt_stage(), _large(), profile)
+    planned = with_step_memory(StagePlan(stage="dapt"), _dapt_stage(), _large(), profile)
     assert planned.memory.total > 24 * GIB
     problem = planned.memory_problem
     assert (
@@ -388,9 +388,9 @@ def test_a_step_beyond_the_profiles_memory_is_a_warning_naming_the_settings_to_c
     fitting = _dapt_stage()
     fitting = SimpleNamespace(**{**vars(fitting), "sparse_prediction": True})
     fitting.training = type(fitting.training)(gradient_checkpointing=True)
-    assert _with_step_memory(StagePlan(stage="dapt"), fitting, _large(), profile).memory_problem is None
+    assert with_step_memory(StagePlan(stage="dapt"), fitting, _large(), profile).memory_problem is None
     # auto_micro_batch plans the micro-batch its search will start from.
-    auto = _with_step_memory(StagePlan(stage="dapt"), _dapt_stage(auto_micro_batch=True), _large(), profile)
+    auto = with_step_memory(StagePlan(stage="dapt"), _dapt_stage(auto_micro_batch=True), _large(), profile)
     assert auto.memory_problem is None and auto.memory.shape.micro_batch == 1
     assert any("auto_micro_batch: starts from 1 per device x 32 accumulation" in n for n in auto.notes)
 

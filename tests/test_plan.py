@@ -34,10 +34,10 @@ def test_plan_reports_parameters_and_static_memory(tmp_path, tiny_corpus, plugin
     from transformers import AutoModelForMaskedLM
 
     from sec_cybert.core.hardware import rtx3090_profile
-    from sec_cybert.planning.plan import _with_memory, parameter_count
+    from sec_cybert.planning.plan import parameter_count, with_static_memory
 
     pipeline = load_run_config(tiny_pipeline_config(tiny_corpus), plugin_manager=plugin_manager).pipeline
-    base = pipeline._materialize_encoder(tmp_path)
+    base = pipeline.materialize_encoder(tmp_path)
     real = sum(p.numel() for p in AutoModelForMaskedLM.from_pretrained(base).parameters())
     assert parameter_count(base) == real
     plan = plan_pipeline(pipeline)
@@ -45,9 +45,9 @@ def test_plan_reports_parameters_and_static_memory(tmp_path, tiny_corpus, plugin
     assert plan.stages[0].static_memory_gib == real * 16 / 2**30
     # ModernBERT-large's 396M parameters in float32 leave a 24 GiB card 18 GiB for activations;
     # 1.5B would not fit at all.
-    fits = _with_memory(plan.stages[0], 396_000_000, rtx3090_profile())
+    fits = with_static_memory(plan.stages[0], 396_000_000, rtx3090_profile())
     assert round(fits.static_memory_gib, 1) == 5.9 and not any("FSDP" in n for n in fits.notes)
-    too_big = _with_memory(plan.stages[0], 1_500_000_000, rtx3090_profile())
+    too_big = with_static_memory(plan.stages[0], 1_500_000_000, rtx3090_profile())
     assert any("FSDP" in n and "model_dtype: bfloat16" in n for n in too_big.notes)
     assert parameter_count(str(tmp_path / "not-a-model")) is None
 
@@ -56,7 +56,8 @@ def test_plan_reports_parameters_and_static_memory(tmp_path, tiny_corpus, plugin
 
 
 def _stage(name="tapt", steps=10, warmup=1, sequences=100, per_step=8, **settings):
-    from sec_cybert.planning.plan import StagePlan, StepSettings
+    from sec_cybert.planning.plan import StagePlan
+    from sec_cybert.stages.training import Training
 
     values = {
         "lr_scheduler_type": "linear",
@@ -74,7 +75,7 @@ def _stage(name="tapt", steps=10, warmup=1, sequences=100, per_step=8, **setting
         optimizer_steps=steps,
         warmup_steps=warmup,
         sequences_per_step=per_step,
-        settings=StepSettings(**values),
+        settings=Training(**values),
     )
 
 

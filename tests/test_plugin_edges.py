@@ -168,7 +168,7 @@ def test_the_tokenization_cache_key_follows_the_chunker_plugins_version(install)
 
 def test_a_finished_plugin_stage_is_not_reused_after_the_plugin_is_upgraded(install, tmp_path):
     from sec_cybert.core.context import StageContext
-    from sec_cybert.host.lifecycle import TrackerFanOut, run_stage
+    from sec_cybert.host.lifecycle import run_stage
 
     def run(version):
         install(version=version)
@@ -176,7 +176,7 @@ def test_a_finished_plugin_stage_is_not_reused_after_the_plugin_is_upgraded(inst
         registry = Registry.collect(pm)
         stage = registry.factory("stage", "acme-stage")()
         context = StageContext(run_dir=tmp_path / "run", init_from="acme/base", hardware=None, seed=0, plugin_manager=pm)
-        return run_stage(stage, context, registry=registry, plugin_manager=pm, trackers=TrackerFanOut([]))
+        return run_stage(stage, context, registry=registry, plugin_manager=pm)
 
     first = run("1.0")
     assert run("1.0").fingerprint == first.fingerprint  # the same packages: the same run, reused

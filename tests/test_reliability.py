@@ -348,7 +348,7 @@ def test_a_non_finite_checkpoint_is_refused_as_init_from(tmp_path, plugin_manage
     from sec_cybert.host.pipeline import load_run_config
 
     pipeline = load_run_config(_tapt(tmp_path), plugin_manager=plugin_manager).pipeline
-    base = Path(pipeline._materialize_encoder(tmp_path / "made"))
+    base = Path(pipeline.materialize_encoder(tmp_path / "made"))
     model = AutoModelForMaskedLM.from_pretrained(base)
     with torch.no_grad():
         next(model.parameters())[0, 0] = float("inf")

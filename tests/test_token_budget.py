@@ -92,7 +92,7 @@ def test_the_trainer_gets_exactly_the_newest_documents_tokens(tmp_path, captured
     shards, records = _dated_corpus(tmp_path)
     newest_first = sorted(records, key=lambda r: r["metadata"]["filing_date"], reverse=True)
     pipeline = load_run_config(_config(shards), plugin_manager=plugin_manager).pipeline
-    tokenizer = load_tokenizer(pipeline._materialize_encoder(tmp_path / "base-probe"))
+    tokenizer = load_tokenizer(pipeline.materialize_encoder(tmp_path / "base-probe"))
     lengths = [len(tokenizer(r["text"])["input_ids"]) for r in newest_first]
     budget = sum(lengths[:4]) + lengths[4] // 2  # room for four whole documents, not five
     config = _config(shards, max_tokens=budget, validation_split=0.25)
@@ -135,7 +135,7 @@ def test_concat_with_word_ids_under_a_budget_attaches_each_documents_own_words(t
     config["stages"][0]["masker"] = {"kind": "whole-word", "probability": 0.3}
     stage = load_run_config(config, plugin_manager=plugin_manager).pipeline.stages[0]
     pipeline = load_run_config(config, plugin_manager=plugin_manager).pipeline
-    tokenizer = load_tokenizer(pipeline._materialize_encoder(tmp_path / "base"))
+    tokenizer = load_tokenizer(pipeline.materialize_encoder(tmp_path / "base"))
     train, validation, report = stage.prepare_data(tokenizer, seed=0)
     assert validation is None
     flat_ids = np.concatenate([np.asarray(b) for b in train["input_ids"]])
@@ -156,7 +156,7 @@ def test_dapt_validation_holds_out_whole_companies_when_asked(tmp_path, plugin_m
     write_jsonl(shards / "shard-00001.jsonl", records[5:])
     config = _config(shards, validation_split=0.2, validation_group_field="cik")
     pipeline = load_run_config(config, plugin_manager=plugin_manager).pipeline
-    tokenizer = load_tokenizer(pipeline._materialize_encoder(tmp_path / "base"))
+    tokenizer = load_tokenizer(pipeline.materialize_encoder(tmp_path / "base"))
     stage = pipeline.stages[0]
     _, _, report = stage.prepare_data(tokenizer, seed=0)
     assert report["validation"]["documents"] == 2 and report["train"]["documents"] == 8

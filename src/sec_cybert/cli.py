@@ -96,7 +96,7 @@ def _check_plan(run_config: Any, config: Path, strict: bool) -> None:
     started = time.perf_counter()
     try:
         with log_setup.quiet_logs():
-            run_config.pipeline._hardware()  # a GPU profile without a GPU fails now, not after the plan
+            run_config.pipeline.hardware_profile()  # a GPU profile without a GPU fails now, not after the plan
             plan = plan_pipeline(run_config.pipeline, world_size=world_size())
     except SecCybertError:
         raise  # the run would stop on it too: say it now
@@ -292,11 +292,10 @@ def _parse_seeds(text: str) -> list[int]:
 @_config_input
 def validate(config: Path, overrides: tuple[str, ...]) -> None:
     from sec_cybert.host.config import registered_name
-    from sec_cybert.plugins.registry import get_registry
 
     with library_output():
         run_config = _load(config, None, overrides)
-    registry = get_registry()
+    registry = run_config.pipeline.registry
     stages = ", ".join(
         f"{s.name} ({registered_name(type(s), registry) or type(s).__name__})" for s in run_config.pipeline.stages
     )

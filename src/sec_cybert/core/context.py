@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from sec_cybert.errors import DataError
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from sec_cybert.core.components import HardwareProfile
 
 STAGE_RECORD = "stage.json"
 #: ``attrs.field(metadata={FINGERPRINT: False})`` marks a stage setting that changes how the stage
@@ -35,10 +40,13 @@ class StageContext:
 
     run_dir: Path
     init_from: str
-    hardware: Any
+    hardware: HardwareProfile
     seed: int
     #: The plugin manager the pipeline runs with, for a stage that calls hooks of its own.
-    plugin_manager: Any = attrs.field(default=None, eq=False, repr=False)
+    plugin_manager: pluggy.PluginManager | None = attrs.field(default=None, eq=False, repr=False)
+    #: The components registered on it, as the run collected them once
+    #: (a ``sec_cybert.plugins.Registry``; ``None`` in a context built outside a pipeline).
+    registry: Any = attrs.field(default=None, eq=False, repr=False)
     #: The pretraining variant being fine-tuned ("base", "+DAPT", "+DAPT+TAPT") and its
     #: directory-safe tag ("base", "dapt", "dapt-tapt", plus "-seed7" when several seeds run).
     variant: str = "base"

@@ -73,7 +73,7 @@ def _build_report(directory: Path) -> dict[str, Any] | None:
     return None
 
 
-def _existing_path(instance, attribute, value: Path) -> None:
+def existing_path(instance, attribute, value: Path) -> None:
     if not Path(value).exists():
         raise DataError(
             f"{attribute.name} {str(value)!r} does not exist; check the path (relative paths start from the working directory)"
@@ -144,7 +144,7 @@ class JsonlShards:
     10,000 characters); each one filtered is counted in the report.
     """
 
-    path: Path = attrs.field(converter=Path, validator=_existing_path)
+    path: Path = attrs.field(converter=Path, validator=existing_path)
     pattern: str = "*.jsonl"
     text_field: str = "text"
     id_field: str = "id"
@@ -197,7 +197,7 @@ class JsonlShards:
 class Paragraphs:
     """One JSONL file of paragraphs (the TAPT corpus); labels, if present, land in metadata."""
 
-    path: Path = attrs.field(converter=Path, validator=_existing_path)
+    path: Path = attrs.field(converter=Path, validator=existing_path)
     text_field: str = "text"
     id_field: str = "id"
     min_chars: int = attrs.field(default=1, validator=v.ge(0))

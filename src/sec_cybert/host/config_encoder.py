@@ -16,22 +16,21 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sec_cybert.core.encoders import HUB_ALIASES
 from sec_cybert.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sec_cybert.host.pipeline import Pipeline
 
 #: A hub model id (``org/name`` or a bare name); anything else names a local path.
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
-def check_encoder(pipeline: Any, source: str | None = None) -> None:
+def check_encoder(pipeline: Pipeline, source: str | None = None) -> None:
     """Raise one ConfigError listing :func:`encoder_problems` of ``pipeline``, if it has any."""
-    from sec_cybert.plugins.registry import get_registry
-
-    problems = encoder_problems(
-        pipeline.encoder, pipeline.stages, get_registry(pipeline.pm), options=pipeline.encoder_options
-    )
+    problems = encoder_problems(pipeline.encoder, pipeline.stages, pipeline.registry, options=pipeline.encoder_options)
     if problems:
         raise ConfigError(problems, source=source)
 

@@ -31,6 +31,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from sec_cybert.core.components import Chunker, CorpusSource, Masker, Stage, Tracker
 from sec_cybert.errors import ConfigError, SecCybertError
+from sec_cybert.plugins.registry import Registry
 
 #: Fields typed with one of these Protocols are built from ``{kind: NAME, ...}`` via the registry.
 COMPONENT_FIELD_KINDS: dict[Any, str] = {CorpusSource: "corpus", Chunker: "chunker", Masker: "masker"}
@@ -194,7 +195,7 @@ def _checked(field: attrs.Attribute, hook: Any) -> Any:
     return structure
 
 
-def _class_hook(cls: type, converter: cattrs.Converter, registry: Any) -> Any:
+def _class_hook(cls: type, converter: cattrs.Converter, registry: Registry) -> Any:
     cls = attrs.resolve_types(cls)
     fields = [f for f in attrs.fields(cls) if f.init]
     hooks = {f.name: override(struct_hook=_checked(f, converter.get_structure_hook(f.type))) for f in fields}
@@ -225,7 +226,7 @@ def _class_hook(cls: type, converter: cattrs.Converter, registry: Any) -> Any:
     return structure
 
 
-def _component_hook(protocol: Any, converter: cattrs.Converter, registry: Any) -> Any:
+def _component_hook(protocol: Any, converter: cattrs.Converter, registry: Registry) -> Any:
     kind = _COMPONENT_KINDS[protocol]
 
     def structure(value: Any, _: Any) -> Any:
@@ -249,7 +250,7 @@ def _component_hook(protocol: Any, converter: cattrs.Converter, registry: Any) -
 _converters: dict[tuple[Any, bool], cattrs.Converter] = {}
 
 
-def converter_for(registry: Any, *, omit_defaults: bool = False) -> cattrs.Converter:
+def converter_for(registry: Registry, *, omit_defaults: bool = False) -> cattrs.Converter:
     """The converter that builds and writes back the components ``registry`` names. Kept per set
     of registrations: a registry is collected afresh for each use, and its hooks are made once."""
     # Encoder factories are closures made anew with each registry: the plugin that registered them names them.
@@ -262,7 +263,7 @@ def converter_for(registry: Any, *, omit_defaults: bool = False) -> cattrs.Conve
     return _converters[key]
 
 
-def _make_converter(registry: Any, omit_defaults: bool) -> cattrs.Converter:
+def _make_converter(registry: Registry, omit_defaults: bool) -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
     for tp, hook in _LEAVES.items():
         converter.register_structure_hook(tp, hook)
@@ -371,7 +372,7 @@ class Problems:
         self.lines.append(f"{path or '<top level>'}: {message}")
 
 
-def _structure(data: Any, tp: Any, path: str, registry: Any, problems: Problems) -> Any:
+def _structure(data: Any, tp: Any, path: str, registry: Registry, problems: Problems) -> Any:
     try:
         return converter_for(registry).structure(data, tp)
     except (ClassValidationError, IterableValidationError, Rejected, Problem) as exc:
@@ -380,17 +381,17 @@ def _structure(data: Any, tp: Any, path: str, registry: Any, problems: Problems)
         return attrs.NOTHING
 
 
-def build(cls: type, data: Any, path: str, registry: Any, problems: Problems) -> Any:
+def build(cls: type, data: Any, path: str, registry: Registry, problems: Problems) -> Any:
     """Build attrs class ``cls`` from ``data``, recording every problem (``attrs.NOTHING`` if any)."""
     return _structure(data, cls, path, registry, problems)
 
 
-def build_value(tp: Any, value: Any, path: str, registry: Any, problems: Problems) -> Any:
+def build_value(tp: Any, value: Any, path: str, registry: Registry, problems: Problems) -> Any:
     """``value`` as type ``tp`` (a class, a component Protocol, a leaf), recording every problem."""
     return _structure(value, tp, path, registry, problems)
 
 
-def build_component(kind: str, data: Any, path: str, registry: Any, problems: Problems) -> Any:
+def build_component(kind: str, data: Any, path: str, registry: Registry, problems: Problems) -> Any:
     """Build a registered component from ``{kind: NAME, ...params}``."""
     return _structure(data, _PROTOCOL_OF[kind], path, registry, problems)
 
@@ -400,7 +401,7 @@ def check(problems: Problems, source: str | None = None) -> None:
         raise ConfigError(problems.lines, source=source)
 
 
-def unstructure(obj: Any, registry: Any = None, *, omit_defaults: bool = False) -> Any:
+def unstructure(obj: Any, registry: Registry | None = None, *, omit_defaults: bool = False) -> Any:
     """The inverse of :func:`build`: plain data that ``build`` accepts again.
 
     Registered components get their ``kind`` back, so a stage's resolved config in
@@ -418,7 +419,7 @@ def unstructure(obj: Any, registry: Any = None, *, omit_defaults: bool = False) 
 # -- which registration made a component ------------------------------------------------------------
 
 
-def registration_of(cls: type, registry: Any) -> Any:
+def registration_of(cls: type, registry: Registry) -> Any:
     """The registration whose factory is ``cls``, or ``None`` (a class used from Python only)."""
     for registration in registry:
         if registration.factory is cls and registration.kind in NAMED_BY_KIND:
@@ -426,12 +427,12 @@ def registration_of(cls: type, registry: Any) -> Any:
     return None
 
 
-def registered_name(cls: type, registry: Any) -> str | None:
+def registered_name(cls: type, registry: Registry) -> str | None:
     registration = registration_of(cls, registry)
     return registration.name if registration is not None else None
 
 
-def registrations_used(obj: Any, registry: Any) -> list[Any]:
+def registrations_used(obj: Any, registry: Registry) -> list[Any]:
     """Every registered component in ``obj`` and the components nested in it (a stage's corpus,
     chunker, masker ...), each once: what ``lineage.json`` names the providing plugins of."""
     found: list[Any] = []

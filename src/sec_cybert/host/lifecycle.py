@@ -2,7 +2,8 @@
 
 For every stage the Pipeline resolves the config, fingerprints it with its input, claims the
 output directory, reuses a finished result or records the start, runs the stage through the
-``stage_run`` hook, writes ``stage.json``, waits for every rank, and tells the trackers. A stage
+``stage_run`` hook, writes ``stage.json``, waits for every rank, and announces the stage's start,
+events and end through the hooks (where the run's trackers hear them, :mod:`sec_cybert.host.tracking`). A stage
 -- built-in or a plugin's -- does none of this itself.
 
 A stage records a fingerprint of its resolved config, its input checkpoint, the seed and what
@@ -19,18 +20,21 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
+import pluggy
 import structlog
 
+from sec_cybert.core.components import Stage
 from sec_cybert.core.context import FINGERPRINT, StageContext, StageOutcome, StageResult
 from sec_cybert.core.distributed import is_main_process, wait_for_everyone
 from sec_cybert.core.files import file_digest, files_under, read_json_record, write_json_atomic
 from sec_cybert.errors import ConfigError, PluginError
 from sec_cybert.host.collapse import warn_if_collapsed
+from sec_cybert.plugins.registry import Registry, third_party_versions
 
 STARTED_RECORD = "stage-started.json"
 
@@ -182,43 +186,6 @@ def claim_output_dir(
     return None
 
 
-@attrs.define
-class TrackerFanOut:
-    """The pipeline's trackers, called in order; one that fails is logged and left out of the stage."""
-
-    trackers: Sequence[Any]
-    _failed: set[int] = attrs.field(factory=set)
-
-    def _call(self, method: str, *args: Any) -> None:
-        for index, tracker in enumerate(self.trackers):
-            if index in self._failed:
-                continue
-            try:
-                getattr(tracker, method)(*args)
-            except Exception as exc:  # a tracker must never stop training
-                self._failed.add(index)
-                log.warning(
-                    "tracker failed; it is off for the rest of this stage",
-                    tracker=type(tracker).__name__,
-                    method=method,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-
-    def start_stage(self, context: StageContext, config: Mapping[str, Any]) -> None:
-        self._failed.clear()
-        self._call("start_stage", context, config)
-
-    def log(self, context: StageContext, event: str, step: int, metrics: Mapping[str, float]) -> None:
-        self._call("log", context, event, step, metrics)
-
-    def finish_stage(self, context: StageContext, result: StageResult | None) -> None:
-        self._call("finish_stage", context, result)
-        self._failed.clear()
-
-    def finish_run(self, run_dir: Path, summary: Mapping[str, Any]) -> None:
-        self._call("finish_run", run_dir, summary)
-
-
 def _write_card(result: StageResult, seed: int) -> None:
     """A model card beside the weights: it describes a finished stage, so it never fails one."""
     from sec_cybert.sharing.modelcard import stage_chain, write_model_card
@@ -230,18 +197,17 @@ def _write_card(result: StageResult, seed: int) -> None:
 
 
 def run_stage(
-    stage: Any,
+    stage: Stage,
     context: StageContext,
     *,
-    registry: Any,
-    plugin_manager: Any,
-    trackers: TrackerFanOut,
+    registry: Registry,
+    plugin_manager: pluggy.PluginManager,
     on_input_change: str = "refuse",
 ) -> StageResult:
     """The whole lifecycle of one stage; ``stage.run`` is called once, or not at all when this
-    very run already finished in its directory."""
+    very run already finished in its directory. Observers and the run's trackers hear the stage
+    through the hooks only (``on_stage_start``, ``on_train_event``, ``on_stage_finish``)."""
     from sec_cybert.host.config import registered_name, unstructure
-    from sec_cybert.plugins.registry import third_party_versions
 
     config = unstructure(stage, registry)
     kind = registered_name(type(stage), registry) or type(stage).__name__
@@ -261,11 +227,10 @@ def run_stage(
         plugin_manager.hook.on_train_event(
             event=event, stage_name=stage.name, step=step, metrics=metrics, context=context
         )
-        trackers.log(context, event, step, metrics)
 
     context = attrs.evolve(context, output_dir=out, stage_name=stage.name, events=events)
     if is_main_process():
-        trackers.start_stage(context, config)
+        plugin_manager.hook.on_stage_start(context=context, config=config)
     result = None
     from sec_cybert.stages.guards import StopOnSigterm
 
@@ -297,7 +262,7 @@ def run_stage(
         wait_for_everyone()
     finally:
         if is_main_process():
-            trackers.finish_stage(context, result)
+            plugin_manager.hook.on_stage_finish(context=context, result=result)
     scalars = {
         k: round(v, 4) if isinstance(v, float) else v
         for k, v in result.metrics.items()

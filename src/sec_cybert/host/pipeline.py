@@ -16,19 +16,25 @@ from __future__ import annotations
 import platform
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+import pluggy
 import structlog
 from attrs import validators as v
 
-from sec_cybert.core.components import ReadReport, stage_problems
+from sec_cybert.core.components import HardwareProfile, ReadReport, Stage, Tracker, stage_problems
 from sec_cybert.core.distributed import is_main_process, wait_for_everyone
 from sec_cybert.core.lineage import Lineage, variant_chain
 from sec_cybert.corpus.contamination import ContaminationPolicy, ContaminationReport, Exclusions
 from sec_cybert.errors import ConfigError
 from sec_cybert.host.config_encoder import HUB_ID
 from sec_cybert.host.result import PipelineResult
+from sec_cybert.host.tracking import trackers_attached
+from sec_cybert.plugins.registry import Registry, describe_component, get_plugin_manager, get_registry
+
+if TYPE_CHECKING:
+    from sec_cybert.host.config_structure import Problems
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +58,7 @@ class Pipeline:
     """
 
     encoder: str
-    stages: tuple[Any, ...] = attrs.field(converter=tuple, validator=v.min_len(1))
+    stages: tuple[Stage, ...] = attrs.field(converter=tuple, validator=v.min_len(1))
     hardware: str = "auto"
     seed: int = 42
     tracking: tuple[Any, ...] = attrs.field(default=(), converter=_trackers)
@@ -63,11 +69,14 @@ class Pipeline:
     on_input_change: str = attrs.field(default="refuse", validator=v.in_(("refuse", "redo")))
     #: The ``KEY.PATH=VALUE`` overrides the command line applied to the config, for the lineage.
     overrides: tuple[str, ...] = attrs.field(default=(), converter=tuple, eq=False)
-    plugin_manager: Any = attrs.field(default=None, eq=False, repr=False)
+    plugin_manager: pluggy.PluginManager | None = attrs.field(default=None, eq=False, repr=False)
+    #: The components registered on ``plugin_manager``, collected once for this pipeline (when not
+    #: given): every step of a run -- config check, hardware, encoder, stages -- reads this one.
+    registry: Registry = attrs.field(
+        default=attrs.Factory(lambda self: get_registry(self.plugin_manager), takes_self=True), eq=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
-        from sec_cybert.plugins.registry import describe_component
-
         problems = [
             f"stages[{i}] ({describe_component(stage, self.plugin_manager)}) is not a Stage: it needs {', '.join(missing)} "
             "(docs/plugins.md lists what a stage provides)"
@@ -95,9 +104,8 @@ class Pipeline:
         return load_run_config(data, plugin_manager=plugin_manager, source=source).pipeline
 
     @property
-    def pm(self) -> Any:
-        from sec_cybert.plugins.registry import get_plugin_manager
-
+    def pm(self) -> pluggy.PluginManager:
+        """The plugin manager this pipeline runs with: the one given, or the process-wide one."""
         return self.plugin_manager or get_plugin_manager()
 
     @property
@@ -115,9 +123,6 @@ class Pipeline:
         """Run every variant-producing stage, then the others on the last variant. Resumes what
         ``run_dir`` holds."""
         from sec_cybert.host.config_encoder import check_encoder
-        from sec_cybert.host.lifecycle import TrackerFanOut
-        from sec_cybert.plugins.registry import get_registry
-        from sec_cybert.stages.guards import StopOnSigterm
 
         # What the CLI checks when it loads a config, for a pipeline built in Python too: a stage's
         # sequence length past the encoder's positions, an encoder directory that is not there.
@@ -125,11 +130,18 @@ class Pipeline:
         run_dir = Path(run_dir)
         if is_main_process():
             run_dir.mkdir(parents=True, exist_ok=True)
-        registry = get_registry(self.pm)
-        trackers = TrackerFanOut(self._tracker_objects(registry))
-        lineage = Lineage.start(run_dir, _lineage_header(self, registry))
-        profile = self._hardware()
+        trackers = self.tracker_objects()
+        lineage = Lineage.start(run_dir, _lineage_header(self, self.registry))
+        profile = self.hardware_profile()
         lineage.hardware = profile.name
+        with trackers_attached(self.pm, trackers):
+            return self._run(run_dir, lineage, profile, trackers)
+
+    def _run(
+        self, run_dir: Path, lineage: Lineage, profile: HardwareProfile, trackers: tuple[Tracker, ...]
+    ) -> PipelineResult:
+        from sec_cybert.stages.guards import StopOnSigterm
+
         # Before anything trains -- the tokenizer of a tiny encoder included -- so a refused
         # overlap costs seconds, not a finished DAPT.
         # SIGTERM here (a scheduler's notice while the check or the tokenizer runs) is one line too.
@@ -138,9 +150,9 @@ class Pipeline:
             contamination.enforce()
             lineage.contamination = contamination.as_dict()
             # The main process builds a local base (tiny encoders); the others then find it built.
-            base = self._materialize_encoder(run_dir, contamination) if is_main_process() else None
+            base = self.materialize_encoder(run_dir, contamination) if is_main_process() else None
             wait_for_everyone()
-            base = base or self._materialize_encoder(run_dir, contamination)
+            base = base or self.materialize_encoder(run_dir, contamination)
         result = PipelineResult(
             pipeline=self,
             run_dir=run_dir,
@@ -149,7 +161,6 @@ class Pipeline:
             profile=profile,
             lineage=lineage,
             contamination=contamination,
-            registry=registry,
             trackers=trackers,
         )
         lineage.base = result.variants[0].checkpoint
@@ -163,7 +174,7 @@ class Pipeline:
                 stage, variants[-1], self.seed, variants[-1].tag
             )
         if is_main_process():
-            trackers.finish_run(run_dir, {"lineage": lineage.as_dict()})
+            self.pm.hook.on_run_finish(run_dir=run_dir, summary={"lineage": lineage.as_dict()})
         return result
 
     def ablation(self, run_dir: Path | str, seeds: Sequence[int] | None = None, uncertainty: Any = None) -> Any:
@@ -178,27 +189,29 @@ class Pipeline:
         findings are cached by their corpus files' content (:mod:`~sec_cybert.corpus.contamination_cache`)."""
         from sec_cybert.corpus.contamination import check_contamination
         from sec_cybert.host.identities import stage_identities
-        from sec_cybert.plugins.registry import get_registry
 
         scanned = [s for s in self.stages if hasattr(s, "pretraining_documents")]
         pretraining = {s.name: s.pretraining_documents for s in scanned}
         labeled = {s.name: s.labeled_documents() for s in self.stages if hasattr(s, "labeled_documents")}
-        identities = stage_identities(scanned, get_registry(self.plugin_manager))
+        identities = stage_identities(scanned, self.registry)
         return check_contamination(pretraining, labeled, self.contamination, identities=identities)
 
-    def _tracker_objects(self, registry: Any) -> list[Any]:
-        return [registry.factory("tracker", t)() if isinstance(t, str) else t for t in self.tracking]
+    def tracker_objects(self) -> tuple[Tracker, ...]:
+        """``tracking`` as tracker objects: registered names built with their defaults."""
+        return tuple(self.registry.factory("tracker", t)() if isinstance(t, str) else t for t in self.tracking)
 
-    def _hardware(self, *, check: bool = True) -> Any:
+    def hardware_profile(self, *, check: bool = True) -> HardwareProfile:
+        """The hardware profile ``hardware`` names (``auto``: the ``detect_hardware_profile`` hook);
+        with ``check``, a profile this machine cannot run (a GPU profile without a GPU) is refused."""
         from sec_cybert.core.hardware import resolve_profile
-        from sec_cybert.plugins.registry import get_registry
 
-        return resolve_profile(self.hardware, get_registry(self.plugin_manager), self.pm, check=check)
+        return resolve_profile(self.hardware, self.registry, self.pm, check=check)
 
-    def _materialize_encoder(self, run_dir: Path, contamination: ContaminationReport | None = None) -> str:
-        from sec_cybert.plugins.registry import get_registry
-
-        registry = get_registry(self.plugin_manager)
+    def materialize_encoder(self, run_dir: Path, contamination: ContaminationReport | None = None) -> str:
+        """The base encoder as a ``from_pretrained`` reference: a registered encoder is built under
+        ``run_dir`` (a tiny one trains its tokenizer on the corpus, less what ``contamination``
+        excludes); a checkpoint directory or a hub id is returned as it is."""
+        registry = self.registry
         if self.encoder in registry.entries["encoder"]:
             from sec_cybert.core.encoders import encoder_option_problems, option_path
 
@@ -252,7 +265,7 @@ class RunConfig:
     ablation_seeds: tuple[int, ...] | None
 
 
-def _build_trackers(value: Any, registry: Any, problems: Any) -> list[Any]:
+def _build_trackers(value: Any, registry: Registry, problems: Problems) -> list[Tracker]:
     """``tracking:`` as YAML gives it -- ``none``, a name, ``{kind: NAME, ...}`` or a list of those."""
     from sec_cybert.host.config import build_component
 
@@ -272,7 +285,6 @@ def load_run_config(
 ) -> RunConfig:
     """Validate a whole pipeline config; raise one ConfigError listing every problem."""
     from sec_cybert.host.config import PipelineSettings, Problems, build, build_component, check
-    from sec_cybert.plugins.registry import get_registry
 
     registry = get_registry(plugin_manager)
     problems = Problems()
@@ -309,6 +321,7 @@ def load_run_config(
             on_input_change=settings.on_input_change,
             overrides=tuple(settings.overrides or ()),
             plugin_manager=plugin_manager,
+            registry=registry,
         )
     except (ValueError, TypeError, ConfigError) as exc:
         raise ConfigError(str(exc), source=source) from None
@@ -316,7 +329,7 @@ def load_run_config(
     return RunConfig(pipeline=pipeline, output_dir=settings.output_dir, ablation_seeds=seeds)
 
 
-def _plugins_used(pipeline: Pipeline, registry: Any) -> dict[str, dict[str, Any]]:
+def _plugins_used(pipeline: Pipeline, registry: Registry) -> dict[str, dict[str, Any]]:
     """The plugins that provided a component of this run, with their distribution, version and
     the components they provided."""
     from sec_cybert.host.config import registrations_used
@@ -343,7 +356,7 @@ def _plugins_used(pipeline: Pipeline, registry: Any) -> dict[str, dict[str, Any]
 
 
 
-def _lineage_header(pipeline: Pipeline, registry: Any) -> dict[str, Any]:
+def _lineage_header(pipeline: Pipeline, registry: Registry) -> dict[str, Any]:
     """What ``lineage.json`` says about the whole run: encoder, seed, versions, plugins used."""
     import torch
     import transformers

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -18,29 +18,31 @@ from sec_cybert.planning.plan import (
     Plan,
     PlanContext,
     StagePlan,
-    _with_memory,
-    _with_step_memory,
     model_config,
     parameter_count,
     step_settings,
+    with_static_memory,
+    with_step_memory,
 )
-from sec_cybert.plugins.registry import get_registry
 from sec_cybert.stages.loading import load_tokenizer
 
+if TYPE_CHECKING:
+    from sec_cybert.host.pipeline import Pipeline
 
-def plan_pipeline(pipeline: Any, *, world_size: int = 1) -> Plan:
+
+def plan_pipeline(pipeline: Pipeline, *, world_size: int = 1) -> Plan:
     """Plan every stage of ``pipeline`` without training anything."""
     # Planning an rtx3090 run on a laptop is the point: do not require the GPU here.
-    profile = pipeline._hardware(check=False)
+    profile = pipeline.hardware_profile(check=False)
     contamination = pipeline.contamination_check()
     try:
         contamination.enforce()
         refused = None
     except DataError as exc:
         refused = str(exc)
-    registry = get_registry(pipeline.plugin_manager)
+    registry = pipeline.registry
     with tempfile.TemporaryDirectory(prefix="sec-cybert-plan-") as scratch:
-        base = pipeline._materialize_encoder(Path(scratch), contamination)
+        base = pipeline.materialize_encoder(Path(scratch), contamination)
         tokenizer = load_tokenizer(base)
         parameters = parameter_count(base)
         config = model_config(base)
@@ -57,8 +59,8 @@ def plan_pipeline(pipeline: Any, *, world_size: int = 1) -> Plan:
             plan = planner(planning) if planner else StagePlan(stage=stage.name, notes=("this stage has no plan method",))
             kind = registered_name(type(stage), registry) or type(stage).__name__
             settings = plan.settings or step_settings(getattr(stage, "training", None))
-            plan = _with_memory(attrs.evolve(plan, kind=kind, settings=settings), parameters, profile)
-            plans.append(_with_step_memory(plan, stage, config, profile))
+            plan = with_static_memory(attrs.evolve(plan, kind=kind, settings=settings), parameters, profile)
+            plans.append(with_step_memory(plan, stage, config, profile))
     return Plan(
         hardware=profile.name,
         world_size=world_size,

@@ -4,34 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from sec_cybert.core.components import HardwareProfile, Stage, Tracker
 from sec_cybert.core.context import StageContext, StageResult
 from sec_cybert.core.distributed import is_main_process
 from sec_cybert.core.files import read_json_record, write_json_atomic
 from sec_cybert.core.lineage import Lineage, Variant
 from sec_cybert.corpus.contamination import ContaminationReport
 from sec_cybert.errors import ConfigError
+from sec_cybert.host.tracking import trackers_attached
+
+if TYPE_CHECKING:
+    from sec_cybert.host.pipeline import Pipeline
+    from sec_cybert.results.ablation import AblationTable
 
 
 @attrs.frozen
 class PipelineResult:
     """What :meth:`Pipeline.run` produced; :meth:`ablation` runs the other variants too."""
 
-    #: The Pipeline that ran (typed loosely: host.pipeline imports this module, not the reverse).
-    pipeline: Any
+    #: The Pipeline that ran (host.pipeline imports this module, so only the type checker imports it).
+    pipeline: Pipeline
     run_dir: Path
     variants: tuple[Variant, ...]
     finetuned: dict[tuple[str, str, int], StageResult]
-    profile: Any
+    profile: HardwareProfile
     lineage: Lineage
     contamination: ContaminationReport
-    registry: Any = attrs.field(eq=False, repr=False)
-    trackers: Any = attrs.field(eq=False, repr=False)
+    #: The run's trackers: attached to the plugin manager again while an ablation runs.
+    trackers: tuple[Tracker, ...] = attrs.field(default=(), eq=False, repr=False)
 
-    def run_stage(self, stage: Any, variant: Variant, seed: int, tag: str) -> StageResult:
+    def run_stage(self, stage: Stage, variant: Variant, seed: int, tag: str) -> StageResult:
         """One stage on ``variant`` through the host lifecycle; recorded in the lineage."""
         from sec_cybert.host.lifecycle import run_stage
 
@@ -41,6 +47,7 @@ class PipelineResult:
             hardware=self.profile,
             seed=seed,
             plugin_manager=self.pipeline.pm,
+            registry=self.pipeline.registry,
             variant=variant.name,
             tag=tag,
             exclusions=self.contamination.exclusions.get(stage.name),
@@ -49,9 +56,8 @@ class PipelineResult:
         result = run_stage(
             stage,
             context,
-            registry=self.registry,
+            registry=self.pipeline.registry,
             plugin_manager=self.pipeline.pm,
-            trackers=self.trackers,
             on_input_change=self.pipeline.on_input_change,
         )
         self.lineage.record(result, variant=variant.name)
@@ -87,9 +93,14 @@ class PipelineResult:
             write_json_atomic(cache_path, cache)
         return scores
 
-    def ablation(self, seeds: Sequence[int] | None = None, uncertainty: Any = None) -> Any:
+    def ablation(self, seeds: Sequence[int] | None = None, uncertainty: Any = None) -> AblationTable:
         """Fine-tune every variant with ``seeds`` and write the ablation table, with intervals and
-        paired tests as ``uncertainty`` (:class:`sec_cybert.results.ablation_intervals.Settings`) says."""
+        paired tests as ``uncertainty`` (:class:`sec_cybert.results.ablation_intervals.Settings`) says.
+        The run's trackers hear it as they heard the run."""
+        with trackers_attached(self.pipeline.pm, self.trackers):
+            return self._ablation(seeds, uncertainty)
+
+    def _ablation(self, seeds: Sequence[int] | None, uncertainty: Any) -> AblationTable:
         from sec_cybert.results.ablation import AblationTable
 
         seeds = list(seeds or [self.pipeline.seed])
@@ -114,5 +125,5 @@ class PipelineResult:
         )
         if is_main_process():
             table.write(self.run_dir)
-            self.trackers.finish_run(self.run_dir, {"ablation": table.as_dict()})
+            self.pipeline.pm.hook.on_run_finish(run_dir=self.run_dir, summary={"ablation": table.as_dict()})
         return table

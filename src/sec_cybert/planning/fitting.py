@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from sec_cybert.planning.memory import GIB, MemoryEstimate, StepShape, _dtype_name, estimate_for_shape
+from sec_cybert.planning.memory import GIB, MemoryEstimate, StepShape, dtype_name, estimate_for_shape
 from sec_cybert.planning.model_shape import arch_of
 
 
@@ -101,7 +101,7 @@ def measure_step_memory(
     import torch
 
     device = next(model.parameters()).device
-    dtype = None if autocast_dtype is None else getattr(torch, _dtype_name(autocast_dtype))
+    dtype = None if autocast_dtype is None else getattr(torch, dtype_name(autocast_dtype))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, fused=fused)
 
     def micro() -> None:

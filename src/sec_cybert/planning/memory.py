@@ -77,15 +77,15 @@ ALLOCATOR_SLACK = 0.10
 
 
 
-def _dtype_name(value: Any) -> str:
+def dtype_name(value: Any) -> str:
     name = str(value).removeprefix("torch.")
     if name not in DTYPE_BYTES:
         raise ConfigError(f"dtype {value!r} has no memory model; use one of {', '.join(DTYPE_BYTES)}")
     return name
 
 
-def _optional_dtype_name(value: Any) -> str | None:
-    return None if value is None else _dtype_name(value)
+def optional_dtype_name(value: Any) -> str | None:
+    return None if value is None else dtype_name(value)
 
 
 @attrs.frozen
@@ -94,8 +94,8 @@ class StepShape:
 
     seq_len: int = attrs.field(validator=[v.instance_of(int), v.ge(1)])
     micro_batch: int = attrs.field(validator=[v.instance_of(int), v.ge(1)])
-    weight_dtype: str = attrs.field(default="float32", converter=_dtype_name)
-    autocast_dtype: str | None = attrs.field(default=None, converter=_optional_dtype_name)
+    weight_dtype: str = attrs.field(default="float32", converter=dtype_name)
+    autocast_dtype: str | None = attrs.field(default=None, converter=optional_dtype_name)
     attn_implementation: str = attrs.field(
         default="sdpa", validator=v.in_(("sdpa", "eager", "flash_attention_2"))
     )

@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
+from sec_cybert.core.components import HardwareProfile, Stage
+
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from sec_cybert.planning.memory import MemoryEstimate, StepShape
 
 
-@attrs.frozen
-class StepSettings:
-    """The training settings that decide a stage's optimizer steps and learning rate, as the host
-    read them from the stage's ``training``: what :func:`degenerate_problems` checks and names."""
+@runtime_checkable
+class StepSettings(Protocol):
+    """What :func:`degenerate_problems` reads of a stage's ``training`` to check and name its
+    optimizer steps and learning rate. Not a schema of its own: ``sec_cybert.stages.Training``
+    (and a plugin stage's settings with these attributes) is one, so a plan holds the stage's
+    very settings object."""
 
     lr_scheduler_type: str
     learning_rate: float
@@ -71,10 +77,10 @@ class PlanContext:
     stage), the run's seed, the data-parallel world size, the hardware profile, and what the
     contamination check removes from the stage's corpus."""
 
-    tokenizer: Any
+    tokenizer: PreTrainedTokenizerBase
     seed: int
     world_size: int
-    profile: Any
+    profile: HardwareProfile
     exclusions: Any = None
 
 
@@ -97,7 +103,11 @@ class Plan:
         return degenerate_problems(self)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**attrs.asdict(self), "warnings": self.warnings}
+        stages = [
+            {**attrs.asdict(stage, filter=_leave_out("settings")), "settings": _settings_dict(stage.settings)}
+            for stage in self.stages
+        ]
+        return {**attrs.asdict(self, filter=_leave_out("stages")), "stages": stages, "warnings": self.warnings}
 
     def to_text(self) -> str:
         lines = [f"hardware: {self.hardware}   world size: {self.world_size}"]
@@ -165,7 +175,7 @@ def parameter_count(reference: str) -> int | None:
     return sum(p.numel() for p in model.parameters())
 
 
-def _with_memory(plan: StagePlan, parameters: int | None, profile: Any) -> StagePlan:
+def with_static_memory(plan: StagePlan, parameters: int | None, profile: HardwareProfile) -> StagePlan:
     if parameters is None or plan.model_dtype not in BYTES_PER_PARAMETER:
         return plan
     gib = parameters * BYTES_PER_PARAMETER[plan.model_dtype] / 2**30
@@ -189,7 +199,7 @@ def model_config(reference: str) -> Any:
         return None
 
 
-def stage_step_shape(stage: Any, profile: Any) -> StepShape | None:
+def stage_step_shape(stage: Stage, profile: HardwareProfile) -> StepShape | None:
     """What decides the memory of ``stage``'s training step, read from its settings (duck-typed:
     a ``training``; a ``chunker`` with ``seq_len`` or ``max_length``, or a ``max_length`` of its
     own; a ``masker`` makes it MLM) and the profile, as the run will resolve them. ``None`` for a
@@ -226,7 +236,7 @@ def stage_step_shape(stage: Any, profile: Any) -> StepShape | None:
     )
 
 
-def _with_step_memory(plan: StagePlan, stage: Any, config: Any, profile: Any) -> StagePlan:
+def with_step_memory(plan: StagePlan, stage: Stage, config: Any, profile: HardwareProfile) -> StagePlan:
     from sec_cybert.errors import SecCybertError
     from sec_cybert.planning.fitting import largest_fitting_batch, memory_fixes
     from sec_cybert.planning.memory import GIB, estimate_for_shape
@@ -266,15 +276,18 @@ def _with_step_memory(plan: StagePlan, stage: Any, config: Any, profile: Any) ->
 # -- degenerate runs ----------------------------------------------------------------------------
 
 
+def _leave_out(name: str) -> Callable[[attrs.Attribute, Any], bool]:
+    return lambda attribute, _value: attribute.name != name
+
+
+def _settings_dict(settings: StepSettings | None) -> dict[str, Any] | None:
+    """What a plan's JSON says of a stage's settings: the :class:`StepSettings` attributes only."""
+    return None if settings is None else {name: getattr(settings, name) for name in StepSettings.__annotations__}
+
+
 def step_settings(training: Any) -> StepSettings | None:
-    """The :class:`StepSettings` of a stage's ``training`` (``None`` when it has none, or lacks one)."""
-    if training is None:
-        return None
-    try:
-        values = {field.name: getattr(training, field.name) for field in attrs.fields(StepSettings)}
-    except AttributeError:
-        return None
-    return StepSettings(**values)
+    """A stage's ``training`` when it has the :class:`StepSettings` attributes, else ``None``."""
+    return training if isinstance(training, StepSettings) else None
 
 
 def lr_multiplier(scheduler: str, warmup: int, steps: int) -> Callable[[int], float] | None:

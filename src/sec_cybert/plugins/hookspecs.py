@@ -248,7 +248,38 @@ def stage_run(stage: Any, context: StageContext) -> StageOutcome | None:
     A wrapper yields exactly once and returns the outcome it received (or another); if the stage
     raised, the exception is thrown at the ``yield``. A non-wrapper implementation that returns
     an outcome replaces the built-in run. To record runs somewhere, write a tracker
-    (``register_trackers``) instead: the host calls trackers around this hook.
+    (``register_trackers``) or observe ``on_stage_start`` / ``on_train_event`` /
+    ``on_stage_finish`` instead.
+    """
+
+
+@hookspec
+def on_stage_start(context: StageContext, config: Mapping[str, Any]) -> None:
+    """A stage is about to run (not called for a finished stage that is reused).
+
+    Called on the main process only, after the host claimed ``context.output_dir`` and before
+    ``stage_run``; ``config`` is the resolved config the host records in ``stage.json``. The
+    pipeline's trackers receive it as ``Tracker.start_stage``: events, stage boundaries and run
+    summaries reach observers and trackers through these hooks, one channel. Must not raise.
+    """
+
+
+@hookspec
+def on_stage_finish(context: StageContext, result: Any) -> None:
+    """A stage run ended: ``result`` is its ``StageResult``, or ``None`` when it raised.
+
+    Called on the main process only, after ``stage.json`` is written (or the stage failed),
+    also when training stops with an error. Trackers receive it as ``Tracker.finish_stage``.
+    Must not raise.
+    """
+
+
+@hookspec
+def on_run_finish(run_dir: Any, summary: Mapping[str, Any]) -> None:
+    """A pipeline run (``summary["lineage"]``) or an ablation (``summary["ablation"]``) ended.
+
+    Called on the main process only; ``run_dir`` is the run's directory (a ``Path``). Trackers
+    receive it as ``Tracker.finish_run``. Must not raise.
     """
 
 
@@ -270,6 +301,7 @@ def on_train_event(
     fine-tune whose final predictions all fell in one class, with ``{"<head>_collapsed": 1.0}``
     for each such head (the class is in its ``<head>_collapsed_to`` metric and the warning line).
     ``context`` is the stage's ``StageContext``: its ``variant`` (``base``, ``+DAPT`` ...),
-    ``tag``, ``seed``, ``run_dir`` and ``output_dir`` tell the fine-tunes of an ablation apart. Trackers get the same events
-    through their ``log`` method. Must not raise: an exception here stops training.
+    ``tag``, ``seed``, ``run_dir`` and ``output_dir`` tell the fine-tunes of an ablation apart. The
+    pipeline's trackers get the same call, through this hook, as their ``log`` method. Must not
+    raise: an exception here stops training.
     """

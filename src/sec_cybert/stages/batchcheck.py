@@ -12,19 +12,26 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from sec_cybert.core.context import StageContext
 from sec_cybert.datapath.masking import IGNORE_INDEX
 from sec_cybert.errors import PluginError
+from sec_cybert.plugins.registry import Registry, get_registry
 
 
-def describe_masker(masker: Any, plugin_manager: Any = None) -> str:
+def run_registry(context: StageContext) -> Registry | None:
+    """The registry the run collected (``context.registry``), or one collected from the context's
+    plugin manager for a context built outside a pipeline; ``None`` when it has neither."""
+    if context.registry is not None:
+        return context.registry
+    return get_registry(context.plugin_manager) if context.plugin_manager is not None else None
+
+
+def describe_masker(masker: Any, registry: Registry | None = None) -> str:
     """``the masker 'span' (plugin 'acme')``, or its class and module when it is not registered."""
     name = type(masker).__name__
-    if plugin_manager is not None:
-        from sec_cybert.plugins.registry import get_registry
-
-        for registration in get_registry(plugin_manager):
-            if registration.kind == "masker" and registration.factory is type(masker):
-                return f"the masker {registration.name!r} ({name}, plugin {registration.plugin!r})"
+    for registration in registry or ():
+        if registration.kind == "masker" and registration.factory is type(masker):
+            return f"the masker {registration.name!r} ({name}, plugin {registration.plugin!r})"
     return f"the masker {name} (from {type(masker).__module__})"
 
 

@@ -13,10 +13,10 @@ from attrs import validators as v
 from sec_cybert.core.components import Document, ReadReport
 from sec_cybert.core.context import StageContext, StageOutcome
 from sec_cybert.core.distributed import is_main_process
-from sec_cybert.corpus.sources import OnBadRecord, _existing_path, read_jsonl_documents
+from sec_cybert.corpus.sources import OnBadRecord, existing_path, read_jsonl_documents
 from sec_cybert.errors import ConfigError, DataError
 from sec_cybert.stages.heads import Head
-from sec_cybert.stages.mlm import _stage_name
+from sec_cybert.stages.mlm import valid_stage_name
 from sec_cybert.stages.predictions import item_key, write_predictions
 from sec_cybert.stages.training import Training
 
@@ -28,7 +28,7 @@ log = structlog.get_logger(__name__)
 
 def _optional_existing(instance, attribute, value):
     if value is not None:
-        _existing_path(instance, attribute, value)
+        existing_path(instance, attribute, value)
 
 
 def _finetune_training() -> Training:
@@ -53,7 +53,7 @@ class FineTuneStage:
     ``holdout_file`` when given, else from ``eval_file``.
     """
 
-    train_file: Path = attrs.field(converter=Path, validator=_existing_path)
+    train_file: Path = attrs.field(converter=Path, validator=existing_path)
     heads: tuple[Head, ...] = attrs.field(converter=tuple, validator=v.min_len(1))
     eval_file: Path | None = attrs.field(
         default=None, converter=attrs.converters.optional(Path), validator=_optional_existing
@@ -61,7 +61,7 @@ class FineTuneStage:
     holdout_file: Path | None = attrs.field(
         default=None, converter=attrs.converters.optional(Path), validator=_optional_existing
     )
-    name: str = attrs.field(default="finetune", validator=_stage_name)
+    name: str = attrs.field(default="finetune", validator=valid_stage_name)
     text_field: str = "text"
     pooling: Literal["cls", "mean", "attention"] = attrs.field(
         default="cls", validator=v.in_(("cls", "mean", "attention"))

@@ -33,7 +33,7 @@ def _eval_loss_at(log_history: list[dict[str, Any]], step: int) -> float | None:
     return None
 
 
-def _stage_name(instance, attribute, value: str) -> None:
+def valid_stage_name(instance, attribute, value: str) -> None:
     if not value or not value.replace("-", "").replace("_", "").isalnum():
         raise ValueError(
             f"must be a short name of letters, digits, '-' or '_' (it names the output directory), not {value!r}"
@@ -55,7 +55,7 @@ class MLMStage:
     corpus: CorpusSource
     chunker: Chunker
     masker: Masker
-    name: str = attrs.field(default="mlm", validator=_stage_name)
+    name: str = attrs.field(default="mlm", validator=valid_stage_name)
     training: Training = attrs.field(factory=Training)
     max_tokens: int | None = attrs.field(default=None, validator=v.optional([v.instance_of(int), v.ge(1)]))
     validation_split: float = attrs.field(default=0.02, validator=[v.ge(0), v.lt(1)])
@@ -308,7 +308,7 @@ class MLMStage:
 
         from sec_cybert.datapath.collator import MaskingCollator, premask
         from sec_cybert.datapath.document_attention import DocumentAttention, check_encoder
-        from sec_cybert.stages.batchcheck import check_first_batch, describe_masker
+        from sec_cybert.stages.batchcheck import check_first_batch, describe_masker, run_registry
         from sec_cybert.stages.callbacks import EpochToCollator
         from sec_cybert.stages.loading import load_pretrained, load_tokenizer
         from sec_cybert.stages.trainer import checkpoint_dir, run_trainer
@@ -348,7 +348,7 @@ class MLMStage:
             train_blocks,
             model,
             batch_size=self.training.per_device_train_batch_size,
-            masker=describe_masker(self.masker, context.plugin_manager),
+            masker=describe_masker(self.masker, run_registry(context)),
         )
         if validation_blocks is not None:
             validation_blocks = premask(validation_blocks, tokenizer, self.masker, seed=context.seed)

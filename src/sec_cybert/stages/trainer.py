@@ -86,7 +86,7 @@ def run_trainer(
     from transformers.trainer_callback import PrinterCallback
 
     from sec_cybert.planning.flops import device_peak_flops
-    from sec_cybert.stages.batchcheck import describe_masker
+    from sec_cybert.stages.batchcheck import describe_masker, run_registry
     from sec_cybert.stages.callbacks import EventCallback
     from sec_cybert.stages.checkpointing import CheckpointManifest, checkpoints, last_verified_checkpoint
     from sec_cybert.stages.diskfull import checkpoint_size, disk_full_error
@@ -149,7 +149,7 @@ def run_trainer(
             CheckpointManifest(directory, keep, run_state=lambda: run_state(totals)),
             guard,
             *(
-                [TargetGuard(totals, stage=context.stage_name, masker=describe_masker(masker, context.plugin_manager))]
+                [TargetGuard(totals, stage=context.stage_name, masker=describe_masker(masker, run_registry(context)))]
                 if masker is not None
                 else []
             ),
