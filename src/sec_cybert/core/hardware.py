@@ -11,13 +11,18 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import structlog
 from attrs import validators as v
 
 from sec_cybert.errors import HardwareError
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from sec_cybert.core.components import HardwareProfile
 
 log = structlog.get_logger(__name__)
 
@@ -132,7 +137,7 @@ def detect_profile_name(candidates: Mapping[str, Any]) -> str:
     return "cuda"
 
 
-def resolve_profile(name: str, registry: Any, pm: Any, *, check: bool = True) -> Any:
+def resolve_profile(name: str, registry: Any, pm: pluggy.PluginManager, *, check: bool = True) -> HardwareProfile:
     """Build the profile called ``name``; ``auto`` asks the ``detect_hardware_profile`` hook."""
     if name == "auto":
         candidates = {n: registry.factory("hardware", n) for n in registry.names("hardware")}
@@ -160,7 +165,7 @@ class RuntimeSettings:
 
 
 def resolve_runtime(
-    profile: Any,
+    profile: HardwareProfile,
     *,
     bf16: bool | None = None,
     tf32: bool | None = None,

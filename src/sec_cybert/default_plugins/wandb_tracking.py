@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
@@ -33,6 +33,9 @@ import structlog
 from sec_cybert.errors import OptionalDependencyError
 from sec_cybert.host.collapse import collapsed_heads
 from sec_cybert.plugins.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from sec_cybert.core.context import StageContext, StageResult
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +101,7 @@ class WandbTracker:
             log.info("wandb run", run=name, mode=mode, url=getattr(run, "url", None))
         return run
 
-    def start_stage(self, context: Any, config: Mapping[str, Any]) -> None:
+    def start_stage(self, context: StageContext, config: Mapping[str, Any]) -> None:
         self._run = self._init(
             context.run_dir,
             f"{context.stage_name}-{context.tag}",
@@ -106,11 +109,11 @@ class WandbTracker:
             {"stage": dict(config), "variant": context.variant, "seed": context.seed, "init_from": context.init_from},
         )
 
-    def log(self, context: Any, event: str, step: int, metrics: Mapping[str, float]) -> None:
+    def log(self, context: StageContext, event: str, step: int, metrics: Mapping[str, float]) -> None:
         if self._run is not None:
             self._run.log(_numbers(metrics), step=step)
 
-    def finish_stage(self, context: Any, result: Any) -> None:
+    def finish_stage(self, context: StageContext, result: StageResult | None) -> None:
         if self._run is None:
             return
         if result is not None:

@@ -10,9 +10,12 @@ turns that into a warning line naming the stage, variant, seed, head and class, 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
+
+if TYPE_CHECKING:
+    from sec_cybert.core.context import StageContext
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +32,7 @@ def collapsed_heads(metrics: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def warn_if_collapsed(stage: str, metrics: Mapping[str, Any], context: Any) -> None:
+def warn_if_collapsed(stage: str, metrics: Mapping[str, Any], context: StageContext) -> None:
     """Log a warning per collapsed head and send one ``collapsed`` event with
     ``{"<head>_collapsed": 1.0}`` per head (event metrics are numbers; the class is in the
     warning and in the stage's ``<head>_collapsed_to`` metric)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import typing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -37,6 +37,9 @@ from sec_cybert.host.config_structure import (
     unstructure,
 )
 from sec_cybert.host.config_yaml import MAX_CONFIG_BYTES, load_yaml
+
+if TYPE_CHECKING:
+    from sec_cybert.plugins.registry import Registry
 
 __all__ = [
     "COMPONENT_FIELD_KINDS",
@@ -95,7 +98,7 @@ class PipelineSettings:
     #: in order: set by the CLI, for ``lineage.json``; not something to write in a config.
     overrides: list[str] | None = None
 
-    def __config_check__(self, registry: Any) -> list[tuple[str, str]]:
+    def __config_check__(self, registry: Registry) -> list[tuple[str, str]]:
         """``encoder_options`` against the registered encoder's options, when the config is loaded
         rather than when the encoder is built (after the contamination check, before training)."""
         from sec_cybert.core.encoders import encoder_option_problems, option_path

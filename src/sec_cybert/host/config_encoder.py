@@ -22,7 +22,9 @@ from sec_cybert.core.encoders import HUB_ALIASES
 from sec_cybert.errors import ConfigError
 
 if TYPE_CHECKING:
+    from sec_cybert.core.components import Stage
     from sec_cybert.host.pipeline import Pipeline
+    from sec_cybert.plugins.registry import Registry
 
 #: A hub model id (``org/name`` or a bare name); anything else names a local path.
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
@@ -36,7 +38,7 @@ def check_encoder(pipeline: Pipeline, source: str | None = None) -> None:
 
 
 def encoder_problems(
-    encoder: str, stages: Sequence[Any], registry: Any, *, options: Mapping[str, Any] | None = None
+    encoder: str, stages: Sequence[Stage], registry: Registry, *, options: Mapping[str, Any] | None = None
 ) -> list[str]:
     """One line per problem, ``key.path: message`` as the config loader writes them."""
     where = "max_position_embeddings in its config.json"
@@ -61,7 +63,7 @@ def encoder_problems(
     return _too_long(encoder, stages, _max_positions(config_file), where)
 
 
-def _too_long(encoder: str, stages: Sequence[Any], positions: int | None, where: str) -> list[str]:
+def _too_long(encoder: str, stages: Sequence[Stage], positions: int | None, where: str) -> list[str]:
     if positions is None:
         return []
     return [
@@ -90,7 +92,7 @@ def _built_positions(factory: Any, options: Mapping[str, Any]) -> tuple[int | No
     return (value if valid else None), where
 
 
-def sequence_lengths(stages: Sequence[Any]) -> Iterator[tuple[str, int]]:
+def sequence_lengths(stages: Sequence[Stage]) -> Iterator[tuple[str, int]]:
     """``(key path, tokens)`` of each stage's longest sequence: its chunker's ``seq_len`` or
     ``max_length``, or its own ``max_length`` (a fine-tune's)."""
     for index, stage in enumerate(stages):

@@ -7,7 +7,7 @@ reads the registry and the config loader, which sit above the corpus.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -15,10 +15,14 @@ from sec_cybert.core.files import file_digest, files_under
 from sec_cybert.host.config import unstructure
 from sec_cybert.plugins.registry import third_party_versions
 
+if TYPE_CHECKING:
+    from sec_cybert.core.components import Stage
+    from sec_cybert.plugins.registry import Registry
+
 log = structlog.get_logger(__name__)
 
 
-def stage_identities(stages: Iterable[Any], registry: Any) -> dict[str, dict[str, Any] | None]:
+def stage_identities(stages: Iterable[Stage], registry: Registry) -> dict[str, dict[str, Any] | None]:
     """What each pretraining stage's entry is keyed by (see the module docstring); ``None`` for a
     stage that names no data files. The files are digested by content, once per process."""
     identities: dict[str, dict[str, Any] | None] = {}

@@ -70,7 +70,7 @@ def fingerprint_of(
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _identity_settings(stage: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
+def _identity_settings(stage: Stage, settings: Mapping[str, Any]) -> dict[str, Any]:
     """The stage's settings less its fields marked ``metadata={FINGERPRINT: False}``."""
     if not attrs.has(type(stage)):
         return dict(settings)
@@ -96,7 +96,7 @@ def _portable(init_from: str, run_dir: Path) -> str:
 _WEIGHTS = (".safetensors", ".bin", ".pt")
 
 
-def input_digests(stage: Any, context: StageContext) -> dict[str, Any]:
+def input_digests(stage: Stage, context: StageContext) -> dict[str, Any]:
     """What the stage reads, by content: the weights of ``init_from`` (a local checkpoint) and
     the files of its data (its ``data_files()`` capability, when it has one)."""
     source = Path(context.init_from)

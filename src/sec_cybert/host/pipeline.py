@@ -98,7 +98,7 @@ class Pipeline:
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def from_config(
-        cls, data: Mapping[str, Any], *, plugin_manager: Any = None, source: str | None = None
+        cls, data: Mapping[str, Any], *, plugin_manager: pluggy.PluginManager | None = None, source: str | None = None
     ) -> Pipeline:
         """Build from a parsed YAML mapping, reporting every problem at once (see :mod:`sec_cybert.host.config`)."""
         return load_run_config(data, plugin_manager=plugin_manager, source=source).pipeline
@@ -281,7 +281,7 @@ def _build_trackers(value: Any, registry: Registry, problems: Problems) -> list[
 
 
 def load_run_config(
-    data: Mapping[str, Any], *, plugin_manager: Any = None, source: str | None = None
+    data: Mapping[str, Any], *, plugin_manager: pluggy.PluginManager | None = None, source: str | None = None
 ) -> RunConfig:
     """Validate a whole pipeline config; raise one ConfigError listing every problem."""
     from sec_cybert.host.config import PipelineSettings, Problems, build, build_component, check

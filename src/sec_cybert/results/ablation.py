@@ -10,13 +10,16 @@ import json
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
 
 from sec_cybert.results.ablation_intervals import Settings, StageComparison, compare_stage
 from sec_cybert.stages.training import perplexity
+
+if TYPE_CHECKING:
+    from sec_cybert.core.components import Stage
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +66,7 @@ class AblationTable:
     @classmethod
     def from_results(
         cls,
-        stages: Sequence[Any],
+        stages: Sequence[Stage],
         variants: Sequence[Any],
         results: Mapping[tuple[str, str, int], Any],
         seeds: Sequence[int],

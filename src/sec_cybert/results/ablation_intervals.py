@@ -8,13 +8,16 @@ filing, and says in words what the differences mean.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import structlog
 
 from sec_cybert.results import significance as sig
 from sec_cybert.stages.predictions import read_predictions
+
+if TYPE_CHECKING:
+    from sec_cybert.core.components import Stage
 
 log = structlog.get_logger(__name__)
 
@@ -115,7 +118,7 @@ class StageComparison:
 
 
 def compare_stage(
-    stage: Any,
+    stage: Stage,
     variants: Sequence[str],
     runs_of: Mapping[str, Sequence[Any]],
     settings: Settings,

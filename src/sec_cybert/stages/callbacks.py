@@ -10,13 +10,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from transformers import TrainerCallback
 
 from sec_cybert.stages.throughput import TokenCounts, interval_rates
 from sec_cybert.stages.training import perplexity
+
+if TYPE_CHECKING:
+    from sec_cybert.core.context import StageContext
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +62,7 @@ class EventCallback(TrainerCallback):
 
     def __init__(
         self,
-        context: Any,
+        context: StageContext,
         *,
         perplexity: bool = False,
         counts: TokenCounts | None = None,

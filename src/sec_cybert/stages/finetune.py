@@ -16,11 +16,12 @@ from sec_cybert.core.distributed import is_main_process
 from sec_cybert.corpus.sources import OnBadRecord, existing_path, read_jsonl_documents
 from sec_cybert.errors import ConfigError, DataError
 from sec_cybert.stages.heads import Head
-from sec_cybert.stages.mlm import valid_stage_name
 from sec_cybert.stages.predictions import item_key, write_predictions
-from sec_cybert.stages.training import Training
+from sec_cybert.stages.training import Training, valid_stage_name
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from sec_cybert.planning.plan import PlanContext, StagePlan
 
 log = structlog.get_logger(__name__)
@@ -172,7 +173,7 @@ class FineTuneStage:
         return columns
 
     def _dataset(
-        self, path: Path, tokenizer: Any, report: ReadReport
+        self, path: Path, tokenizer: PreTrainedTokenizerBase, report: ReadReport
     ) -> tuple[Any, dict[str, int], list[dict[str, Any]]]:
         """The tokenized split, how many of its texts ``max_length`` cut (and by how many tokens),
         and each row's id and groups (:func:`~sec_cybert.stages.predictions.item_key`)."""

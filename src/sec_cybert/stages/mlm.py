@@ -11,14 +11,16 @@ import attrs
 import structlog
 from attrs import validators as v
 
-from sec_cybert.core.components import Chunker, CorpusSource, Document, Masker, ReadReport
+from sec_cybert.core.components import Chunker, CorpusSource, Document, HardwareProfile, Masker, ReadReport
 from sec_cybert.core.context import FINGERPRINT, StageContext, StageOutcome
 from sec_cybert.core.distributed import is_main_process
 from sec_cybert.corpus.dedup import Deduplication
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.stages.training import Training, perplexity
+from sec_cybert.stages.training import Training, perplexity, valid_stage_name
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from sec_cybert.corpus.contamination import Exclusions
     from sec_cybert.planning.plan import PlanContext, StagePlan
 
@@ -31,13 +33,6 @@ def _eval_loss_at(log_history: list[dict[str, Any]], step: int) -> float | None:
     if evaluations and evaluations[-1].get("step") == step:
         return float(evaluations[-1]["eval_loss"])
     return None
-
-
-def valid_stage_name(instance, attribute, value: str) -> None:
-    if not value or not value.replace("-", "").replace("_", "").isalnum():
-        raise ValueError(
-            f"must be a short name of letters, digits, '-' or '_' (it names the output directory), not {value!r}"
-        )
 
 
 @attrs.frozen
@@ -140,7 +135,7 @@ class MLMStage:
         return self.corpus.iter_documents(report)
 
     def prepare_data(
-        self, tokenizer: Any, seed: int, exclusions: Exclusions | None = None
+        self, tokenizer: PreTrainedTokenizerBase, seed: int, exclusions: Exclusions | None = None
     ) -> tuple[Any, Any, dict[str, Any]]:
         """Read, deduplicate, tokenize, select, split and group: (train blocks, validation blocks or
         None, report). ``plan`` calls this too, so what it reports is what trains."""
@@ -217,7 +212,7 @@ class MLMStage:
         return documents
 
     def _cache_parts(
-        self, tokenizer: Any, exclusions: Exclusions | None, documents: Any = None
+        self, tokenizer: PreTrainedTokenizerBase, exclusions: Exclusions | None, documents: Any = None
     ) -> tuple[dict[str, Any] | None, list[tuple[Path, Any]]]:
         """What the tokenization cache's key hashes, and the files it hashed with their
         signatures (:func:`~sec_cybert.corpus.token_cache.cache_parts`); ``(None, [])`` when it is off."""
@@ -239,7 +234,7 @@ class MLMStage:
         )
         return parts, files
 
-    def _tokenized_documents(self, documents: Any, tokenizer: Any) -> tuple[Any, dict[str, Any]]:
+    def _tokenized_documents(self, documents: Any, tokenizer: PreTrainedTokenizerBase) -> tuple[Any, dict[str, Any]]:
         """Blank filter, deduplication and the chunker's ``tokenize``: what the tokenization cache
         keeps (without the text), and the counts the stage report takes from it."""
         from sec_cybert.corpus.dataset import text_batch_size
@@ -443,7 +438,7 @@ class MLMStage:
 VALIDATION_SET = "validation-set"
 
 
-def masked_lm_loss(checkpoint: str, dataset: Any, *, profile: Any, batch_size: int = 16) -> float:
+def masked_lm_loss(checkpoint: str, dataset: Any, *, profile: HardwareProfile, batch_size: int = 16) -> float:
     """Mean cross-entropy (nats) of ``checkpoint`` over every target of a premasked ``dataset``.
 
     Weighted by targets, not by batch as the Trainer's ``eval_loss`` is, so two models scored on

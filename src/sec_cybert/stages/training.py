@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import structlog
@@ -17,6 +17,9 @@ from attrs import validators as v
 
 from sec_cybert.core.distributed import timeout_seconds
 from sec_cybert.core.hardware import ATTN_IMPLEMENTATIONS, RuntimeSettings, resolve_runtime
+
+if TYPE_CHECKING:
+    from sec_cybert.core.components import HardwareProfile
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +35,14 @@ def _finite(instance: Any, attribute: Any, value: Any) -> None:
 
 _positive_int = [v.instance_of(int), v.ge(1)]
 _batch = [v.instance_of(int), v.ge(1), v.le(MAX_BATCH)]
+
+
+def valid_stage_name(instance: Any, attribute: Any, value: str) -> None:
+    """A stage's ``name``: it names the stage's output directory, so letters, digits, '-', '_'."""
+    if not value or not value.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(
+            f"must be a short name of letters, digits, '-' or '_' (it names the output directory), not {value!r}"
+        )
 
 
 @attrs.frozen
@@ -146,7 +157,7 @@ class Training:
     def effective_batch_size(self) -> int:
         return self.per_device_train_batch_size * self.gradient_accumulation_steps
 
-    def runtime(self, profile: Any) -> RuntimeSettings:
+    def runtime(self, profile: HardwareProfile) -> RuntimeSettings:
         return resolve_runtime(
             profile,
             bf16=self.bf16,
