@@ -29,6 +29,10 @@ def _tokenize_batch(
     max_length: int | None,
     with_word_ids: bool,
 ) -> dict[str, list[Any]]:
+    if not with_word_ids and max_length is None:
+        ids = _backend_ids(batch["text"], tokenizer)
+        if ids is not None:
+            return {"input_ids": ids, "n_tokens": [len(row) for row in ids]}
     encoded = tokenizer(
         batch["text"],
         truncation=max_length is not None,
@@ -53,6 +57,33 @@ def _tokenize_batch(
             )
         ]
     return out
+
+
+def _backend_ids(texts: list[str], tokenizer: PreTrainedTokenizerBase) -> list[list[int]] | None:
+    """Each text's token ids (special tokens added) straight from the Rust tokenizer's
+    ``encode_batch_fast``, which computes no offsets: what ``tokenizer(texts)`` gives, for about
+    two thirds of its CPU time. ``None`` (ask ``tokenizer(...)``) unless that is sure to be the
+    same: a fast tokenizer whose class changes nothing of how transformers calls its backend, with
+    no truncation or padding set on the backend, and special tokens split as the tokenizer says."""
+    from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    encode = getattr(backend, "encode_batch_fast", None)
+    cls = type(tokenizer)
+    if (
+        encode is None
+        or not isinstance(tokenizer, PreTrainedTokenizerFast)
+        or cls.__call__ is not PreTrainedTokenizerBase.__call__
+        or any(
+            getattr(cls, name, None) is not getattr(PreTrainedTokenizerFast, name, None)
+            for name in ("_encode_plus", "_batch_encode_plus", "_call_one", "encode_plus", "batch_encode_plus")
+        )
+        or backend.truncation is not None
+        or backend.padding is not None
+        or backend.encode_special_tokens != bool(getattr(tokenizer, "split_special_tokens", False))
+    ):
+        return None
+    return [encoding.ids for encoding in encode(texts, add_special_tokens=True)]
 
 
 def count_truncated_tokens(
