@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 import structlog
 
-from sec_cybert.testing import builtin_plugin_manager, write_tiny_corpus
+from sec_cybert.testing import builtin_plugin_manager, tiny_pipeline_config, write_tiny_corpus
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +46,33 @@ def _reset_structlog():
     # The CLI configures structlog globally; tests that call it must not leak that into others.
     yield
     structlog.reset_defaults()
+
+
+class FinishedRun(NamedTuple):
+    """The shared finished run: its directory, the pipeline's result, the ablation table, the
+    run config it was loaded from, and the tiny corpus it trained on."""
+
+    run_dir: Path
+    result: Any
+    table: Any
+    run: Any
+    corpus: Any
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> FinishedRun:
+    """One tiny DAPT -> TAPT -> fine-tune run (``tiny_pipeline_config`` on ``write_tiny_corpus``)
+    with its ablation, trained once per session and read by the pipeline, model-card and report
+    tests. A test may add files to it (a report, cards rewritten as the host writes them, a
+    re-run that reuses every stage) but must not change what it trained."""
+    from sec_cybert.host.pipeline import load_run_config
+
+    root = tmp_path_factory.mktemp("finished-run")
+    tiny = write_tiny_corpus(root / "corpus")
+    run = load_run_config(tiny_pipeline_config(tiny), plugin_manager=builtin_plugin_manager())
+    result = run.pipeline.run(root / "run")
+    table = result.ablation()
+    return FinishedRun(root / "run", result, table, run, tiny)
 
 
 @pytest.fixture

@@ -17,28 +17,22 @@ from sec_cybert.planning.flops import (
     training_flops,
     training_flops_per_token,
 )
+from sec_cybert.testing import tiny_modernbert_config
 
 D, LAYERS, INNER, VOCAB = 64, 3, 96, 512
 
 
 def _config(attn: str, *, sparse: bool = False) -> ModernBertConfig:
     # Three layers: global, local, local (every 3rd layer is global, as in ModernBERT).
-    config = ModernBertConfig(
+    return tiny_modernbert_config(
         vocab_size=VOCAB,
         hidden_size=D,
         num_hidden_layers=LAYERS,
-        num_attention_heads=2,
         intermediate_size=INNER,
         max_position_embeddings=512,
         sparse_prediction=sparse,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        cls_token_id=1,
-        sep_token_id=2,
+        attn_implementation=attn,
     )
-    config._attn_implementation = attn
-    return config
 
 
 def _counted(config: ModernBertConfig, length: int, rows: int = 2) -> tuple[int, dict[str, int], int]:

@@ -131,13 +131,13 @@ def test_multilabel_macro_f1_leaves_out_labels_without_a_gold_positive():
 
 
 def _encoder():
-    from transformers import ModernBertConfig, ModernBertModel
+    from transformers import ModernBertModel
 
-    config = ModernBertConfig(
-        vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        max_position_embeddings=64, pad_token_id=0, cls_token_id=1, sep_token_id=2, bos_token_id=1, eos_token_id=2,
+    from sec_cybert.testing import tiny_modernbert_config
+
+    return ModernBertModel(
+        tiny_modernbert_config(vocab_size=64, hidden_size=16, intermediate_size=32, max_position_embeddings=64)
     )
-    return ModernBertModel(config)
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean", "attention"])

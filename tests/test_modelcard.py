@@ -37,21 +37,20 @@ def results_of(meta: dict) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def cards(tmp_path_factory):
-    """A tiny DAPT -> TAPT -> fine-tune run with its ablation, a card written into every
-    directory from the stage records, as the host will after stage.json."""
-    from sec_cybert.host.pipeline import load_run_config
-    from sec_cybert.testing import builtin_plugin_manager, tiny_pipeline_config, write_tiny_corpus
-
-    root = tmp_path_factory.mktemp("modelcard")
-    tiny = write_tiny_corpus(root / "corpus")
-    run = load_run_config(tiny_pipeline_config(tiny), plugin_manager=builtin_plugin_manager())
-    run.pipeline.run(root / "run").ablation()
+def cards(finished_run):
+    """The session's tiny DAPT -> TAPT -> fine-tune run with its ablation (``finished_run``,
+    tests/conftest.py), a card written into every directory from the stage records, as the host
+    does after stage.json. The cards the host wrote (the fine-tunes' with the ablation's section)
+    are put back afterwards: the run is shared with other tests."""
+    names = ("dapt", "tapt", "finetune-base", "finetune-dapt", "finetune-dapt-tapt")
+    host_cards = {name: (finished_run.run_dir / name / CARD_FILE).read_bytes() for name in names}
     written = {}
-    for name in ("dapt", "tapt", "finetune-base", "finetune-dapt", "finetune-dapt-tapt"):
-        result = StageResult.load(root / "run" / name)
+    for name in names:
+        result = StageResult.load(finished_run.run_dir / name)
         written[name] = (result, write_model_card(result, stage_chain(result), seed=SEED))
-    return root / "run", written
+    yield finished_run.run_dir, written
+    for name, card in host_cards.items():
+        (finished_run.run_dir / name / CARD_FILE).write_bytes(card)
 
 
 def test_every_saved_directory_gets_a_card_that_the_hub_library_parses(cards, monkeypatch):

@@ -16,19 +16,8 @@ from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.stages.classifier import MultiHeadClassifier
 from sec_cybert.testing import TINY_ENCODER_OPTIONS, tiny_pipeline_config, write_jsonl
 
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """One tiny DAPT -> TAPT -> fine-tune run with its ablation, shared by the tests below."""
-    from sec_cybert.testing import builtin_plugin_manager, write_tiny_corpus
-
-    root = tmp_path_factory.mktemp("pipeline")
-    tiny = write_tiny_corpus(root / "corpus")
-    pm = builtin_plugin_manager()
-    run = load_run_config(tiny_pipeline_config(tiny), plugin_manager=pm)
-    result = run.pipeline.run(root / "run")
-    table = result.ablation()
-    return root / "run", result, table, run, tiny
+# finished_run (tests/conftest.py): one tiny DAPT -> TAPT -> fine-tune run with its ablation,
+# trained once per session and shared with the model-card and report tests.
 
 
 def test_every_stage_writes_a_loadable_checkpoint_with_its_tokenizer(finished_run):
@@ -250,10 +239,12 @@ def test_finetune_before_pretraining_is_refused(tiny_corpus, plugin_manager):
 
 def test_sparse_prediction_gives_the_same_loss():
     import torch
-    from transformers import ModernBertConfig, ModernBertForMaskedLM
+    from transformers import ModernBertForMaskedLM
+
+    from sec_cybert.testing import tiny_modernbert_config
 
     torch.manual_seed(0)
-    config = ModernBertConfig(vocab_size=300, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64, pad_token_id=0)
+    config = tiny_modernbert_config(vocab_size=300, max_position_embeddings=64)
     model = ModernBertForMaskedLM(config).eval()
     ids = torch.randint(5, 300, (3, 40))
     labels = torch.where(torch.rand(3, 40) < 0.3, ids, torch.full_like(ids, -100))

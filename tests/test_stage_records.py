@@ -105,9 +105,11 @@ def test_a_model_without_sdpa_trains_by_stepping_down_to_eager(tmp_path, tiny_co
 
 def test_loading_an_encoder_from_an_mlm_checkpoint_reports_one_line(tmp_path, capfd):
     from structlog.testing import capture_logs
-    from transformers import AutoModel, ModernBertConfig, ModernBertForMaskedLM
+    from transformers import AutoModel, ModernBertForMaskedLM
 
-    config = ModernBertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=64, pad_token_id=0)
+    from sec_cybert.testing import tiny_modernbert_config
+
+    config = tiny_modernbert_config(vocab_size=64, hidden_size=16, intermediate_size=32, max_position_embeddings=64)
     ModernBertForMaskedLM(config).save_pretrained(tmp_path / "mlm")
     with capture_logs() as logs:
         load_pretrained(AutoModel, str(tmp_path / "mlm"), attn_implementation="sdpa", dtype=None)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from transformers import ModernBertConfig, ModernBertForMaskedLM, TrainingArguments
+from transformers import ModernBertForMaskedLM, TrainingArguments
 
 from sec_cybert.host.pipeline import load_run_config
 from sec_cybert.planning.flops import EncoderShape, training_flops
@@ -17,26 +17,15 @@ from sec_cybert.stages.throughput import (
     interval_rates,
     segment_lengths,
 )
-from sec_cybert.testing import builtin_plugin_manager, tiny_pipeline_config
+from sec_cybert.testing import builtin_plugin_manager, tiny_modernbert_config, tiny_pipeline_config
 
 VOCAB, PAD = 128, 0
 
 
 def _model(sparse: bool) -> ModernBertForMaskedLM:
     torch.manual_seed(0)
-    config = ModernBertConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        intermediate_size=48,
-        max_position_embeddings=128,
-        sparse_prediction=sparse,
-        pad_token_id=PAD,
-        bos_token_id=1,
-        eos_token_id=2,
-        cls_token_id=1,
-        sep_token_id=2,
+    config = tiny_modernbert_config(
+        vocab_size=VOCAB, num_hidden_layers=3, intermediate_size=48, sparse_prediction=sparse, pad_token_id=PAD
     )
     return ModernBertForMaskedLM(config)
 

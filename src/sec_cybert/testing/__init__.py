@@ -2,6 +2,8 @@
 
     from sec_cybert.testing import write_tiny_corpus, tiny_pipeline_config, requires_gpu
 
+A model built by hand, with no tokenizer: ``tiny_modernbert_config(**overrides)``.
+
 Everything here is offline and CPU-sized: corpora are written from a few sentences, models are
 random-init with a tokenizer trained on the fly. The demo corpus's generator, for other seeds and
 sizes than the copy ``sec-cybert demo`` ships, is :mod:`sec_cybert.testing.demo_corpus`.
@@ -150,6 +152,34 @@ TINY_TRAINING = {
     "save_steps": 2,
     "save_total_limit": 2,
 }
+
+
+def tiny_modernbert_config(*, attn_implementation: str | None = None, **overrides: Any) -> Any:
+    """The tiny ModernBERT config of the unit tests that build a model by hand (no tokenizer).
+
+    One layer, 32 wide, 128 token ids with ``[PAD]`` 0, ``[CLS]`` 1 and ``[SEP]`` 2; every
+    keyword of ``ModernBertConfig`` may be overridden. ``attn_implementation`` (``"eager"``,
+    ``"sdpa"``) is set on the config, as ``from_pretrained`` would.
+    """
+    from transformers import ModernBertConfig
+
+    options: dict[str, Any] = {
+        "vocab_size": 128,
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 128,
+        "pad_token_id": 0,
+        "cls_token_id": 1,
+        "sep_token_id": 2,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+    config = ModernBertConfig(**{**options, **overrides})
+    if attn_implementation is not None:
+        config._attn_implementation = attn_implementation
+    return config
 
 
 def tiny_pipeline_config(corpus: TinyCorpus, *, finetune: bool = True, **overrides: Any) -> dict[str, Any]:
