@@ -15,6 +15,7 @@ from sec_cybert.errors import HardwareError
 from sec_cybert.planning.fitting import largest_fitting_batch, measure_step_memory
 from sec_cybert.planning.memory import GIB, estimate_step_memory
 from sec_cybert.stages.autobatch import MicroBatchFit, fit_micro_batch
+from sec_cybert.testing import tiny_modernbert_config
 
 #: (hidden, layers, heads, intermediate, vocabulary): a tiny shape, and one with four layers
 #: (both layer kinds, global and local) and a vocabulary big enough for the head to matter.
@@ -24,7 +25,7 @@ SMALL = (128, 4, 4, 320, 2000)
 
 def _config(shape, seq_len, *, sparse=False, attn="sdpa", dropout=0.0):
     hidden, layers, heads, inner, vocab = shape
-    config = ModernBertConfig(
+    return tiny_modernbert_config(
         vocab_size=vocab,
         hidden_size=hidden,
         num_hidden_layers=layers,
@@ -36,14 +37,12 @@ def _config(shape, seq_len, *, sparse=False, attn="sdpa", dropout=0.0):
         embedding_dropout=dropout,
         attention_dropout=dropout,
         mlp_dropout=dropout,
-        pad_token_id=0,
         bos_token_id=2,
         eos_token_id=1,
         cls_token_id=2,
         sep_token_id=1,
+        attn_implementation=attn,
     )
-    config._attn_implementation = attn
-    return config
 
 
 def _measure_and_estimate(
