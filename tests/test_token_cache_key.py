@@ -27,7 +27,9 @@ WORDS = ["audit", "committee", "cybersecurity", "risk", "vendor", "incident", "b
 @pytest.fixture(scope="module")
 def tokenizer():
     rng = random.Random(0)
-    return train_bpe_tokenizer([" ".join(rng.choice(WORDS) for _ in range(40)) for _ in range(30)], vocab_size=300)
+    return train_bpe_tokenizer(
+        [" ".join(rng.choice(WORDS) for _ in range(40)) for _ in range(30)], vocab_size=300
+    )
 
 
 def _records(n=8, seed=1):
@@ -44,7 +46,11 @@ def _records(n=8, seed=1):
 
 def _stage(corpus, **overrides):
     return MLMStage(
-        corpus=corpus, chunker=ConcatChunker(seq_len=16), masker=TokenMasker(), validation_split=0.25, **overrides
+        corpus=corpus,
+        chunker=ConcatChunker(seq_len=16),
+        masker=TokenMasker(),
+        validation_split=0.25,
+        **overrides,
     )
 
 
@@ -172,7 +178,10 @@ def test_a_same_size_edit_with_the_mtime_set_back_misses(tmp_path, tokenizer, re
 
     _same_size_edit(shard, b"Filing 3.", b"Filing 9.")
     train, _, again = _stage(JsonlShards(shards)).prepare_data(tokenizer, seed=0)
-    assert again["tokenization"]["cache"] == "miss" and again["tokenization"]["key"] != first["tokenization"]["key"]
+    assert (
+        again["tokenization"]["cache"] == "miss"
+        and again["tokenization"]["key"] != first["tokenization"]["key"]
+    )
     assert reads["documents_dataset"] == 2 and tokenized == [8, 8]
     # What trains is the new text: the same as a stage that never saw the old one.
     fresh, _, _ = _stage(JsonlShards(shards), cache_tokenization=False).prepare_data(tokenizer, seed=0)
@@ -189,7 +198,10 @@ def test_file_digest_sees_a_same_size_edit_with_the_mtime_set_back_after_remembe
     assert core_files.file_signature(path) in core_files._DIGESTS
     _same_size_edit(path, b"audit", b"AUDIT")
     assert core_files.file_digest(path) != before
-    assert core_files.file_digest(path) == core_files.hashlib.file_digest(path.open("rb"), "blake2b").hexdigest()[:32]
+    assert (
+        core_files.file_digest(path)
+        == core_files.hashlib.file_digest(path.open("rb"), "blake2b").hexdigest()[:32]
+    )
 
 
 def test_a_file_changed_within_the_racy_window_is_not_remembered(tmp_path):
@@ -252,7 +264,9 @@ def test_a_hit_reports_what_the_read_skipped(tmp_path, tokenizer, reads):
     }
 
 
-def test_a_source_that_does_not_say_its_files_make_its_documents_is_read_every_time(tmp_path, tokenizer, reads):
+def test_a_source_that_does_not_say_its_files_make_its_documents_is_read_every_time(
+    tmp_path, tokenizer, reads
+):
     import attrs
 
     @attrs.frozen

@@ -30,12 +30,16 @@ ODD = [
 @pytest.fixture(scope="module")
 def tokenizer():
     rng = random.Random(0)
-    return train_bpe_tokenizer([" ".join(rng.choice(WORDS) for _ in range(40)) for _ in range(30)], vocab_size=300)
+    return train_bpe_tokenizer(
+        [" ".join(rng.choice(WORDS) for _ in range(40)) for _ in range(30)], vocab_size=300
+    )
 
 
 def _texts():
     rng = random.Random(3)
-    return ODD + [" ".join(rng.choice(WORDS + ["\n", "Ä", "42"]) for _ in range(rng.randint(1, 400))) for _ in range(30)]
+    return ODD + [
+        " ".join(rng.choice(WORDS + ["\n", "Ä", "42"]) for _ in range(rng.randint(1, 400))) for _ in range(30)
+    ]
 
 
 def test_the_backends_ids_are_the_tokenizers(tokenizer):
@@ -45,7 +49,10 @@ def test_the_backends_ids_are_the_tokenizers(tokenizer):
     reference = tokenizer(texts, return_attention_mask=False, return_token_type_ids=False, verbose=False)
     assert fast == reference["input_ids"]
     out = chunking._tokenize_batch({"text": texts}, tokenizer, max_length=None, with_word_ids=False)
-    assert out == {"input_ids": reference["input_ids"], "n_tokens": [len(ids) for ids in reference["input_ids"]]}
+    assert out == {
+        "input_ids": reference["input_ids"],
+        "n_tokens": [len(ids) for ids in reference["input_ids"]],
+    }
 
 
 def test_a_backend_set_to_truncate_or_split_special_tokens_goes_through_the_tokenizer(tokenizer):
@@ -73,12 +80,15 @@ def _digest(dataset) -> str:
 
 
 @pytest.mark.parametrize("document_attention", [False, True])
-def test_dapt_blocks_are_the_same_with_and_without_the_fast_path(tmp_path, tokenizer, monkeypatch, document_attention):
+def test_dapt_blocks_are_the_same_with_and_without_the_fast_path(
+    tmp_path, tokenizer, monkeypatch, document_attention
+):
     rng = random.Random(5)
     records = [
         {
             "id": f"filing-{i}",
-            "text": (ODD[i % len(ODD)] + "\n" if i % 3 else "") + " ".join(rng.choice(WORDS) for _ in range(30 + 37 * i)),
+            "text": (ODD[i % len(ODD)] + "\n" if i % 3 else "")
+            + " ".join(rng.choice(WORDS) for _ in range(30 + 37 * i)),
             "metadata": {"filing_date": f"20{10 + i % 12}-0{1 + i % 9}-01"},
         }
         for i in range(24)

@@ -76,7 +76,10 @@ def _backend_ids(texts: list[str], tokenizer: PreTrainedTokenizerBase) -> list[l
         or cls.__call__ is not PreTrainedTokenizerBase.__call__
         or any(
             getattr(cls, name, None) is not getattr(PreTrainedTokenizerFast, name, None)
-            for name in ("_encode_plus", "_batch_encode_plus", "_call_one", "encode_plus", "batch_encode_plus")
+            for name in (
+                "_encode_plus", "_batch_encode_plus", "_call_one", "encode_plus", "batch_encode_plus",
+                "_switch_to_input_mode",  # a seq2seq tokenizer sets its language tokens there
+            )
         )
         or backend.truncation is not None
         or backend.padding is not None
