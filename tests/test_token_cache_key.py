@@ -117,8 +117,7 @@ def _planned_pipeline(tmp_path, plugin_manager):
     write_jsonl(shard, filings)
     config = tiny_pipeline_config(corpus)
     first = load_run_config(config, plugin_manager=plugin_manager).pipeline
-    encoder = getattr(first, "materialize_encoder", None) or first._materialize_encoder  # renamed public
-    encoder = encoder(tmp_path / "enc")
+    encoder = first.materialize_encoder(tmp_path / "enc")
     config = {**{k: v for k, v in config.items() if k != "encoder_options"}, "encoder": str(encoder)}
     return corpus, lambda: load_run_config(config, plugin_manager=plugin_manager).pipeline
 
