@@ -35,6 +35,9 @@ def _registrations(kind):
 def test_every_kind_is_covered_here():
     covered = {"masker", "chunker", "corpus", "hardware", "stage", "encoder", "tracker"}
     assert set(KIND_HOOKS) == covered, "a new component kind needs its conformance test"
+    # ... and the built-ins register at least one component of each, so none of the tests below
+    # runs over an empty list.
+    assert {kind for kind in covered if REGISTRY.entries[kind]} == covered
 
 
 @pytest.mark.parametrize("registration", _registrations("masker"))
@@ -157,5 +160,15 @@ def test_trackers(registration, tmp_path, fake_wandb):
     assert calls[0] == "start_stage" and calls[-1] == "finish_run"
 
 
-def test_project_name_is_the_entry_point_group():
-    assert PROJECT_NAME == "sec_cybert"
+def test_the_built_ins_are_found_through_the_entry_point_group_a_third_party_uses():
+    """Was: PROJECT_NAME compared with a string. What matters is that the group the plugin
+    manager loads (``PROJECT_NAME``) is the one the package declares its built-ins in."""
+    from importlib.metadata import entry_points
+
+    from sec_cybert.plugins.registry import load_entry_point_plugins, new_plugin_manager
+
+    declared = {ep.name for ep in entry_points(group=PROJECT_NAME) if ep.dist and ep.dist.name == "sec-cybert"}
+    assert PROJECT_NAME == "sec_cybert" and {"builtin-stages", "builtin-encoders", "builtin-runner"} <= declared
+    pm = new_plugin_manager()
+    load_entry_point_plugins(pm, allowed=[])
+    assert pm.project_name == PROJECT_NAME and {name for name, _ in pm.list_name_plugin()} >= declared

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from sec_cybert.core.context import StageResult
-from sec_cybert.sharing.hub import PUSH_IGNORE, HubError, push_to_hub
+from sec_cybert.sharing.hub import HubError, push_to_hub
 from sec_cybert.sharing.modelcard import (
     CARD_FILE,
     read_card_record,
@@ -334,10 +334,6 @@ def test_push_to_hub_refuses_a_directory_that_holds_no_model(fake_hub, tmp_path)
     with pytest.raises(HubError, match="not a saved model directory"):
         push_to_hub(tmp_path / "nothing", "me/x")
     assert FakeApi.calls == []
-
-
-def test_push_ignores_resume_state():
-    assert "checkpoints/*" in PUSH_IGNORE and "stage-started.json" in PUSH_IGNORE
 
 
 def test_a_head_that_predicts_one_class_is_called_out(tmp_path):

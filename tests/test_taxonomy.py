@@ -8,7 +8,16 @@ from sec_cybert.core import taxonomy
 from sec_cybert.core.taxonomy import CATEGORIES, SPECIFICITY_LEVELS, specificity_rank
 
 
-def test_categories() -> None:
+@pytest.mark.parametrize("config", ["finetune/modernbert.yaml", "pipeline/sec-cybert-large.yaml", "pipeline/demo.yaml"])
+def test_the_task_heads_and_the_shipped_configs_use_the_seven_categories_in_order(config, tmp_path) -> None:
+    """Saved heads index into these tuples: the shipped configs and ``FineTune.sec_cybert`` must
+    list the same labels in the same order (was: a test that compared the constants alone)."""
+    from importlib import resources
+
+    import yaml
+
+    from sec_cybert.stages import FineTune
+
     assert CATEGORIES == (
         "Board Governance",
         "Management Role",
@@ -18,6 +27,18 @@ def test_categories() -> None:
         "Strategy Integration",
         "None/Other",
     )
+    train = tmp_path / "train.jsonl"
+    train.write_text("")
+    assert [(h.name, tuple(h.labels)) for h in FineTune.sec_cybert(train).heads] == [
+        ("category", CATEGORIES),
+        ("specificity", SPECIFICITY_LEVELS),
+    ]
+    data = yaml.safe_load(resources.files("sec_cybert.configs").joinpath(config).read_text(encoding="utf-8"))
+    (stage,) = [s for s in data["stages"] if s["kind"] == "finetune"]
+    assert [(h["name"], tuple(h["labels"])) for h in stage["heads"]] == [
+        ("category", CATEGORIES),
+        ("specificity", SPECIFICITY_LEVELS),
+    ]
 
 
 def test_specificity_levels_are_four_ordered_and_distinct() -> None:
