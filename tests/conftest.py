@@ -9,6 +9,82 @@ import structlog
 
 from sec_cybert.testing import builtin_plugin_manager, tiny_pipeline_config, write_tiny_corpus
 
+#: Session-scoped fixtures that train. Under pytest-xdist every test file that names one runs in
+#: the same worker (``_FileScheduling``), so each is trained once per run, not once per worker.
+SHARED_TRAINING_FIXTURES = ("finished_run",)
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # One torch thread per worker process (and per process a test starts): the tiny models
+        # gain nothing from a second, and a thread spinning on a core another worker holds costs
+        # several times the work it does.
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` (tox.ini): a test file is the unit a worker takes, so a module-scoped
+    fixture is built once; the files that use a shared training fixture are one unit together.
+    (xdist's ``loadgroup`` cannot do it here: it renames node ids, which pytest 9.2 ignores.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    root = config.rootpath
+
+    class FileScheduling(LoadFileScheduling):
+        units: dict[str, str] = {}
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            if path not in self.units:
+                try:
+                    text = (root / path).read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError):
+                    text = ""
+                self.units[path] = next((name for name in SHARED_TRAINING_FIXTURES if name in text), path)
+            return self.units[path]
+
+    return FileScheduling(config, log)
+
+
+def _builds_something_shared(item) -> bool:
+    """The test uses a module-scoped fixture or a shared training fixture: its file holds a
+    setup of seconds that the other tests of the file share."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(
+        name in SHARED_TRAINING_FIXTURES or definitions[-1].scope in ("module", "class", "package")
+        for name, definitions in info.name2fixturedefs.items()
+        if definitions and name in info.names_closure
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist the files that hold a slow test start first, then those with a shared
+    setup (a worker takes a file at a time, in this order), so that no worker is left with a
+    long one at the end. A run without xdist keeps the collection's order."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    slow, shared = set(), set()
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if item.get_closest_marker("slow"):
+            slow.add(path)
+        if _builds_something_shared(item):
+            shared.add(path)
+
+    def rank(item):
+        path = item.nodeid.split("::", 1)[0]
+        return 0 if path in slow else 1 if path in shared else 2
+
+    items.sort(key=rank)
+
 
 @pytest.fixture(scope="session")
 def plugin_manager():
@@ -73,6 +149,29 @@ def finished_run(tmp_path_factory) -> FinishedRun:
     result = run.pipeline.run(root / "run")
     table = result.ablation()
     return FinishedRun(root / "run", result, table, run, tiny)
+
+
+#: Optimizer steps per Trainer under ``fast_trainers``, as tests/test_docs_run.py's fast mode.
+FAST_STEPS = 3
+
+
+@pytest.fixture
+def fast_trainers(monkeypatch):
+    """Every Trainer stops after ``FAST_STEPS`` optimizer steps, for a test that runs a shipped
+    config (the demo's) and checks what the run writes, not how well it trained. Configs,
+    fingerprints and plans are untouched. ``SEC_CYBERT_FAST=0`` runs them at full length."""
+    if os.environ.get("SEC_CYBERT_FAST", "1") == "0":
+        return
+    import attrs
+
+    from sec_cybert.stages.training import Training
+
+    original = Training.trainer_arguments
+
+    def capped(self, *args, **kwargs):
+        return original(attrs.evolve(self, max_steps=min(self.max_steps or FAST_STEPS, FAST_STEPS)), *args, **kwargs)
+
+    monkeypatch.setattr(Training, "trainer_arguments", capped)
 
 
 @pytest.fixture
