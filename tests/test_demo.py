@@ -1,4 +1,9 @@
-"""`sec-cybert demo` end to end: the README's first command, on the embedded corpus."""
+"""`sec-cybert demo` end to end: the README's first command, on the embedded corpus.
+
+Its whole chain and ablation, each Trainer stopped after a few steps (``fast_trainers``,
+tests/conftest.py): what the demo writes does not depend on how long it trains.
+``SEC_CYBERT_FAST=0`` runs it at full length (benchmarks/readme_figures.py times that).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from sec_cybert.cli import main
 
 
 @pytest.mark.slow
-def test_demo_writes_checkpoints_ablation_and_lineage(tmp_path, capsys, monkeypatch):
+def test_demo_writes_checkpoints_ablation_and_lineage(tmp_path, capsys, monkeypatch, fast_trainers):
     monkeypatch.setenv("SEC_CYBERT_PLUGINS", "")
     out = tmp_path / "demo"
     assert main(["--quiet", "demo", "--out", str(out)]) == 0

@@ -190,11 +190,10 @@ def test_the_cli_reports_preemption_as_one_line_with_status_143(monkeypatch, cap
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A complete checkpoint, written by the real Trainer with its manifest."""
-    tmp_path = tmp_path_factory.mktemp("checkpoint")
-    _run(tmp_path, tmp_path / "run")
-    path = tmp_path / "run" / "tapt" / "checkpoints" / "checkpoint-10"
+def checkpoint(reference):
+    """A complete checkpoint, written by the real Trainer with its manifest: the last of the
+    reference run (the tests copy it before they damage it)."""
+    path = reference[0] / "run" / "tapt" / "checkpoints" / "checkpoint-10"
     assert verify(path) is None
     return path
 
@@ -401,6 +400,7 @@ def test_a_torn_record_is_one_clear_line(tmp_path, plugin_manager):
         pipeline.run(tmp_path / "run")
 
 
+@pytest.mark.slow  # trains the chain twice
 def test_an_upstream_change_is_noticed_and_refused_or_redone(tmp_path, plugin_manager):
     from sec_cybert.errors import ConfigError
     from sec_cybert.host.pipeline import load_run_config
