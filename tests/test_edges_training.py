@@ -265,6 +265,7 @@ sys.exit(cli.main(["run", sys.argv[1], "--out", sys.argv[2]]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("module", "cls", "method", "said", "left"),
     [

@@ -111,6 +111,7 @@ def test_a_multilabel_head_exports_with_its_labels(base, tmp_path):
     assert list(model.config.id2label.values()) == ["vendors", "incidents", "insurance"]
 
 
+@pytest.mark.slow
 def test_a_fresh_process_loads_the_export_with_transformers_alone(base, tmp_path):
     source = finetuned(base, tmp_path / "finetune", pooling="mean", norm_bias=True)
     out = export_head(source, "category", tmp_path / "category")

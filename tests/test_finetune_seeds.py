@@ -95,6 +95,7 @@ def test_the_same_seed_gives_identical_heads_and_metrics_twice_in_one_process(
     assert again_metrics == metrics and "category_macro_f1" in metrics
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_identical_heads_and_metrics_in_another_process(setup, first_run):
     run_dir = setup[0] / "subprocess"
     done = subprocess.run(

@@ -64,6 +64,7 @@ def test_unknown_best_metric_is_a_config_error(tiny_corpus, plugin_manager):
         load_run_config(config, plugin_manager=plugin_manager)
 
 
+@pytest.mark.slow
 def test_ablation_over_seeds_reports_mean_and_std(tmp_path, tiny_corpus, plugin_manager):
     config = tiny_pipeline_config(tiny_corpus)
     config["stages"] = config["stages"][:1] + config["stages"][2:]  # DAPT and fine-tune

@@ -53,6 +53,7 @@ def test_wrappers_and_observers_see_every_stage_and_event(tmp_path, tiny_corpus)
     assert {(c[4], c[5]) for c in events} == {("base", "base")}
 
 
+@pytest.mark.slow
 def test_observers_tell_the_fine_tunes_of_an_ablation_apart(tmp_path, tiny_corpus):
     pm = builtin_plugin_manager()
     recorder = Recorder()
@@ -143,6 +144,7 @@ def test_wandb_tracker_records_each_stage_run_with_our_config_curves_and_artifac
     assert {(d[1], d[2], d[3]) for d in differences["data"]} >= {("category_macro_f1", "+TAPT", "base")}
 
 
+@pytest.mark.slow
 def test_wandb_offline_writes_its_runs(tmp_path, tiny_corpus, monkeypatch):
     """With the real package, offline: the runs and the ablation table land on disk."""
     pytest.importorskip("wandb")

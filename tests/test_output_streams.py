@@ -42,6 +42,7 @@ def _tracked_config(tiny_corpus, tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_a_tracked_run_in_json_keeps_every_stderr_line_json_and_stdout_for_the_table(tmp_path, tiny_corpus):
     pytest.importorskip("wandb")
     path = _tracked_config(tiny_corpus, tmp_path)

@@ -33,6 +33,7 @@ def test_fingerprint_ignores_settings_left_at_their_default(tiny_corpus, plugin_
     assert fingerprint(changed) != fingerprint(stage)
 
 
+@pytest.mark.slow  # two runs, one per command
 def test_per_stage_commands_share_lineage_and_name_variants_by_their_history(tmp_path, tiny_corpus, plugin_manager):
     full = tiny_pipeline_config(tiny_corpus)
     dapt_config = {**full, "stages": [full["stages"][0]]}

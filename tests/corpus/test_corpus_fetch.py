@@ -199,6 +199,7 @@ def _fetch(stub: EdgarStub, cache: Path, **kwargs):
     return fetch_filings(cache, **options)
 
 
+@pytest.mark.slow
 def test_fetch_retries_faults_writes_sidecars_and_resumes(edgar, tmp_path):
     edgar.faults[DOC_2024] = ["429", "503", "slow"]
     edgar.faults[DOC_2023] = ["drop"]
