@@ -32,6 +32,9 @@ def pytest_xdist_make_scheduler(config, log):
     (xdist's ``loadgroup`` cannot do it here: it renames node ids, which pytest 9.2 ignores.)"""
     if config.getvalue("dist") != "loadfile":
         return None
+    # The order pytest_collection_modifyitems gives (slow files first), not xdist's default of
+    # the files with the most tests first, which leaves a one-test file of a minute to the end.
+    config.option.loadscopereorder = False
     from xdist.scheduler import LoadFileScheduling
 
     root = config.rootpath

@@ -161,7 +161,8 @@ class EdgarStub:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # Polled every 50 ms, not 0.5 s: shutdown() waits for the next poll, after every test.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         # Safety net: the server stops itself even if a test hangs.
         self.timer = threading.Timer(60, self.server.shutdown)
         self.timer.daemon = True
