@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -9,8 +10,8 @@ import structlog
 
 from sec_cybert.testing import builtin_plugin_manager, tiny_pipeline_config, write_tiny_corpus
 
-#: Session-scoped fixtures that train. Under pytest-xdist every test file that names one runs in
-#: the same worker (``_FileScheduling``), so each is trained once per run, not once per worker.
+#: Session-scoped fixtures that train. Under pytest-xdist the test files that name one run in the
+#: same worker (``pytest_xdist_make_scheduler``), so each trains once per run, not once per worker.
 SHARED_TRAINING_FIXTURES = ("finished_run",)
 
 
@@ -39,18 +40,18 @@ def pytest_xdist_make_scheduler(config, log):
 
     root = config.rootpath
 
-    class FileScheduling(LoadFileScheduling):
-        units: dict[str, str] = {}
+    @functools.cache
+    def unit(path: str) -> str:
+        """A test file's unit of work: the shared training fixture it names, else itself."""
+        try:
+            text = (root / path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return path
+        return next((name for name in SHARED_TRAINING_FIXTURES if name in text), path)
 
+    class FileScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            if path not in self.units:
-                try:
-                    text = (root / path).read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError):
-                    text = ""
-                self.units[path] = next((name for name in SHARED_TRAINING_FIXTURES if name in text), path)
-            return self.units[path]
+            return unit(nodeid.split("::", 1)[0])
 
     return FileScheduling(config, log)
 
