@@ -15,7 +15,6 @@ that DeBERTa, whose forward cannot take such a mask, is refused with the familie
 from __future__ import annotations
 
 import json
-import random
 
 import datasets
 import numpy as np
@@ -33,53 +32,17 @@ from sec_cybert.datapath.document_attention import SINGLE_MASK_MODEL_TYPES, Docu
 from sec_cybert.datapath.masking import IGNORE_INDEX, TokenMasker
 from sec_cybert.datapath.packing import PackingChunker
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.testing import TINY_TRAINING, requires_gpu, write_jsonl
-
-WORDS = [
-    "the",
-    "board",
-    "audit",
-    "committee",
-    "oversees",
-    "cybersecurity",
-    "risk",
-    "and",
-    "our",
-    "chief",
-    "information",
-    "security",
-    "officer",
-    "reports",
-    "quarterly",
-    "on",
-    "incidents",
-    "vendors",
-    "assessments",
-    "penetration",
-    "tests",
-    "tabletop",
-    "exercises",
-    "NIST",
-    "CSF",
-]
-
-
-def _paragraphs(n: int, seed: int, low: int = 2, high: int = 12) -> list[str]:
-    rng = random.Random(seed)
-    return [
-        f"Paragraph {i}. " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high))) + "."
-        for i in range(n)
-    ]
+from sec_cybert.testing import TINY_TRAINING, random_paragraphs, requires_gpu, write_jsonl
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     # ids: [UNK] 0, [CLS] 1, [SEP] 2, [PAD] 3, [MASK] 4
-    return train_bpe_tokenizer(_paragraphs(60, seed=1, low=4, high=40), vocab_size=600, model_max_length=512)
+    return train_bpe_tokenizer(random_paragraphs(60, seed=1, low=4, high=40), vocab_size=600, model_max_length=512)
 
 
 def _rows(tokenizer, rows_of: str) -> datasets.Dataset:
-    documents = datasets.Dataset.from_dict({"text": _paragraphs(16, seed=2)})
+    documents = datasets.Dataset.from_dict({"text": random_paragraphs(16, seed=2, low=2, high=12)})
     if rows_of == "packed paragraphs":
         chunker = PackingChunker(max_length=96)
     else:  # DAPT blocks: a block may start inside a document (its positions restart there)
@@ -268,7 +231,7 @@ def test_a_real_pretrained_bert_packs_exactly():
     path = str(minilm.get_model_path())
     wordpiece = AutoTokenizer.from_pretrained(path)
     model = AutoModelForMaskedLM.from_pretrained(path, attn_implementation="sdpa").eval()
-    documents = datasets.Dataset.from_dict({"text": _paragraphs(10, seed=3)})
+    documents = datasets.Dataset.from_dict({"text": random_paragraphs(10, seed=3, low=2, high=12)})
     chunker = PackingChunker(max_length=64)
     rows = chunker.group(chunker.tokenize(documents, wordpiece))
     features = [{"input_ids": r["input_ids"], "position_ids": r["position_ids"]} for r in rows]
@@ -441,7 +404,7 @@ def test_an_mlm_stage_trains_a_bert_on_packed_documents(
 
     records = [
         {"id": f"p{i}", "text": text, "metadata": {"cik": str(i), "filing_date": f"2024-01-{i + 1:02d}"}}
-        for i, text in enumerate(_paragraphs(24, seed=4, low=3, high=14))
+        for i, text in enumerate(random_paragraphs(24, seed=4, low=3, high=14))
     ]
     paragraphs = write_jsonl(tmp_path / "paragraphs.jsonl", records)
     seen = []

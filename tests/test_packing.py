@@ -13,7 +13,6 @@ packed rows through the HF Trainer.
 from __future__ import annotations
 
 import json
-import random
 from collections import Counter
 
 import attrs
@@ -37,53 +36,24 @@ from sec_cybert.datapath.document_attention import DocumentAttention, segment_id
 from sec_cybert.datapath.masking import IGNORE_INDEX, TokenMasker, WholeWordMasker
 from sec_cybert.datapath.packing import PackingChunker, pack_lengths, padding_efficiency
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.testing import TINY_ENCODER_OPTIONS, TINY_TRAINING, requires_gpu, write_jsonl
-
-WORDS = [
-    "the",
-    "board",
-    "audit",
-    "committee",
-    "oversees",
-    "cybersecurity",
-    "risk",
-    "and",
-    "our",
-    "chief",
-    "information",
-    "security",
-    "officer",
-    "reports",
-    "quarterly",
-    "on",
-    "incidents",
-    "vendors",
-    "assessments",
-    "penetration",
-    "tests",
-    "tabletop",
-    "exercises",
-    "NIST",
-    "CSF",
-]
-
-
-def _paragraphs(n: int, seed: int, low: int = 4, high: int = 40) -> list[str]:
-    rng = random.Random(seed)
-    return [
-        f"Paragraph {i}. " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high))) + "."
-        for i in range(n)
-    ]
+from sec_cybert.testing import (
+    PARAGRAPH_WORDS,
+    TINY_ENCODER_OPTIONS,
+    TINY_TRAINING,
+    random_paragraphs,
+    requires_gpu,
+    write_jsonl,
+)
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return train_bpe_tokenizer(_paragraphs(60, seed=1), vocab_size=600, model_max_length=512)
+    return train_bpe_tokenizer(random_paragraphs(60, seed=1, low=4, high=40), vocab_size=600, model_max_length=512)
 
 
 @pytest.fixture(scope="module")
 def tokenized(tokenizer):
-    documents = datasets.Dataset.from_dict({"text": _paragraphs(16, seed=2, low=2, high=12)})
+    documents = datasets.Dataset.from_dict({"text": random_paragraphs(16, seed=2, low=2, high=12)})
     return PackingChunker(max_length=96).tokenize(documents, tokenizer)
 
 
@@ -151,7 +121,7 @@ def _dapt_blocks(tokenizer) -> datasets.Dataset:
     """DAPT blocks with document attention: documents concatenated and cut every 60 tokens, so a
     block may start inside a document (its positions restart at the block's start)."""
     chunker = ConcatChunker(seq_len=60, word_ids=True, document_attention=True)
-    documents = datasets.Dataset.from_dict({"text": _paragraphs(16, seed=2, low=2, high=12)})
+    documents = datasets.Dataset.from_dict({"text": random_paragraphs(16, seed=2, low=2, high=12)})
     return chunker.group(chunker.tokenize(documents, tokenizer))
 
 
@@ -281,8 +251,8 @@ def test_packing_is_lossless_bounded_and_deterministic(tokenizer, tokenized):
 
 
 def test_tokenize_is_the_paragraph_chunkers(tokenizer):
-    long = "Paragraph. " + " ".join(WORDS * 8)
-    documents = datasets.Dataset.from_dict({"text": [*_paragraphs(4, seed=3), long]})
+    long = "Paragraph. " + " ".join(list(PARAGRAPH_WORDS) * 8)
+    documents = datasets.Dataset.from_dict({"text": [*random_paragraphs(4, seed=3, low=4, high=40), long]})
     packed = PackingChunker(max_length=32).tokenize(documents, tokenizer)
     plain = ParagraphChunker(max_length=32).tokenize(documents, tokenizer)
     assert packed.to_dict() == plain.to_dict()
@@ -516,7 +486,7 @@ def _packed_config(paragraphs, **stage):
 def paragraphs_file(tmp_path):
     records = [
         {"id": f"p{i}", "text": text, "metadata": {"cik": str(i), "filing_date": f"2024-01-{i + 1:02d}"}}
-        for i, text in enumerate(_paragraphs(24, seed=4, low=3, high=14))
+        for i, text in enumerate(random_paragraphs(24, seed=4, low=3, high=14))
     ]
     return write_jsonl(tmp_path / "paragraphs.jsonl", records)
 
@@ -596,7 +566,7 @@ def test_an_encoder_that_cannot_pack_is_refused_before_the_corpus_is_read(
 
     monkeypatch.setattr(MLMStage, "prepare_data", prepare_data)
 
-    tokenizer = train_bpe_tokenizer(_paragraphs(20, seed=5), vocab_size=300, model_max_length=128)
+    tokenizer = train_bpe_tokenizer(random_paragraphs(20, seed=5, low=4, high=40), vocab_size=300, model_max_length=128)
     config = DebertaV2Config(
         vocab_size=len(tokenizer),
         hidden_size=16,

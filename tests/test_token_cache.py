@@ -28,9 +28,9 @@ from sec_cybert.datapath import chunking
 from sec_cybert.datapath.chunking import ConcatChunker, ParagraphChunker
 from sec_cybert.datapath.masking import TokenMasker
 from sec_cybert.stages.mlm import MLMStage
-from sec_cybert.testing import write_jsonl
+from sec_cybert.testing import FILING_WORDS, filing_records, write_jsonl
 
-WORDS = ["audit", "committee", "cybersecurity", "risk", "vendor", "incident", "board", "officer", "program"]
+WORDS = FILING_WORDS
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +38,6 @@ def tokenizer():
     rng = random.Random(0)
     texts = [" ".join(rng.choice(WORDS) for _ in range(40)) for _ in range(30)]
     return train_bpe_tokenizer(texts, vocab_size=300)
-
-
-def _records(n=8, seed=1):
-    rng = random.Random(seed)
-    return [
-        {
-            "id": f"filing-{i}",
-            "text": f"Filing {i}. " + " ".join(rng.choice(WORDS) for _ in range(20 + 9 * i)) + ".",
-            "metadata": {"filing_date": f"20{10 + i}-03-01", "cik": str(100 + i % 3)},
-        }
-        for i in range(n)
-    ]
 
 
 def _stage(shards, **overrides):
@@ -69,7 +57,7 @@ def _rows(dataset):
 
 @pytest.fixture
 def shards(tmp_path):
-    return write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", _records()).parent
+    return write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", filing_records()).parent
 
 
 @pytest.fixture
@@ -128,7 +116,7 @@ def test_budget_split_and_block_length_reuse_the_tokens(shards, tokenizer, count
 
 def test_a_changed_corpus_tokenizer_chunker_or_dedup_misses(tmp_path, shards, tokenizer, counted):
     key = _stage(shards).prepare_data(tokenizer, seed=0)[2]["tokenization"]["key"]
-    records = _records()
+    records = filing_records()
     records[3]["text"] += " One more sentence."
     changed = write_jsonl(tmp_path / "changed" / "shard-00000.jsonl", records).parent
     other_tokenizer = train_bpe_tokenizer([r["text"] for r in records], vocab_size=280)
@@ -149,7 +137,7 @@ def test_a_changed_corpus_tokenizer_chunker_or_dedup_misses(tmp_path, shards, to
 
 
 def test_blank_documents_and_copies_are_left_out_on_a_hit_as_on_a_miss(tmp_path, tokenizer):
-    records = _records()
+    records = filing_records()
     records[2]["text"] = "   \n"
     records[5]["text"] = ""
     records[6]["text"] = records[4]["text"].upper()  # an exact copy, after normalisation
@@ -225,7 +213,7 @@ def test_plan_then_run_tokenizes_once(tmp_path, counted, plugin_manager):
     from sec_cybert.host.planner import plan_pipeline
     from sec_cybert.testing import TINY_ENCODER_OPTIONS, TINY_TRAINING
 
-    shards = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", _records()).parent
+    shards = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", filing_records()).parent
     config = {
         "encoder": "tiny-modernbert",
         "encoder_options": dict(TINY_ENCODER_OPTIONS),
@@ -457,7 +445,7 @@ def test_a_dapt_run_with_document_attention_trains_on_blocks_with_positions(
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(transformers.Trainer, "train", train)
-    shards = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", _records()).parent
+    shards = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", filing_records()).parent
     config = {
         "encoder": "tiny-modernbert",
         "encoder_options": dict(TINY_ENCODER_OPTIONS),

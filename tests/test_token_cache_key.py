@@ -19,9 +19,9 @@ from sec_cybert.datapath.chunking import ConcatChunker, ParagraphChunker
 from sec_cybert.datapath.masking import TokenMasker
 from sec_cybert.errors import DataError
 from sec_cybert.stages.mlm import MLMStage
-from sec_cybert.testing import write_jsonl
+from sec_cybert.testing import FILING_WORDS, filing_records, write_jsonl
 
-WORDS = ["audit", "committee", "cybersecurity", "risk", "vendor", "incident", "board", "officer", "program"]
+WORDS = FILING_WORDS
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +30,6 @@ def tokenizer():
     return train_bpe_tokenizer(
         [" ".join(rng.choice(WORDS) for _ in range(40)) for _ in range(30)], vocab_size=300
     )
-
-
-def _records(n=8, seed=1):
-    rng = random.Random(seed)
-    return [
-        {
-            "id": f"filing-{i}",
-            "text": f"Filing {i}.\n" + " ".join(rng.choice(WORDS) for _ in range(20 + 9 * i)) + ".",
-            "metadata": {"filing_date": f"20{10 + i}-03-01", "cik": str(100 + i % 3)},
-        }
-        for i in range(n)
-    ]
 
 
 def _stage(corpus, **overrides):
@@ -167,7 +155,7 @@ def test_each_corpus_file_is_hashed_once_per_plan(tmp_path, plugin_manager, monk
 
 
 def test_a_same_size_edit_with_the_mtime_set_back_misses(tmp_path, tokenizer, reads, tokenized):
-    shards = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", _records()).parent
+    shards = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", filing_records(first_line_end="\n")).parent
     shard = shards / "shard-00000.jsonl"
     stage = _stage(JsonlShards(shards))
     first = stage.prepare_data(tokenizer, seed=0)[2]
@@ -213,7 +201,7 @@ def test_a_file_changed_within_the_racy_window_is_not_remembered(tmp_path):
 def test_a_corpus_changed_while_it_is_read_is_an_error_and_not_stored(tmp_path, tokenizer, monkeypatch):
     from sec_cybert.corpus.scratch import cache_root
 
-    shards = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", _records()).parent
+    shards = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", filing_records(first_line_end="\n")).parent
     original = dataset_module.documents_dataset
 
     def documents_dataset(*args, **kwargs):
@@ -230,7 +218,7 @@ def test_a_corpus_changed_while_it_is_read_is_an_error_and_not_stored(tmp_path, 
 def test_other_exclusions_another_group_field_or_other_settings_miss(tmp_path, tokenizer, tokenized):
     from sec_cybert.corpus.contamination import Exclusions
 
-    shards = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", _records()).parent
+    shards = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", filing_records(first_line_end="\n")).parent
     keys = set()
     for stage, exclusions in (
         (_stage(JsonlShards(shards)), None),
@@ -249,7 +237,7 @@ def test_other_exclusions_another_group_field_or_other_settings_miss(tmp_path, t
 
 
 def test_a_hit_reports_what_the_read_skipped(tmp_path, tokenizer, reads):
-    shard = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", _records())
+    shard = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", filing_records(first_line_end="\n"))
     with shard.open("a") as handle:
         handle.write("{not json\n")
     corpus = JsonlShards(shard.parent, on_bad_record="skip", min_chars=60)
@@ -281,7 +269,7 @@ def test_a_source_that_does_not_say_its_files_make_its_documents_is_read_every_t
         def describe(self):
             return "listed"
 
-    shards = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", _records()).parent
+    shards = write_jsonl(tmp_path / "shards" / "shard-00000.jsonl", filing_records(first_line_end="\n")).parent
     reports = [_stage(Listed(JsonlShards(shards))).prepare_data(tokenizer, seed=0)[2] for _ in range(2)]
     assert [r["tokenization"]["cache"] for r in reports] == ["miss", "hit"]
     assert reads["documents_dataset"] == 2  # keyed by the documents read, as before

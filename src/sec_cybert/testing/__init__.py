@@ -93,6 +93,44 @@ def labeled_paragraphs(n_per_cell: int, seed: int) -> list[dict[str, Any]]:
     return records
 
 
+#: The vocabulary of :func:`random_paragraphs`: Item 1C words, so a tokenizer trained on them
+#: splits them the way it splits the real ones (whole words and a few pieces).
+PARAGRAPH_WORDS = ["the", "board", "audit", "committee", "oversees", "cybersecurity", "risk", "and", "our", "chief", "information", "security", "officer", "reports", "quarterly", "on", "incidents", "vendors", "assessments", "penetration", "tests", "tabletop", "exercises", "NIST", "CSF"]
+
+
+def random_paragraphs(n: int, seed: int, *, low: int = 4, high: int = 40) -> list[str]:
+    """``n`` paragraphs ``Paragraph i. w w w.`` of ``low`` to ``high`` random words each, by ``seed``:
+    documents of known, varied lengths for packing and masking tests."""
+    import random
+
+    rng = random.Random(seed)
+    return [
+        f"Paragraph {i}. " + " ".join(rng.choice(PARAGRAPH_WORDS) for _ in range(rng.randint(low, high))) + "."
+        for i in range(n)
+    ]
+
+
+#: The vocabulary of :func:`filing_records` and the tokenizer the cache tests train on it.
+FILING_WORDS = ("audit", "committee", "cybersecurity", "risk", "vendor", "incident", "board", "officer", "program")
+
+
+def filing_records(n: int = 8, seed: int = 1, *, first_line_end: str = " ") -> list[dict[str, Any]]:
+    """``n`` JSONL filing records of growing length (20 + 9i words), one filing date per year
+    from 2010 and three companies (``cik``): a corpus whose newest-first order and token counts
+    a test can work out by hand. ``first_line_end`` follows the ``Filing i.`` line."""
+    import random
+
+    rng = random.Random(seed)
+    return [
+        {
+            "id": f"filing-{i}",
+            "text": f"Filing {i}.{first_line_end}" + " ".join(rng.choice(FILING_WORDS) for _ in range(20 + 9 * i)) + ".",
+            "metadata": {"filing_date": f"20{10 + i}-03-01", "cik": str(100 + i % 3)},
+        }
+        for i in range(n)
+    ]
+
+
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
