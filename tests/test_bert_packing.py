@@ -400,7 +400,7 @@ def test_an_mlm_stage_trains_a_bert_on_packed_documents(
 ):
     from sec_cybert.core.hardware import cpu_profile
     from sec_cybert.host.pipeline import load_run_config
-    from sec_cybert.stages.mlm import masked_lm_loss
+    from sec_cybert.stages.mlm_evaluation import masked_lm_loss
 
     records = [
         {"id": f"p{i}", "text": text, "metadata": {"cik": str(i), "filing_date": f"2024-01-{i + 1:02d}"}}

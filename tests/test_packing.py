@@ -496,7 +496,7 @@ def test_an_mlm_stage_trains_and_scores_packed_rows(tmp_path, paragraphs_file, p
 
     from sec_cybert.core.hardware import cpu_profile
     from sec_cybert.host.pipeline import load_run_config
-    from sec_cybert.stages.mlm import masked_lm_loss
+    from sec_cybert.stages.mlm_evaluation import masked_lm_loss
 
     seen = []
     original = transformers.Trainer.compute_loss

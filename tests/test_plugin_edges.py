@@ -166,6 +166,21 @@ def test_the_tokenization_cache_key_follows_the_chunker_plugins_version(install)
     }
 
 
+def test_the_cache_key_reads_the_runs_registry_not_the_process_wide_one(install, monkeypatch):
+    """A pipeline run with its own plugin manager keys its chunker by that manager's plugins,
+    even when the process-wide manager (here excluding the plugin) does not have them."""
+    from sec_cybert.corpus.token_cache import chunker_identity
+
+    install()
+    from acme_edges_plugin import AcmeChunker
+
+    monkeypatch.setenv("SEC_CYBERT_PLUGINS", "builtin-chunkers")  # the process-wide one lacks acme
+    reset_plugin_manager()
+    assert "plugins" not in chunker_identity(AcmeChunker())
+    run_registry = Registry.collect(acme_manager())
+    assert chunker_identity(AcmeChunker(), run_registry)["plugins"] == {"acme-edges": "1.0"}
+
+
 def test_a_finished_plugin_stage_is_not_reused_after_the_plugin_is_upgraded(install, tmp_path):
     from sec_cybert.core.context import StageContext
     from sec_cybert.host.lifecycle import run_stage

@@ -61,6 +61,8 @@ from sec_cybert.corpus.dataset import COLUMNS
 if TYPE_CHECKING:
     import datasets
 
+    from sec_cybert.plugins.registry import Registry
+
 log = structlog.get_logger(__name__)
 
 #: Bump when what ``tokenize`` writes, or how an entry is laid out, changes: older entries then miss.
@@ -120,13 +122,14 @@ def tokenizer_digest(tokenizer: Any) -> str | None:
     return hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
-def chunker_identity(chunker: Any) -> dict[str, Any] | None:
+def chunker_identity(chunker: Any, registry: Registry | None = None) -> dict[str, Any] | None:
     """The chunker's class and what its ``tokenize`` depends on: its ``tokenize_settings()``
     when it has that method, else all its settings (an attrs class); ``None`` when neither.
 
     A chunker from a third-party package adds ``plugins``, ``{distribution: version}`` of the
     packages that registered it (and components nested in it): upgrading one can change how it
     tokenizes. A built-in's identity has none; sec_cybert's own version is in every key already.
+    ``registry`` is the run's (the process-wide plugin manager's when ``None``).
     """
     settings = getattr(chunker, "tokenize_settings", None)
     if callable(settings):
@@ -136,23 +139,24 @@ def chunker_identity(chunker: Any) -> dict[str, Any] | None:
     else:
         return None
     identity = {"class": f"{type(chunker).__module__}.{type(chunker).__qualname__}", "settings": values}
-    plugins = _plugin_versions(chunker)
+    plugins = _plugin_versions(chunker, registry)
     if plugins:
         identity["plugins"] = plugins
     return identity
 
 
-def _plugin_versions(component: Any) -> dict[str, str]:
-    """The third-party packages that registered ``component``, by the process's plugin manager
-    (the one the CLI runs with); nothing to look up for one of sec_cybert's own classes."""
+def _plugin_versions(component: Any, registry: Registry | None) -> dict[str, str]:
+    """The third-party packages that registered ``component`` in the run's ``registry`` (else the
+    process-wide plugin manager's, the one the CLI runs with); nothing to look up for one of
+    sec_cybert's own classes."""
     if type(component).__module__.partition(".")[0] == "sec_cybert":
         return {}
     from sec_cybert.plugins.registry import get_registry, third_party_versions
 
-    return third_party_versions(component, get_registry())
+    return third_party_versions(component, registry if registry is not None else get_registry())
 
 
-def source_identity(source: Any, files: Sequence[Path]) -> dict[str, Any] | None:
+def source_identity(source: Any, files: Sequence[Path], registry: Registry | None = None) -> dict[str, Any] | None:
     """What a corpus source's documents are a function of, without reading them: its class, all
     its settings, the content digest of each of its ``files`` (in order) and, for a third-party
     source, the versions of the packages that registered it. ``None`` unless the source says its
@@ -170,7 +174,7 @@ def source_identity(source: Any, files: Sequence[Path]) -> dict[str, Any] | None
         "settings": attrs.asdict(source),
         "files": [[str(path), file_digest(path)] for path in files],
     }
-    plugins = _plugin_versions(source)
+    plugins = _plugin_versions(source, registry)
     if plugins:
         identity["plugins"] = plugins
     return identity
@@ -209,6 +213,7 @@ def cache_parts(
     exclusions: Any = None,
     group_field: str | None = None,
     documents: datasets.Dataset | None = None,
+    registry: Registry | None = None,
 ) -> dict[str, Any] | None:
     """What the key of an MLM stage's entry hashes (the module docstring says what and why).
 
@@ -219,7 +224,7 @@ def cache_parts(
     fingerprinted: then nothing is cached.
     """
     if documents is None:
-        identity = source_identity(source, files)
+        identity = source_identity(source, files, registry)
         if identity is None:
             return None
         content: dict[str, Any] = {
@@ -229,7 +234,7 @@ def cache_parts(
         }
     else:
         content = {"documents": documents_digest(documents)}
-    parts = {**content, "tokenizer": tokenizer_digest(tokenizer), "chunker": chunker_identity(chunker)}
+    parts = {**content, "tokenizer": tokenizer_digest(tokenizer), "chunker": chunker_identity(chunker, registry)}
     missing = [name for name in ("tokenizer", "chunker") if parts[name] is None]
     if missing:
         log.info("tokenization not cached: nothing to key it on", missing=missing)

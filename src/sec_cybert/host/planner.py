@@ -54,6 +54,7 @@ def plan_pipeline(pipeline: Pipeline, *, world_size: int = 1) -> Plan:
                 world_size=world_size,
                 profile=profile,
                 exclusions=contamination.exclusions.get(stage.name),
+                registry=registry,
             )
             planner = getattr(stage, "plan", None)
             plan = planner(planning) if planner else StagePlan(stage=stage.name, notes=("this stage has no plan method",))

@@ -68,7 +68,7 @@ class PipelineResult:
         same masked targets for all, base included, so the column compares like with like.
         ``{set: {variant: loss}}``; remembered in ``mlm-evaluation.json`` by the variants' and
         sets' fingerprints, so an ablation run again does not score again."""
-        from sec_cybert.stages.mlm import masked_lm_loss
+        from sec_cybert.stages.mlm_evaluation import masked_lm_loss
 
         sets = {
             v.mlm_result.stage: Path(v.mlm_result.output_dir) / v.mlm_result.report["validation_set"]

@@ -82,6 +82,8 @@ class PlanContext:
     world_size: int
     profile: HardwareProfile
     exclusions: Any = None
+    #: The run's registry (a ``sec_cybert.plugins.Registry``), for what a stage looks up in it.
+    registry: Any = None
 
 
 @attrs.frozen

@@ -11,7 +11,7 @@ import attrs
 import structlog
 from attrs import validators as v
 
-from sec_cybert.core.components import Chunker, CorpusSource, Document, HardwareProfile, Masker, ReadReport
+from sec_cybert.core.components import Chunker, CorpusSource, Document, Masker, ReadReport
 from sec_cybert.core.context import FINGERPRINT, StageContext, StageOutcome
 from sec_cybert.core.distributed import is_main_process
 from sec_cybert.corpus.dedup import Deduplication
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from sec_cybert.corpus.contamination import Exclusions
     from sec_cybert.planning.plan import PlanContext, StagePlan
+    from sec_cybert.plugins.registry import Registry
 
 log = structlog.get_logger(__name__)
 
@@ -135,18 +136,23 @@ class MLMStage:
         return self.corpus.iter_documents(report)
 
     def prepare_data(
-        self, tokenizer: PreTrainedTokenizerBase, seed: int, exclusions: Exclusions | None = None
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        seed: int,
+        exclusions: Exclusions | None = None,
+        registry: Registry | None = None,
     ) -> tuple[Any, Any, dict[str, Any]]:
         """Read, deduplicate, tokenize, select, split and group: (train blocks, validation blocks or
-        None, report). ``plan`` calls this too, so what it reports is what trains."""
+        None, report). ``plan`` calls this too, so what it reports is what trains. ``registry``
+        (the run's) names the plugin versions in the tokenization cache's key."""
         from sec_cybert.corpus.select import newest_first, validation_mask
         from sec_cybert.corpus.token_cache import tokenize_once
 
         read, documents = ReadReport(), None
-        parts, files = self._cache_parts(tokenizer, exclusions)
+        parts, files = self._cache_parts(tokenizer, exclusions, registry=registry)
         if parts is None and self.cache_tokenization:  # a source to read to know its documents
             documents = self._read(read, exclusions)
-            parts = self._cache_parts(tokenizer, exclusions, documents)[0]
+            parts = self._cache_parts(tokenizer, exclusions, documents, registry=registry)[0]
 
         def build() -> tuple[Any, dict[str, Any]]:
             nonlocal documents
@@ -212,7 +218,12 @@ class MLMStage:
         return documents
 
     def _cache_parts(
-        self, tokenizer: PreTrainedTokenizerBase, exclusions: Exclusions | None, documents: Any = None
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        exclusions: Exclusions | None,
+        documents: Any = None,
+        *,
+        registry: Registry | None = None,
     ) -> tuple[dict[str, Any] | None, list[tuple[Path, Any]]]:
         """What the tokenization cache's key hashes, and the files it hashed with their
         signatures (:func:`~sec_cybert.corpus.token_cache.cache_parts`); ``(None, [])`` when it is off."""
@@ -231,6 +242,7 @@ class MLMStage:
             tokenizer=tokenizer,
             chunker=self.chunker,
             deduplicate=attrs.asdict(self.deduplicate),
+            registry=registry,
         )
         return parts, files
 
@@ -313,7 +325,7 @@ class MLMStage:
         if getattr(self.chunker, "provides_position_ids", False):
             check_encoder(context.init_from)  # before the corpus is read, not after
         train_blocks, validation_blocks, report = self.prepare_data(
-            tokenizer, context.seed, context.exclusions
+            tokenizer, context.seed, context.exclusions, context.registry
         )
         if context.contamination is not None:
             report["contamination"] = dict(context.contamination)
@@ -387,7 +399,9 @@ class MLMStage:
         """The run's counts, from the run's own data path (``prepare_data``)."""
         from sec_cybert.planning.plan import StagePlan, warmup_steps
 
-        train, validation, report = self.prepare_data(planning.tokenizer, planning.seed, planning.exclusions)
+        train, validation, report = self.prepare_data(
+            planning.tokenizer, planning.seed, planning.exclusions, planning.registry
+        )
         training = self.training
         steps = training.optimizer_steps(len(train), planning.world_size)
         per_step = training.effective_batch_size * planning.world_size
@@ -436,46 +450,6 @@ class MLMStage:
 
 #: The masked validation set a stage keeps in its directory (a ``datasets`` directory).
 VALIDATION_SET = "validation-set"
-
-
-def masked_lm_loss(checkpoint: str, dataset: Any, *, profile: HardwareProfile, batch_size: int = 16) -> float:
-    """Mean cross-entropy (nats) of ``checkpoint`` over every target of a premasked ``dataset``.
-
-    Weighted by targets, not by batch as the Trainer's ``eval_loss`` is, so two models scored on
-    the same set compare exactly. The ablation scores each variant on each variant-producing
-    stage's kept validation set with this.
-    """
-    import torch
-    from accelerate.utils import send_to_device
-    from transformers import AutoModelForMaskedLM
-
-    from sec_cybert.datapath.collator import MaskingCollator
-    from sec_cybert.datapath.document_attention import DocumentAttention
-    from sec_cybert.datapath.masking import IGNORE_INDEX, TokenMasker
-    from sec_cybert.stages.loading import load_pretrained, load_tokenizer
-
-    runtime = Training().runtime(profile)
-    tokenizer = load_tokenizer(checkpoint)
-    model = load_pretrained(
-        AutoModelForMaskedLM, checkpoint, attn_implementation=runtime.attn_implementation, dtype=torch.float32
-    )
-    device = torch.device("cuda" if runtime.device == "cuda" else "cpu")
-    model.to(device).eval()
-    packed = "position_ids" in dataset.column_names  # a packed set is scored with its boundaries
-    attention = DocumentAttention.from_config(model.config) if packed else None
-    # Premasked rows: the collator only pads them (and keeps their documents apart).
-    collate = MaskingCollator(tokenizer=tokenizer, masker=TokenMasker(), attention=attention)
-    total = count = 0.0
-    columns = dataset.select_columns(["input_ids", "labels", *(["position_ids"] if packed else [])])
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=runtime.bf16):
-        for start in range(0, len(columns), batch_size):
-            rows = columns.select(range(start, min(start + batch_size, len(columns))))
-            batch = send_to_device(collate(list(rows)), device)  # nested: a packed batch's masks
-            targets = int((batch["labels"] != IGNORE_INDEX).sum())
-            if targets:
-                total += float(model(**batch).loss) * targets
-                count += targets
-    return total / count if count else float("nan")
 
 
 def _side_report(rows: Any, blocks: Any) -> dict[str, int]:
