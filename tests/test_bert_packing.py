@@ -32,7 +32,14 @@ from sec_cybert.datapath.document_attention import SINGLE_MASK_MODEL_TYPES, Docu
 from sec_cybert.datapath.masking import IGNORE_INDEX, TokenMasker
 from sec_cybert.datapath.packing import PackingChunker
 from sec_cybert.errors import ConfigError, DataError
-from sec_cybert.testing import TINY_TRAINING, random_paragraphs, requires_gpu, write_jsonl
+from sec_cybert.testing import (
+    TINY_TRAINING,
+    document_spans,
+    loss_of_each_document_alone,
+    random_paragraphs,
+    requires_gpu,
+    write_jsonl,
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +55,6 @@ def _rows(tokenizer, rows_of: str) -> datasets.Dataset:
     else:  # DAPT blocks: a block may start inside a document (its positions restart there)
         chunker = ConcatChunker(seq_len=60, word_ids=True, document_attention=True)
     return chunker.group(chunker.tokenize(documents, tokenizer))
-
-
-def _spans(position_ids: list[int]) -> list[tuple[int, int]]:
-    starts = [i for i, p in enumerate(position_ids) if p == 0] + [len(position_ids)]
-    return list(zip(starts, starts[1:], strict=False))
 
 
 def _premasked(tokenizer, rows: datasets.Dataset, seed: int) -> list[dict]:
@@ -144,7 +146,7 @@ def test_the_families_and_their_position_offsets(tokenizer):
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
 def test_a_packed_bert_batch_computes_what_its_documents_compute_alone(tokenizer, implementation, rows_of):
     rows = _rows(tokenizer, rows_of)
-    assert len(rows) >= 3 and max(len(_spans(r["position_ids"])) for r in rows) >= 3
+    assert len(rows) >= 3 and max(len(document_spans(r["position_ids"])) for r in rows) >= 3
     if rows_of == "dapt blocks":
         assert any(row["input_ids"][0] != tokenizer.cls_token_id for row in rows)  # starts mid-document
     features = _premasked(tokenizer, rows, seed=0)
@@ -167,7 +169,7 @@ def test_a_packed_bert_batch_computes_what_its_documents_compute_alone(tokenizer
     model.zero_grad()
     reference_losses, reference_logits = [], []
     for f in features:
-        for a, b in _spans(f["position_ids"]):
+        for a, b in document_spans(f["position_ids"]):
             labels = torch.tensor(f["labels"][a:b])
             logits = _alone(model, "bert", f["input_ids"][a:b])
             losses = _losses(logits, labels.clamp(min=0))[labels != IGNORE_INDEX]
@@ -215,7 +217,7 @@ def test_every_single_mask_family_packs_exactly(tokenizer, family, implementatio
     with torch.no_grad():
         out = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
         for row, f in enumerate(features):
-            for a, b in _spans(f["position_ids"]):
+            for a, b in document_spans(f["position_ids"]):
                 alone = _alone(model, family, batch["input_ids"][row, a:b].tolist())
                 torch.testing.assert_close(out[row, a:b], alone, rtol=0, atol=1e-5, msg=f"{family} row {row}")
 
@@ -243,8 +245,8 @@ def test_a_real_pretrained_bert_packs_exactly():
     with torch.no_grad():
         out = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
         for row, f in enumerate(features):
-            assert len(_spans(f["position_ids"])) >= 2 or row == len(features) - 1
-            for a, b in _spans(f["position_ids"]):
+            assert len(document_spans(f["position_ids"])) >= 2 or row == len(features) - 1
+            for a, b in document_spans(f["position_ids"]):
                 alone = model(input_ids=batch["input_ids"][row : row + 1, a:b]).logits[0]
                 torch.testing.assert_close(out[row, a:b], alone, rtol=0, atol=1e-4)
 
@@ -298,7 +300,7 @@ def test_the_flash_batch_reaches_every_layer_of_a_single_mask_family(tokenizer, 
             [
                 _alone(model, family, f["input_ids"][a:b])
                 for f in features
-                for a, b in _spans(f["position_ids"])
+                for a, b in document_spans(f["position_ids"])
             ]
         )
     torch.testing.assert_close(packed, alone, rtol=0, atol=1e-5)
@@ -324,7 +326,7 @@ def test_the_flash_path_matches_documents_alone_for_bert_on_a_gpu(tokenizer):
             [
                 model(input_ids=torch.tensor([f["input_ids"][a:b]], device="cuda")).logits[0]
                 for f in features
-                for a, b in _spans(f["position_ids"])
+                for a, b in document_spans(f["position_ids"])
             ]
         )
     torch.testing.assert_close(packed.float(), alone.float(), rtol=1.6e-2, atol=2e-2)  # bf16 kernels
@@ -444,17 +446,5 @@ def test_an_mlm_stage_trains_a_bert_on_packed_documents(
     assert "position_ids" in validation.column_names
     checkpoint = str(tmp_path / "run" / "tapt")
     scored = masked_lm_loss(checkpoint, validation, profile=cpu_profile())
-    model = transformers.AutoModelForMaskedLM.from_pretrained(checkpoint).eval()
-    total = targets = 0.0
-    with torch.no_grad():
-        for row in validation:
-            for a, b in _spans(row["position_ids"]):
-                labels = torch.tensor(row["labels"][a:b])
-                chosen = labels != IGNORE_INDEX
-                if chosen.any():
-                    logits = model(input_ids=torch.tensor([row["input_ids"][a:b]])).logits[0]
-                    total += float(
-                        torch.nn.functional.cross_entropy(logits[chosen], labels[chosen], reduction="sum")
-                    )
-                    targets += int(chosen.sum())
-    assert targets and scored == pytest.approx(total / targets, rel=1e-5)
+    alone, targets = loss_of_each_document_alone(checkpoint, validation)
+    assert targets and scored == pytest.approx(alone, rel=1e-5)

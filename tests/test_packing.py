@@ -40,6 +40,8 @@ from sec_cybert.testing import (
     PARAGRAPH_WORDS,
     TINY_ENCODER_OPTIONS,
     TINY_TRAINING,
+    document_spans,
+    loss_of_each_document_alone,
     random_paragraphs,
     requires_gpu,
     write_jsonl,
@@ -151,7 +153,7 @@ def test_a_packed_batch_computes_what_its_paragraphs_compute_alone(tokenizer, to
     reference_losses, reference_logits = [], []
     model.zero_grad()
     for f in features:
-        for start, end in _spans(f["position_ids"]):
+        for start, end in document_spans(f["position_ids"]):
             ids = torch.tensor([f["input_ids"][start:end]])
             labels = torch.tensor(f["labels"][start:end])
             logits = model(input_ids=ids).logits[0]
@@ -189,11 +191,6 @@ def test_a_packed_batch_computes_what_its_paragraphs_compute_alone(tokenizer, to
         input_ids=batch["input_ids"], attention_mask=(batch["input_ids"] != tokenizer.pad_token_id).long()
     )
     assert (_token_losses(leaky.logits[targets], labels[targets]) - expected).abs().max() > 1e-1
-
-
-def _spans(position_ids: list[int]) -> list[tuple[int, int]]:
-    starts = [i for i, p in enumerate(position_ids) if p == 0] + [len(position_ids)]
-    return list(zip(starts, starts[1:], strict=False))
 
 
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
@@ -382,7 +379,7 @@ def test_the_flash_batch_is_transformers_flattening_of_the_paragraphs(tokenizer,
     paragraphs = [
         {"input_ids": f["input_ids"][a:b], "labels": f["labels"][a:b]}
         for f in features
-        for a, b in _spans(f["position_ids"])
+        for a, b in document_spans(f["position_ids"])
     ]
     theirs = DataCollatorWithFlattening(return_flash_attn_kwargs=True)(paragraphs)
     assert set(batch) == {
@@ -432,7 +429,7 @@ def test_the_flash_path_matches_paragraphs_alone_on_a_gpu(tokenizer, tokenized):
             [
                 model(input_ids=torch.tensor([f["input_ids"][a:b]], device="cuda")).logits[0]
                 for f in features
-                for a, b in _spans(f["position_ids"])
+                for a, b in document_spans(f["position_ids"])
             ]
         )
     torch.testing.assert_close(packed.float(), alone.float(), rtol=1.6e-2, atol=2e-2)  # bf16 kernels
@@ -539,20 +536,8 @@ def test_an_mlm_stage_trains_and_scores_packed_rows(tmp_path, paragraphs_file, p
     assert "position_ids" in validation.column_names
     checkpoint = str(tmp_path / "run" / "tapt")
     scored = masked_lm_loss(checkpoint, validation, profile=cpu_profile())
-    model = transformers.AutoModelForMaskedLM.from_pretrained(checkpoint).eval()
-    total = targets = 0.0
-    with torch.no_grad():
-        for row in validation:
-            for a, b in _spans(row["position_ids"]):
-                labels = torch.tensor(row["labels"][a:b])
-                chosen = labels != IGNORE_INDEX
-                if chosen.any():
-                    logits = model(input_ids=torch.tensor([row["input_ids"][a:b]])).logits[0]
-                    total += float(
-                        torch.nn.functional.cross_entropy(logits[chosen], labels[chosen], reduction="sum")
-                    )
-                    targets += int(chosen.sum())
-    assert scored == pytest.approx(total / targets, rel=1e-5)
+    alone, targets = loss_of_each_document_alone(checkpoint, validation)
+    assert targets and scored == pytest.approx(alone, rel=1e-5)
 
 
 def test_an_encoder_that_cannot_pack_is_refused_before_the_corpus_is_read(

@@ -131,6 +131,36 @@ def filing_records(n: int = 8, seed: int = 1, *, first_line_end: str = " ") -> l
     ]
 
 
+def document_spans(position_ids: list[int]) -> list[tuple[int, int]]:
+    """``(start, end)`` of each document in a packed row: a document starts where its positions
+    restart at 0 (padding after the last one counts as part of it)."""
+    starts = [i for i, p in enumerate(position_ids) if p == 0] + [len(position_ids)]
+    return list(zip(starts, starts[1:], strict=False))
+
+
+def loss_of_each_document_alone(checkpoint: str, validation: Any) -> tuple[float, int]:
+    """Mean cross-entropy over every masked target of a packed, premasked ``validation`` set,
+    each document run through ``checkpoint`` on its own (no packing, no document mask): what a
+    packed evaluation must equal. Returns ``(mean loss, targets)``."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    from sec_cybert.datapath.masking import IGNORE_INDEX
+
+    model = AutoModelForMaskedLM.from_pretrained(checkpoint).eval()
+    total, targets = 0.0, 0
+    with torch.no_grad():
+        for row in validation:
+            for a, b in document_spans(row["position_ids"]):
+                labels = torch.tensor(row["labels"][a:b])
+                chosen = labels != IGNORE_INDEX
+                if chosen.any():
+                    logits = model(input_ids=torch.tensor([row["input_ids"][a:b]])).logits[0]
+                    total += float(torch.nn.functional.cross_entropy(logits[chosen], labels[chosen], reduction="sum"))
+                    targets += int(chosen.sum())
+    return (total / targets if targets else float("nan")), targets
+
+
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
