@@ -36,6 +36,7 @@ from sec_cybert.testing import (
     TINY_TRAINING,
     document_spans,
     loss_of_each_document_alone,
+    packed_and_alone_logits,
     random_paragraphs,
     requires_gpu,
     write_jsonl,
@@ -318,17 +319,8 @@ def test_the_flash_path_matches_documents_alone_for_bert_on_a_gpu(tokenizer):
     model.set_attn_implementation("flash_attention_2")
     attention = DocumentAttention.from_config(model.config)
     assert attention.flattens
-    batch = MaskingCollator(tokenizer=tokenizer, masker=TokenMasker(), attention=attention)(features)
-    batch = {k: v.to("cuda") if hasattr(v, "to") else v for k, v in batch.items()}
-    with torch.no_grad():
-        packed = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0]
-        alone = torch.cat(
-            [
-                model(input_ids=torch.tensor([f["input_ids"][a:b]], device="cuda")).logits[0]
-                for f in features
-                for a, b in document_spans(f["position_ids"])
-            ]
-        )
+    collate = MaskingCollator(tokenizer=tokenizer, masker=TokenMasker(), attention=attention)
+    packed, alone = packed_and_alone_logits(model, collate, features, "cuda")
     torch.testing.assert_close(packed.float(), alone.float(), rtol=1.6e-2, atol=2e-2)  # bf16 kernels
 
 

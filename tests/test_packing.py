@@ -42,6 +42,7 @@ from sec_cybert.testing import (
     TINY_TRAINING,
     document_spans,
     loss_of_each_document_alone,
+    packed_and_alone_logits,
     random_paragraphs,
     requires_gpu,
     write_jsonl,
@@ -409,6 +410,19 @@ def test_a_row_boundary_is_a_segment_boundary_when_flattened(tokenizer):
     assert batch["cu_seq_lens_q"].tolist() == [0, 3, 5] and batch["max_length_q"] == 3
 
 
+def test_the_packed_and_alone_helper_of_the_gpu_tests_agrees_on_the_cpu(tokenizer, tokenized):
+    """``packed_and_alone_logits`` (what the flash tests compare on a GPU) on the CPU's sdpa path."""
+    rows = PackingChunker(max_length=96).group(tokenized)
+    features = _premasked_rows(tokenizer, rows, seed=2)[:1]  # one row: the helper reads row 0's logits
+    model = _model(tokenizer, "sdpa").eval()
+    collate = MaskingCollator(
+        tokenizer=tokenizer, masker=TokenMasker(), attention=DocumentAttention.from_config(model.config)
+    )
+    packed, alone = packed_and_alone_logits(model, collate, features, "cpu")
+    assert len(document_spans(features[0]["position_ids"])) >= 2
+    torch.testing.assert_close(packed, alone, rtol=1e-4, atol=1e-4)
+
+
 @requires_gpu
 def test_the_flash_path_matches_paragraphs_alone_on_a_gpu(tokenizer, tokenized):
     from sec_cybert.core.hardware import flash_attn_installed
@@ -421,17 +435,8 @@ def test_the_flash_path_matches_paragraphs_alone_on_a_gpu(tokenizer, tokenized):
     model.set_attn_implementation("flash_attention_2")  # on the GPU, in bf16: what flash-attn needs
     attention = DocumentAttention.from_config(model.config)
     assert attention.flattens
-    batch = MaskingCollator(tokenizer=tokenizer, masker=TokenMasker(), attention=attention)(features)
-    batch = {k: v.to("cuda") if hasattr(v, "to") else v for k, v in batch.items()}
-    with torch.no_grad():
-        packed = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0]
-        alone = torch.cat(
-            [
-                model(input_ids=torch.tensor([f["input_ids"][a:b]], device="cuda")).logits[0]
-                for f in features
-                for a, b in document_spans(f["position_ids"])
-            ]
-        )
+    collate = MaskingCollator(tokenizer=tokenizer, masker=TokenMasker(), attention=attention)
+    packed, alone = packed_and_alone_logits(model, collate, features, "cuda")
     torch.testing.assert_close(packed.float(), alone.float(), rtol=1.6e-2, atol=2e-2)  # bf16 kernels
 
 

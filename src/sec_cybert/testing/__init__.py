@@ -161,6 +161,26 @@ def loss_of_each_document_alone(checkpoint: str, validation: Any) -> tuple[float
     return (total / targets if targets else float("nan")), targets
 
 
+def packed_and_alone_logits(model: Any, collate: Any, features: list[dict[str, Any]], device: str) -> tuple[Any, Any]:
+    """The packed logits of ``features`` collated by ``collate`` (a ``MaskingCollator`` with the
+    model's ``DocumentAttention``), and of each of their documents run alone, concatenated in the
+    same order: equal when packing keeps documents apart. The packed logits are the batch's first
+    row: every feature when ``flash_attention_2`` flattens the batch, else pass one feature."""
+    import torch
+
+    batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in collate(features).items()}
+    with torch.no_grad():
+        packed = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0]
+        alone = torch.cat(
+            [
+                model(input_ids=torch.tensor([f["input_ids"][a:b]], device=device)).logits[0]
+                for f in features
+                for a, b in document_spans(f["position_ids"])
+            ]
+        )
+    return packed, alone
+
+
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
