@@ -14,8 +14,6 @@ from sec_cybert.errors import DataError
 if TYPE_CHECKING:
     import pluggy
 
-    from sec_cybert.core.components import HardwareProfile
-
 STAGE_RECORD = "stage.json"
 #: ``attrs.field(metadata={FINGERPRINT: False})`` marks a stage setting that changes how the stage
 #: works (a cache), not what it computes: the host leaves it out of the stage's fingerprint, so
@@ -40,7 +38,9 @@ class StageContext:
 
     run_dir: Path
     init_from: str
-    hardware: HardwareProfile
+    #: The resolved hardware profile: a ``sec_cybert.core.components.HardwareProfile`` (typed
+    #: loosely: that module imports this one for the Stage Protocol's signatures).
+    hardware: Any
     seed: int
     #: The plugin manager the pipeline runs with, for a stage that calls hooks of its own.
     plugin_manager: pluggy.PluginManager | None = attrs.field(default=None, eq=False, repr=False)

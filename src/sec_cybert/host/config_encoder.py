@@ -23,15 +23,15 @@ from sec_cybert.errors import ConfigError
 
 if TYPE_CHECKING:
     from sec_cybert.core.components import Stage
-    from sec_cybert.host.pipeline import Pipeline
     from sec_cybert.plugins.registry import Registry
 
 #: A hub model id (``org/name`` or a bare name); anything else names a local path.
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
-def check_encoder(pipeline: Pipeline, source: str | None = None) -> None:
-    """Raise one ConfigError listing :func:`encoder_problems` of ``pipeline``, if it has any."""
+def check_encoder(pipeline: Any, source: str | None = None) -> None:
+    """Raise one ConfigError listing :func:`encoder_problems` of ``pipeline`` (a ``Pipeline``; typed
+    loosely: host.pipeline imports this module), if it has any."""
     problems = encoder_problems(pipeline.encoder, pipeline.stages, pipeline.registry, options=pipeline.encoder_options)
     if problems:
         raise ConfigError(problems, source=source)

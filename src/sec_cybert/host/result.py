@@ -18,7 +18,6 @@ from sec_cybert.errors import ConfigError
 from sec_cybert.host.tracking import trackers_attached
 
 if TYPE_CHECKING:
-    from sec_cybert.host.pipeline import Pipeline
     from sec_cybert.results.ablation import AblationTable
 
 
@@ -26,8 +25,8 @@ if TYPE_CHECKING:
 class PipelineResult:
     """What :meth:`Pipeline.run` produced; :meth:`ablation` runs the other variants too."""
 
-    #: The Pipeline that ran (host.pipeline imports this module, so only the type checker imports it).
-    pipeline: Pipeline
+    #: The ``Pipeline`` that ran (typed loosely: host.pipeline imports this module, not the reverse).
+    pipeline: Any
     run_dir: Path
     variants: tuple[Variant, ...]
     finetuned: dict[tuple[str, str, int], StageResult]
