@@ -79,6 +79,11 @@ class ReadReport:
     def as_dict(self) -> dict[str, Any]:
         return {"kept": self.kept, "skipped": dict(self.skipped), "examples": list(self.examples)}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReadReport:
+        """The report :meth:`as_dict` wrote (a tokenization cache entry keeps one)."""
+        return cls(kept=data["kept"], skipped=Counter(data["skipped"]), examples=list(data["examples"]))
+
 
 @runtime_checkable
 class CorpusSource(Protocol):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -162,8 +161,7 @@ class MLMStage:
 
         tokenized, prepared, tokenization = tokenize_once(parts, build)
         if documents is None:  # a hit keyed by the files: what reading them reported then
-            done = prepared["read"]
-            read = ReadReport(kept=done["kept"], skipped=Counter(done["skipped"]), examples=list(done["examples"]))
+            read = ReadReport.from_dict(prepared["read"])
         blank, dropped = prepared["blank_documents"], prepared["duplicates"]["dropped"]
         selected, selection = newest_first(tokenized, self.max_tokens)
         if selection.documents_kept == 0:
