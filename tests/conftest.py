@@ -155,7 +155,7 @@ def finished_run(tmp_path_factory) -> FinishedRun:
     return FinishedRun(root / "run", result, table, run, tiny)
 
 
-#: Optimizer steps per Trainer under ``fast_trainers``, as tests/test_docs_run.py's fast mode.
+#: Optimizer steps per Trainer under ``fast_trainers`` (test_demo, and the docs runner's fast mode).
 FAST_STEPS = 3
 
 

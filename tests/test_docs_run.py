@@ -36,7 +36,7 @@ uses ``/tmp/docdemo`` without running that command itself gets it run first (``s
 no page has yet.
 
 Fast mode (the default): every Trainer stops after ``FAST_STEPS`` optimizer steps
-(``Training.trainer_arguments`` is wrapped to pass ``max_steps=min(max_steps, FAST_STEPS)``),
+(conftest's ``fast_trainers``: ``Training.trainer_arguments`` is wrapped to pass ``max_steps=min(max_steps, FAST_STEPS)``),
 and torch runs on one thread (restored afterwards).
 Configs, fingerprints and ``plan`` are untouched, so what ``plan`` prints is what the pages show.
 ``SEC_CYBERT_FAST=0`` runs every block at its full length (minutes, not seconds).
@@ -115,7 +115,6 @@ PAGES = [
 ]
 
 FAST = os.environ.get("SEC_CYBERT_FAST", "1") != "0"
-FAST_STEPS = 3
 
 RUN_LANGUAGES = {"python", "bash", "console", "sh", "shell"}
 PARSE_LANGUAGES = {"yaml", "toml", "json"}
@@ -458,36 +457,21 @@ def run_page(path: Path, page: Page) -> Document:
     return document
 
 
-def _fast_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
-    import attrs
-
-    from sec_cybert.stages.training import Training
-
-    original = Training.trainer_arguments
-
-    def capped(self, *args, **kwargs):
-        steps = min(self.max_steps or FAST_STEPS, FAST_STEPS)
-        return original(attrs.evolve(self, max_steps=steps), *args, **kwargs)
-
-    monkeypatch.setattr(Training, "trainer_arguments", capped)
-
-
 @pytest.fixture(scope="module")
 def docs_root(tmp_path_factory):
     return tmp_path_factory.mktemp("docs-root")
 
 
 @pytest.fixture
-def fast_mode(monkeypatch):
-    """FAST_STEPS per Trainer, and torch on one thread: the tiny models gain nothing from a
-    second one (15.0 s vs 16.1 s for the demo on 2 idle cores), and on a busy machine two
-    spinning threads per process cost several times that."""
+def fast_mode(fast_trainers):
+    """FAST_STEPS per Trainer (conftest's ``fast_trainers``), and torch on one thread: the tiny
+    models gain nothing from a second one (15.0 s vs 16.1 s for the demo on 2 idle cores), and on
+    a busy machine two spinning threads per process cost several times that."""
     if not FAST:
         yield
         return
     import torch
 
-    _fast_trainer(monkeypatch)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
