@@ -1,7 +1,7 @@
 """benchmarks/bench_scale.py runs every step without /work/shared (generated filings), at a tiny scale.
 
-Not a timed test: it checks that each step ran and reported its time and memory, and that the
-cached steps were served by their caches.
+Not a timed test: it checks that each step ran in a process of its own and reported its time
+and memory, and that the cached steps were served by their caches.
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ def test_every_step_runs_on_generated_filings_and_reports_time_and_memory(tmp_pa
     assert not [r for r in results.values() if "error" in r], [r.get("error") for r in results.values()]
     for result in results.values():
         assert result["seconds"] >= 0 and result["peak_anon_mib"] > 0 and result["peak_rss_mib"] > 0
+    # Each step in a process of its own (nothing of a step before it in memory), forked from the
+    # server that imported the libraries once; the build's pool workers are the step's children.
+    assert len({r["pid"] for r in results.values()}) == len(results)
+    assert report["setup"]["preload_seconds"] > 0
+    assert results["build"]["workers_peak_rss_mib"] > 0
     assert results["build"]["kept"] == report["setup"]["filings"]
     assert (results["prepare-cold"]["tokenization"], results["prepare-warm"]["tokenization"]) == ("miss", "hit")
     assert results["prepare-cold"]["tokens_kept"] == results["prepare-warm"]["tokens_kept"] > 0
