@@ -100,6 +100,7 @@ FAILED=()
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=disabled
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 PYTHONHASHSEED=0
 export SEC_CYBERT_CACHE=$WORK/cache
+export GPU_CHECK_ENVIRONMENT=$WORK/environment.tsv GPU_CHECK_DEVICE=$DEVICE
 cd "$ROOT" || exit 1
 
 # 1. Environment.
@@ -128,6 +129,12 @@ import torch
 print("cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
 if missing:
     sys.exit("missing or broken: " + "; ".join(missing))
+# The card and the versions for the rows' heading, read here once (each python start costs seconds).
+import os, transformers
+sys.path.insert(0, "benchmarks")
+from gpu_check import card_name
+with open(os.environ["GPU_CHECK_ENVIRONMENT"], "w") as out:
+    print(card_name(os.environ["GPU_CHECK_DEVICE"]), torch.__version__, transformers.__version__, sep="\t", file=out)
 EOF
 
 # 2. The GPU tests (skipped, and counted as such, on a machine without one).
@@ -149,14 +156,14 @@ fi
 [ "$DRY" = 1 ] && { echo "dry run: nothing ran; results would go to $RESULTS"; exit 0; }
 
 # 5. The rows.
-CARD=$(cd benchmarks && python -c "from gpu_check import card_name; print(card_name('$DEVICE'))" 2>/dev/null || echo unknown)
+IFS=$'\t' read -r CARD TORCH_VERSION TRANSFORMERS_VERSION <"$GPU_CHECK_ENVIRONMENT" || CARD=unknown
 SECTION=$WORK/gpu_check.md
 {
     echo
     echo "### GPU check: $CARD, $(date -u +%Y-%m-%d)"
     echo
     echo "\`bash benchmarks/gpu_check.sh\`$([ "$MODE" = cpu ] && echo ' --cpu-smoke (a tiny shape on the CPU: checks the script, not a card)');" \
-        "torch $(python -c 'import torch; print(torch.__version__)'), transformers $(python -c 'import transformers; print(transformers.__version__)')."
+        "torch ${TORCH_VERSION:-?}, transformers ${TRANSFORMERS_VERSION:-?}."
     echo "Tests: $(grep -E '^[0-9]+ (passed|failed|skipped)|passed|skipped' "$LOG" | grep -E ' in [0-9.]+s' | tail -1 || echo 'no summary')."
     [ ${#FAILED[@]} -gt 0 ] && echo "Failed steps: ${FAILED[*]}."
     echo
