@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import functools
+import gc
 import os
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,18 +28,31 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+#: How many modules were imported when the heap was last frozen (``_freeze_what_was_imported``).
+_modules_at_freeze = 0
+
+
+def _freeze_what_was_imported() -> None:
+    """Move what is alive now out of the garbage collector's sight when modules were imported
+    since the last time: torch, transformers and the test modules after collection, the
+    Trainer's modules (imported lazily, ~170K objects) after the first test that trains. Each
+    Trainer's ``free_memory`` calls ``gc.collect()``, which otherwise walks those ~430K
+    long-lived objects every time (0.27 s a Trainer, 3 of the demo's 14 s); the tests' own
+    objects are collected as before."""
+    global _modules_at_freeze
+    if len(sys.modules) != _modules_at_freeze:
+        gc.collect()
+        gc.freeze()
+        _modules_at_freeze = len(sys.modules)
+
+
 def pytest_collection_finish(session):
-    """Every test module is imported: freeze what is alive now (torch, transformers, the test
-    modules) out of the garbage collector's sight. Each Trainer's ``free_memory`` calls
-    ``gc.collect()``, which otherwise walks these ~430K long-lived objects every time (0.27 s a
-    Trainer, 3 of the demo's 14 s); the tests' own objects are collected as before."""
-    import gc
+    _freeze_what_was_imported()
 
-    import transformers.models.modernbert.modeling_modernbert  # noqa: F401  (imported lazily by the first run)
-    import transformers.trainer  # noqa: F401
 
-    gc.collect()
-    gc.freeze()
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    _freeze_what_was_imported()
 
 
 @pytest.hookimpl(optionalhook=True)
