@@ -188,6 +188,17 @@ def finished_run(tmp_path_factory) -> FinishedRun:
 FAST_STEPS = 3
 
 
+@pytest.fixture(scope="session")
+def preloaded_python():
+    """``preloaded_python.run([script, *args], env=..., timeout=...)``: a Python process forked
+    from a server that imported torch, transformers and sec_cybert once
+    (:mod:`sec_cybert.testing.preloaded`), for tests that need a process to kill or to compare
+    with, without ~5 s of imports each."""
+    from sec_cybert.testing.preloaded import PreloadedPython
+
+    return PreloadedPython()
+
+
 @pytest.fixture
 def fast_trainers(monkeypatch):
     """Every Trainer stops after ``FAST_STEPS`` optimizer steps, for a test that runs a shipped

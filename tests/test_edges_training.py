@@ -282,19 +282,14 @@ sys.exit(cli.main(["run", sys.argv[1], "--out", sys.argv[2]]))
     ],
     ids=["in-a-stage", "before-the-first-stage"],
 )
-def test_sigterm_during_start_up_is_one_line_and_status_143(tmp_path, module, cls, method, said, left):
-    import subprocess
-    import sys
-
+def test_sigterm_during_start_up_is_one_line_and_status_143(tmp_path, preloaded_python, module, cls, method, said, left):
     import yaml
 
     config = tmp_path / "tapt.yaml"
     config.write_text(yaml.safe_dump(_tapt(tmp_path)))
     script = tmp_path / "runner.py"
     script.write_text(SIGTERM_AFTER.format(module=module, cls=cls, method=method))
-    done = subprocess.run(
-        [sys.executable, str(script), str(config), str(tmp_path / "run")], capture_output=True, text=True, timeout=600
-    )
+    done = preloaded_python.run([script, config, tmp_path / "run"], timeout=600)
     assert done.returncode == 143, done.stderr[-2000:]
     assert done.stderr.strip().splitlines()[-1].startswith(f"stopped: stopped by SIGTERM {said}")
     assert "Traceback" not in done.stderr

@@ -4,8 +4,6 @@ CPU, in one process and across processes; another seed gives other heads."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -96,14 +94,9 @@ def test_the_same_seed_gives_identical_heads_and_metrics_twice_in_one_process(
 
 
 @pytest.mark.slow
-def test_the_same_seed_gives_identical_heads_and_metrics_in_another_process(setup, first_run):
+def test_the_same_seed_gives_identical_heads_and_metrics_in_another_process(setup, first_run, preloaded_python):
     run_dir = setup[0] / "subprocess"
-    done = subprocess.run(
-        [sys.executable, "-c", _RUN_IN_SUBPROCESS, json.dumps(_config(setup, 7)), str(run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = preloaded_python.run(["-c", _RUN_IN_SUBPROCESS, json.dumps(_config(setup, 7)), run_dir], timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     heads, metrics = _outputs(run_dir)
     difference = _max_difference(first_run[0], heads)

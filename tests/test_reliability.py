@@ -1,6 +1,6 @@
 """Nothing lost: exact resume after a kill, checkpoints that survive one, training that stops on bad numbers.
 
-A tiny MLM stage (fp32, CPU) is run in a subprocess that kills itself with ``os._exit`` at a
+A tiny MLM stage (fp32, CPU) is run in a process of its own that kills itself with ``os._exit`` at a
 chosen step (or inside a checkpoint save, or with SIGTERM); the same command is then run again
 and must end with bit-identical weights and the same logged losses as an uninterrupted run.
 """
@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -79,14 +77,12 @@ RUNNER = textwrap.dedent(
 )
 
 
-def _run(tmp_path, run, mode="none", at=0, check=True):
+def _run(python, tmp_path, run, mode="none", at=0, check=True):
+    """The runner in a process of its own (``preloaded_python``: forked, the libraries imported)."""
     script = tmp_path / "runner.py"
     script.write_text(RUNNER)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "data"), str(run), mode, str(at)],
-        capture_output=True, text=True, env=env,
-    )
+    done = python.run([script, tmp_path / "data", run, mode, at], env=env, timeout=600)
     if check:
         assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -116,22 +112,22 @@ def _training_log(run):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory, preloaded_python):
     tmp_path = tmp_path_factory.mktemp("reference")
-    _run(tmp_path, tmp_path / "run")
+    _run(preloaded_python, tmp_path, tmp_path / "run")
     return tmp_path, _weights(tmp_path / "run"), _losses(tmp_path / "run")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("mode", "at"), [("kill", 3), ("kill", 8), ("kill-in-save", 4)], ids=["mid-epoch", "second-epoch", "during-a-save"])
-def test_a_killed_stage_resumes_to_bit_identical_weights_and_losses(reference, tmp_path, mode, at):
+def test_a_killed_stage_resumes_to_bit_identical_weights_and_losses(reference, preloaded_python, tmp_path, mode, at):
     ref_dir, ref_weights, ref_losses = reference
     shutil.copytree(ref_dir / "data", tmp_path / "data")
     run = tmp_path / "run"
-    killed = _run(tmp_path, run, mode, at, check=False)
+    killed = _run(preloaded_python, tmp_path, run, mode, at, check=False)
     assert killed.returncode == 137
     assert not (run / "tapt" / "stage.json").exists()
-    resumed = _run(tmp_path, run)
+    resumed = _run(preloaded_python, tmp_path, run)
     assert _same(_weights(run), ref_weights)
     assert _losses(run) == ref_losses  # every logged loss, before and after the resume point
     # The training log holds each step once, and train_loss covers the steps before the resume too.
@@ -147,14 +143,14 @@ def test_a_killed_stage_resumes_to_bit_identical_weights_and_losses(reference, t
 
 
 @pytest.mark.slow
-def test_a_stage_killed_right_after_its_last_checkpoint_finishes_without_training(reference, tmp_path):
+def test_a_stage_killed_right_after_its_last_checkpoint_finishes_without_training(reference, preloaded_python, tmp_path):
     ref_dir, ref_weights, ref_losses = reference
     shutil.copytree(ref_dir / "data", tmp_path / "data")
     run = tmp_path / "run"
-    killed = _run(tmp_path, run, "kill-after-save", 10, check=False)
+    killed = _run(preloaded_python, tmp_path, run, "kill-after-save", 10, check=False)
     assert killed.returncode == 137 and verify(run / "tapt" / "checkpoints" / "checkpoint-10") is None
     assert not (run / "tapt" / "stage.json").exists()
-    resumed = _run(tmp_path, run)
+    resumed = _run(preloaded_python, tmp_path, run)
     assert "nothing left to train" in resumed.stdout
     assert not (run / "tapt" / "checkpoints" / "checkpoint-11").exists()
     assert _same(_weights(run), ref_weights) and _losses(run) == ref_losses
@@ -162,15 +158,15 @@ def test_a_stage_killed_right_after_its_last_checkpoint_finishes_without_trainin
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(reference, tmp_path):
+def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(reference, preloaded_python, tmp_path):
     ref_dir, ref_weights, _ = reference
     shutil.copytree(ref_dir / "data", tmp_path / "data")
     run = tmp_path / "run"
-    stopped = _run(tmp_path, run, "sigterm", 3, check=False)
+    stopped = _run(preloaded_python, tmp_path, run, "sigterm", 3, check=False)
     assert stopped.returncode != 0 and "Preempted: stopped by SIGTERM after step 3" in stopped.stderr
     assert "run the same command again to resume" in stopped.stderr
     assert verify(run / "tapt" / "checkpoints" / "checkpoint-3") is None  # saved at the step it stopped
-    _run(tmp_path, run)
+    _run(preloaded_python, tmp_path, run)
     assert _same(_weights(run), ref_weights)
 
 
