@@ -155,6 +155,7 @@ def test_a_stage_killed_right_after_its_last_checkpoint_finishes_without_trainin
     assert not (run / "tapt" / "checkpoints" / "checkpoint-11").exists()
     assert _same(_weights(run), ref_weights) and _losses(run) == ref_losses
     assert _record(run)["metrics"] == _record(ref_dir / "run")["metrics"]  # global_step 10, train_loss, eval_loss
+    assert _training_log(run) == _training_log(ref_dir / "run")  # no step trained twice
 
 
 @pytest.mark.slow
@@ -168,6 +169,11 @@ def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(reference, prel
     assert verify(run / "tapt" / "checkpoints" / "checkpoint-3") is None  # saved at the step it stopped
     _run(preloaded_python, tmp_path, run)
     assert _same(_weights(run), ref_weights)
+    # Resumed at step 3, not trained again from the start (which would end with the same weights);
+    # the stopped attempt's train_loss summary gave way to the stage's. Its extra checkpoint stays.
+    logged = _training_log(run)
+    assert ("checkpoint", 3, None, None) in logged
+    assert [e for e in logged if e != ("checkpoint", 3, None, None)] == _training_log(ref_dir / "run")
 
 
 def test_the_cli_reports_preemption_as_one_line_with_status_143(monkeypatch, capsys):

@@ -182,17 +182,20 @@ class EventCallback(TrainerCallback):
 def drop_entries_after(path: Path, step: int) -> int:
     """Drop the training-log entries of steps after ``step`` (the step training starts from): a
     resumed run logs the steps after its checkpoint again, so the log holds each step once. A
-    line cut short by a kill goes too. Returns how many entries were dropped."""
+    ``train_loss`` summary goes too, whatever its step: it closed a ``train()`` that stopped
+    early (a SIGTERM at step 3 logs one at step 3), and the resumed run writes the stage's own
+    at its end. A line cut short by a kill goes too. Returns how many entries were dropped."""
     if not path.is_file():
         return 0
     kept: list[str] = []
     lines = path.read_text(encoding="utf-8").splitlines()
     for line in lines:
         try:
-            entry_step = json.loads(line)["step"]
+            entry = json.loads(line)
+            entry_step = entry["step"]
         except (ValueError, KeyError, TypeError):
             continue
-        if isinstance(entry_step, (int, float)) and entry_step <= step:
+        if isinstance(entry_step, (int, float)) and entry_step <= step and "train_loss" not in entry:
             kept.append(line)
     dropped = len(lines) - len(kept)
     if dropped:
