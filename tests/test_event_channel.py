@@ -165,3 +165,23 @@ def test_one_registry_serves_a_whole_run(tmp_path, tiny_corpus, monkeypatch):
     )
     pipeline.run(Path(tmp_path) / "run")
     assert collected == []
+
+
+def test_a_stage_that_is_not_one_is_named_from_the_pipelines_registry(monkeypatch):
+    """The error names the object's class; it reads the registry the pipeline collected."""
+    import sec_cybert.plugins.registry as registry_module
+    from sec_cybert import Pipeline
+    from sec_cybert.errors import ConfigError
+
+    class NotAStage:
+        name = "broken"
+
+    registry = registry_module.Registry.collect(builtin_plugin_manager())
+    collected = []
+    original = registry_module.Registry.collect
+    monkeypatch.setattr(
+        registry_module.Registry, "collect", classmethod(lambda cls, *a, **k: collected.append(a) or original(*a, **k))
+    )
+    with pytest.raises(ConfigError, match=r"stages\[0\] \(NotAStage\) is not a Stage: it needs "):
+        Pipeline(encoder="tiny-modernbert", stages=[NotAStage()], registry=registry)
+    assert collected == []

@@ -78,7 +78,7 @@ class Pipeline:
 
     def __attrs_post_init__(self) -> None:
         problems = [
-            f"stages[{i}] ({describe_component(stage, self.plugin_manager)}) is not a Stage: it needs {', '.join(missing)} "
+            f"stages[{i}] ({describe_component(stage, registry=self.registry)}) is not a Stage: it needs {', '.join(missing)} "
             "(docs/plugins.md lists what a stage provides)"
             for i, stage in enumerate(self.stages)
             if (missing := stage_problems(stage))

@@ -259,12 +259,15 @@ def third_party_versions(component: Any, registry: Registry) -> dict[str, str]:
     }
 
 
-def describe_component(component: Any, pm: pluggy.PluginManager | None = None) -> str:
+def describe_component(
+    component: Any, pm: pluggy.PluginManager | None = None, *, registry: Registry | None = None
+) -> str:
     """``AcmeStage, stage 'acme' of plugin 'acme' (acme-plugins 1.2)``: a component as an error
-    about it names it, with whose it is; the class name alone when no plugin registered it."""
+    about it names it, with whose it is; the class name alone when no plugin registered it.
+    ``registry``: the one already collected (a pipeline's), else ``pm``'s is collected."""
     name = type(component).__name__
     try:
-        registration = get_registry(pm).of_class(type(component))
+        registration = (registry or get_registry(pm)).of_class(type(component))
     except PluginError:
         return name  # the plugins cannot be read now; the class name still helps
     if registration is None:
