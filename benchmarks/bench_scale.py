@@ -27,11 +27,10 @@ Each step runs in a process of its own, in this order, all with one ``SEC_CYBERT
    whole corpus) is not the plan's. The second finds both cached: the second ``plan``, and the
    ``run`` after it.
 
-The processes are forked from one server that imported the libraries once
-(``multiprocessing``'s forkserver, with ``PRELOAD``): each step starts from the state a fresh
-command has after its imports (no memo, cache or file of a step before it in memory), without
-paying the ~5 s of importing torch and transformers eight times; the import time is reported
-once, as ``preload_seconds``.
+The processes are forked from one that imported torch, transformers and sec_cybert once
+(``sec_cybert.testing.preloaded``): each step starts as a fresh command does after its imports
+(nothing of an earlier step in memory), without paying ~5 s of imports eight times. That import
+is reported once, as ``preload_seconds``; a step's ``import_seconds`` is what it imported beyond.
 
 Per step: wall seconds, CPU seconds, the tracemalloc peak (Python's allocations, numpy's
 included; not Arrow's or the Rust tokenizer's), the peak of ``RssAnon`` sampled every 5 ms (the
@@ -52,6 +51,8 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+
+from sec_cybert.testing.preloaded import PreloadedPython
 
 REFERENCE_TOKENS = 1_060_000_000
 REFERENCE_BUDGET = 500_000_000  # DAPT's max_tokens: the newest 500 M of the 1.06 B
@@ -145,40 +146,7 @@ def run_step(step: str, work: Path, max_tokens: int) -> dict:
     raise SystemExit(f"unknown step {step}")
 
 
-#: The libraries every step loads, imported once by the forkserver before any step: a step's
-#: figure is its own work (a command pays the imports once per process; ``preload_seconds``).
-PRELOAD = [
-    "datasets",
-    "transformers",
-    "transformers.models.modernbert.modeling_modernbert",
-    "sec_cybert.corpus.build",
-    "sec_cybert.corpus.stats",
-    "sec_cybert.host.pipeline",
-    "sec_cybert.host.planner",
-    "sec_cybert.stages.mlm",
-    "sec_cybert.testing",
-]
-
-
-def child(step: str, work: Path, max_tokens: int, trace: bool, results) -> None:
-    """The forked process of one step: sends its figures (or the traceback) through ``results``."""
-    import multiprocessing
-
-    # A process started by a forkserver inherits its start method; a fresh command has the
-    # platform's default (so the build step's pool workers are this process's children again).
-    multiprocessing.set_start_method(None, force=True)
-    try:
-        results.send(measured_step(step, work, max_tokens, trace))
-    except BaseException:
-        import traceback
-
-        results.send({"step": step, "error": traceback.format_exc()[-1500:]})
-        raise
-    finally:
-        results.close()
-
-
-def measured_step(step: str, work: Path, max_tokens: int, trace: bool) -> dict:
+def child(step: str, work: Path, max_tokens: int, trace: bool) -> None:
     import logging
     import resource
     import threading
@@ -196,9 +164,22 @@ def measured_step(step: str, work: Path, max_tokens: int, trace: bool) -> dict:
             peak["anon"] = max(peak["anon"], _anon_kib())
             time.sleep(0.005)
 
+    # The libraries every step loads, before the clock: a step's figure is its own work (the
+    # imports are reported apart; a command pays them once per process).
+    imported = time.perf_counter()
+    import datasets  # noqa: F401
+    import transformers  # noqa: F401
+    import transformers.models.modernbert.modeling_modernbert  # noqa: F401
+
+    import sec_cybert.corpus.build  # noqa: F401
+    import sec_cybert.corpus.stats  # noqa: F401
+    import sec_cybert.host.pipeline  # noqa: F401
+    import sec_cybert.host.planner  # noqa: F401
+    import sec_cybert.stages.mlm  # noqa: F401
     from sec_cybert.testing import builtin_plugin_manager
 
-    builtin_plugin_manager()  # loads every built-in plugin module, before the clock
+    builtin_plugin_manager()  # loads every built-in plugin module
+    imported = time.perf_counter() - imported
     before = _anon_kib()
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -211,18 +192,24 @@ def measured_step(step: str, work: Path, max_tokens: int, trace: bool) -> dict:
     stop.set()
     thread.join()
     mib = 1 / 1024
-    return {
-        "step": step,
-        "pid": os.getpid(),
-        "seconds": round(wall, 2),
-        "cpu_seconds": round(cpu, 2),
-        "tracemalloc_peak_mib": None if traced is None else round(traced / 2**20, 1),
-        "peak_anon_mib": round(peak["anon"] * mib, 1),
-        "anon_before_mib": round(before * mib, 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * mib, 1),
-        "workers_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * mib, 1),
-        **counts,
-    }
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "step": step,
+                "pid": os.getpid(),
+                "seconds": round(wall, 2),
+                "cpu_seconds": round(cpu, 2),
+                "import_seconds": round(imported, 2),
+                "tracemalloc_peak_mib": None if traced is None else round(traced / 2**20, 1),
+                "peak_anon_mib": round(peak["anon"] * mib, 1),
+                "anon_before_mib": round(before * mib, 1),
+                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * mib, 1),
+                "workers_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * mib, 1),
+                **counts,
+            }
+        )
+    )
 
 
 # --- the parent: make the corpus, run the steps ------------------------------------------------
@@ -373,54 +360,22 @@ def _labeled_files(directory: Path, holdout: list[str]) -> None:
     write_jsonl(directory / "holdout.jsonl", [{"id": f"h{i}", "text": t, "category": "a"} for i, t in enumerate(holdout)])
 
 
-def forkserver(work: Path):
-    """The multiprocessing context whose server imports ``PRELOAD`` once, in the environment
-    every step shares (the server, and each step forked from it, inherit it)."""
-    import multiprocessing
-
-    os.environ.update(
-        {
-            "SEC_CYBERT_CACHE": str(work / "cache"),
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "true",
-            "PYTHONHASHSEED": "0",
-        }
-    )
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
-    return context
-
-
-def preload_seconds(context) -> float:
-    """Start the server (it imports ``PRELOAD``) and wait for it: the import time, apart."""
-    started = time.perf_counter()
-    process = context.Process(target=time.sleep, args=(0,))
-    process.start()
-    process.join()
-    return round(time.perf_counter() - started, 2)
-
-
-def measure(context, step: str, work: Path, max_tokens: int, trace: bool, timeout: int) -> dict:
+def measure(python: PreloadedPython, step: str, work: Path, max_tokens: int, trace: bool, timeout: int) -> dict:
+    env = {
+        **os.environ,
+        "SEC_CYBERT_CACHE": str(work / "cache"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "true",
+        "PYTHONHASHSEED": "0",
+    }
     load = _load_average()
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=child, args=(step, work, max_tokens, trace, sender), name=f"bench-{step}")
-    process.start()
-    sender.close()
-    try:
-        result = receiver.recv() if receiver.poll(timeout) else None
-    except EOFError:  # it ended without a word: killed, or out of memory
-        result = None
-    process.join(timeout=60)
-    if process.is_alive():
-        process.kill()
-        process.join()
-    if result is None:
-        why = f"no result within {timeout}s" if process.exitcode is None or process.exitcode < 0 else "no result"
-        return {"step": step, "error": f"{why} (exit code {process.exitcode})", "load_before": load}
-    if "error" in result:
-        return {**result, "load_before": load}
-    return {**result, "load_before": load, "load_after": _load_average()}
+    command = [__file__, "--child", step, "--work", str(work), "--max-tokens", str(max_tokens)]
+    done = python.run(command + ([] if trace else ["--no-tracemalloc"]), env=env, timeout=timeout)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        return {"step": step, "error": (done.stderr or done.stdout)[-1500:], "load_before": load}
+    return {**json.loads(lines[-1][len("RESULT ") :]), "load_before": load, "load_after": _load_average()}
 
 
 def main() -> None:
@@ -443,7 +398,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every result here too")
     parser.add_argument("--no-tracemalloc", dest="trace", action="store_false")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per step")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--max-tokens", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args.child, args.work, args.max_tokens, args.trace)
+        return
     if not 0 < args.scale <= 1:
         parser.error("--scale is a fraction of the reference corpus: 0 < scale <= 1")
     work = args.work or Path(tempfile.mkdtemp(prefix="sec-cybert-scale-"))
@@ -456,12 +416,13 @@ def main() -> None:
         setup = prepare(work, args.scale, args.source, args.vocab, args.corpus)
         setup["setup_seconds"] = round(time.perf_counter() - started, 1)
         (work / "setup.json").write_text(json.dumps(setup))
-    context = forkserver(work)
-    setup["preload_seconds"] = preload_seconds(context)
+    python, preloading = PreloadedPython(), time.perf_counter()
+    python.run(["-c", "pass"], timeout=args.timeout)  # starts the server: the one import of the libraries
+    setup["preload_seconds"] = round(time.perf_counter() - preloading, 2)
     print(json.dumps({"setup": setup, "cores": os.cpu_count(), "load": _load_average()}), flush=True)
     results = []
     for step in steps:
-        result = measure(context, step, work, max_tokens, args.trace, args.timeout)
+        result = measure(python, step, work, max_tokens, args.trace, args.timeout)
         results.append(result)
         print(json.dumps(result), flush=True)
     if args.json:

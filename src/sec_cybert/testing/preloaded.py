@@ -53,6 +53,8 @@ class PreloadedPython:
     """``python ARGS`` as forked processes of one preloaded server (started at the first run).
 
     ``ARGS`` is a Python command line: a script's path or ``-c CODE``, then its arguments.
+    multiprocessing keeps one forkserver a process: the first ``PreloadedPython`` to run sets
+    what it preloads.
     """
 
     def __init__(self, preload: Sequence[str] = PRELOAD) -> None:
@@ -111,13 +113,8 @@ def _run_command_line(args: list[str], env: dict[str, str], cwd: str, stdout: st
     try:
         if args[0] == "-c":
             sys.argv = ["-c", *args[2:]]
-            main = types.ModuleType("__main__")
-            saved, sys.modules["__main__"] = sys.modules.get("__main__"), main
-            try:
-                exec(compile(args[1], "<string>", "exec"), main.__dict__)
-            finally:
-                if saved is not None:
-                    sys.modules["__main__"] = saved
+            main = sys.modules["__main__"] = types.ModuleType("__main__")  # what pickle finds there
+            exec(compile(args[1], "<string>", "exec"), main.__dict__)
         else:
             sys.argv = list(args)
             sys.path.insert(0, str(Path(args[0]).resolve().parent))
