@@ -24,7 +24,6 @@ import transformers
 from structlog.testing import capture_logs
 from transformers import AttentionInterface, BertConfig, BertForMaskedLM
 
-from sec_cybert.core.encoders import train_bpe_tokenizer
 from sec_cybert.datapath import document_attention
 from sec_cybert.datapath.chunking import ConcatChunker
 from sec_cybert.datapath.collator import MaskingCollator
@@ -35,18 +34,21 @@ from sec_cybert.errors import ConfigError, DataError
 from sec_cybert.testing import (
     TINY_TRAINING,
     document_spans,
+    each_document_alone,
     loss_of_each_document_alone,
     packed_and_alone_logits,
+    packing_tokenizer,
+    premasked_rows,
     random_paragraphs,
     requires_gpu,
+    token_losses,
     write_jsonl,
 )
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    # ids: [UNK] 0, [CLS] 1, [SEP] 2, [PAD] 3, [MASK] 4
-    return train_bpe_tokenizer(random_paragraphs(60, seed=1, low=4, high=40), vocab_size=600, model_max_length=512)
+    return packing_tokenizer()
 
 
 def _rows(tokenizer, rows_of: str) -> datasets.Dataset:
@@ -56,27 +58,6 @@ def _rows(tokenizer, rows_of: str) -> datasets.Dataset:
     else:  # DAPT blocks: a block may start inside a document (its positions restart there)
         chunker = ConcatChunker(seq_len=60, word_ids=True, document_attention=True)
     return chunker.group(chunker.tokenize(documents, tokenizer))
-
-
-def _premasked(tokenizer, rows: datasets.Dataset, seed: int) -> list[dict]:
-    """~30 % of tokens turned into [MASK], a label on every non-special token."""
-    rng = torch.Generator().manual_seed(seed)
-    features = []
-    for row in rows:
-        ids, words = torch.tensor(row["input_ids"]), torch.tensor(row["word_ids"])
-        corrupt = (torch.rand(ids.shape, generator=rng) < 0.3) & (words >= 0)
-        features.append(
-            {
-                "input_ids": ids.masked_fill(corrupt, tokenizer.mask_token_id).tolist(),
-                "labels": torch.where(words >= 0, ids, torch.full_like(ids, IGNORE_INDEX)).tolist(),
-                "position_ids": row["position_ids"],
-            }
-        )
-    return features
-
-
-def _losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.cross_entropy(logits.float(), labels, reduction="none")
 
 
 SHAPE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
@@ -150,7 +131,7 @@ def test_a_packed_bert_batch_computes_what_its_documents_compute_alone(tokenizer
     assert len(rows) >= 3 and max(len(document_spans(r["position_ids"])) for r in rows) >= 3
     if rows_of == "dapt blocks":
         assert any(row["input_ids"][0] != tokenizer.cls_token_id for row in rows)  # starts mid-document
-    features = _premasked(tokenizer, rows, seed=0)
+    features = premasked_rows(rows, tokenizer.mask_token_id, seed=0)
     model = _family_model("bert", tokenizer, implementation)
     attention = DocumentAttention.from_config(model.config)
     assert (attention.implementation, attention.per_layer_kind, attention.position_offset) == (
@@ -167,26 +148,17 @@ def test_a_packed_bert_batch_computes_what_its_documents_compute_alone(tokenizer
     assert isinstance(mask, torch.Tensor) and mask.shape == (len(features), 1, width, width)
     assert mask.dtype == (torch.bool if implementation == "sdpa" else torch.float32)
 
-    model.zero_grad()
-    reference_losses, reference_logits = [], []
-    for f in features:
-        for a, b in document_spans(f["position_ids"]):
-            labels = torch.tensor(f["labels"][a:b])
-            logits = _alone(model, "bert", f["input_ids"][a:b])
-            losses = _losses(logits, labels.clamp(min=0))[labels != IGNORE_INDEX]
-            losses.sum().backward()
-            reference_losses.append(losses.detach())
-            reference_logits.append(logits.detach()[labels != IGNORE_INDEX])
-    reference_grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
-    expected = torch.cat(reference_losses)
+    expected, reference_logits, reference_grads = each_document_alone(
+        model, features, lambda ids: _alone(model, "bert", ids)
+    )
 
     model.zero_grad()
     out = model(**batch)
     assert torch.isfinite(out.logits).all()  # padding queries too: none is fully masked
     targets = batch["labels"] != IGNORE_INDEX
-    packed = _losses(out.logits[targets], batch["labels"][targets])
+    packed = token_losses(out.logits[targets], batch["labels"][targets])
     torch.testing.assert_close(packed, expected, rtol=0, atol=1e-5)
-    torch.testing.assert_close(out.logits[targets], torch.cat(reference_logits), rtol=0, atol=1e-5)
+    torch.testing.assert_close(out.logits[targets], reference_logits, rtol=0, atol=1e-5)
     torch.testing.assert_close(out.loss, expected.mean(), rtol=0, atol=1e-6)
     packed.sum().backward()
     for name, grad in reference_grads.items():
@@ -197,9 +169,9 @@ def test_a_packed_bert_batch_computes_what_its_documents_compute_alone(tokenizer
     # The test can fail: one 2D mask (attention across documents), or no per-document positions.
     padding = (batch["input_ids"] != tokenizer.pad_token_id).long()
     leaky = model(input_ids=batch["input_ids"], attention_mask=padding).logits
-    assert (_losses(leaky[targets], batch["labels"][targets]) - expected).abs().max() > 1e-1
+    assert (token_losses(leaky[targets], batch["labels"][targets]) - expected).abs().max() > 1e-1
     unpositioned = model(input_ids=batch["input_ids"], attention_mask=mask).logits
-    assert (_losses(unpositioned[targets], batch["labels"][targets]) - expected).abs().max() > 1e-1
+    assert (token_losses(unpositioned[targets], batch["labels"][targets]) - expected).abs().max() > 1e-1
 
 
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
@@ -281,7 +253,7 @@ def test_the_flash_batch_reaches_every_layer_of_a_single_mask_family(tokenizer, 
     flash_attention_2 would read them), with positions shifted as the family's table needs."""
     AttentionInterface.register(VARLEN_REFERENCE, _varlen_reference)
     rows = _rows(tokenizer, "packed paragraphs")
-    features = _premasked(tokenizer, rows, seed=1)
+    features = premasked_rows(rows, tokenizer.mask_token_id, seed=1)
     model = _family_model(family, tokenizer, "eager")
     attention = DocumentAttention.from_config(model.config, implementation="flash_attention_2")
     assert attention.flattens and not attention.per_layer_kind
@@ -314,7 +286,7 @@ def test_the_flash_path_matches_documents_alone_for_bert_on_a_gpu(tokenizer):
     if not flash_attn_installed():
         pytest.skip("flash-attn is not installed")
     rows = _rows(tokenizer, "packed paragraphs")
-    features = _premasked(tokenizer, rows, seed=2)
+    features = premasked_rows(rows, tokenizer.mask_token_id, seed=2)
     model = _family_model("bert", tokenizer, "sdpa").to("cuda", torch.bfloat16)
     model.set_attn_implementation("flash_attention_2")
     attention = DocumentAttention.from_config(model.config)

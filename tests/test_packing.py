@@ -41,17 +41,21 @@ from sec_cybert.testing import (
     TINY_ENCODER_OPTIONS,
     TINY_TRAINING,
     document_spans,
+    each_document_alone,
     loss_of_each_document_alone,
     packed_and_alone_logits,
+    packing_tokenizer,
+    premasked_rows,
     random_paragraphs,
     requires_gpu,
+    token_losses,
     write_jsonl,
 )
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return train_bpe_tokenizer(random_paragraphs(60, seed=1, low=4, high=40), vocab_size=600, model_max_length=512)
+    return packing_tokenizer()
 
 
 @pytest.fixture(scope="module")
@@ -93,30 +97,6 @@ def _model(tokenizer, implementation: str, **overrides) -> ModernBertForMaskedLM
     return ModernBertForMaskedLM(config).eval()
 
 
-def _premasked_rows(tokenizer, rows: datasets.Dataset, seed: int) -> list[dict]:
-    """Packed rows with ~30 % of tokens turned into [MASK] and a label on every non-special
-    token: every token is a target, so every position's loss is compared."""
-    rng = torch.Generator().manual_seed(seed)
-    features = []
-    for row in rows:
-        ids = torch.tensor(row["input_ids"])
-        words = torch.tensor(row["word_ids"])
-        corrupt = (torch.rand(ids.shape, generator=rng) < 0.3) & (words >= 0)
-        labels = torch.where(words >= 0, ids, torch.full_like(ids, IGNORE_INDEX))
-        features.append(
-            {
-                "input_ids": ids.masked_fill(corrupt, tokenizer.mask_token_id).tolist(),
-                "labels": labels.tolist(),
-                "position_ids": row["position_ids"],
-            }
-        )
-    return features
-
-
-def _token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.cross_entropy(logits.float(), labels, reduction="none")
-
-
 # ------------------------------------------------------------------------------ the numerical proof
 
 
@@ -137,7 +117,7 @@ def test_a_packed_batch_computes_what_its_paragraphs_compute_alone(tokenizer, to
         rows = _dapt_blocks(tokenizer)
         assert any(row["input_ids"][0] != tokenizer.cls_token_id for row in rows)  # a block starts mid-document
     assert len(rows) >= 3 and max(len(_segments(r)) for r in rows) >= 3  # several paragraphs a row
-    features = _premasked_rows(tokenizer, rows, seed=0)
+    features = premasked_rows(rows, tokenizer.mask_token_id, seed=0)
     model = _model(tokenizer, implementation)
     attention = DocumentAttention.from_config(model.config)
     assert (attention.implementation, attention.sliding_window) == (implementation, 4)
@@ -151,19 +131,9 @@ def test_a_packed_batch_computes_what_its_paragraphs_compute_alone(tokenizer, to
     assert min(lengths) < batch["input_ids"].shape[1] and max(lengths) < batch["input_ids"].shape[1]
 
     # Reference: each paragraph alone, in its own batch of one, with the model's own masks.
-    reference_losses, reference_logits = [], []
-    model.zero_grad()
-    for f in features:
-        for start, end in document_spans(f["position_ids"]):
-            ids = torch.tensor([f["input_ids"][start:end]])
-            labels = torch.tensor(f["labels"][start:end])
-            logits = model(input_ids=ids).logits[0]
-            losses = _token_losses(logits, labels.clamp(min=0))[labels != IGNORE_INDEX]
-            losses.sum().backward()
-            reference_losses.append(losses.detach())
-            reference_logits.append(logits.detach()[labels != IGNORE_INDEX])
-    reference_grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
-    expected = torch.cat(reference_losses)
+    expected, reference_logits, reference_grads = each_document_alone(
+        model, features, lambda ids: model(input_ids=torch.tensor([ids])).logits[0]
+    )
 
     # Packed, dense logits: every target's loss, in row-major order (paragraph by paragraph).
     model.zero_grad()
@@ -171,9 +141,9 @@ def test_a_packed_batch_computes_what_its_paragraphs_compute_alone(tokenizer, to
     assert torch.isfinite(out.logits).all()  # padding queries too: none is fully masked
     labels = batch["labels"]
     targets = labels != IGNORE_INDEX
-    packed = _token_losses(out.logits[targets], labels[targets])
+    packed = token_losses(out.logits[targets], labels[targets])
     torch.testing.assert_close(packed, expected, rtol=0, atol=1e-5)
-    torch.testing.assert_close(out.logits[targets], torch.cat(reference_logits), rtol=0, atol=1e-5)
+    torch.testing.assert_close(out.logits[targets], reference_logits, rtol=0, atol=1e-5)
     packed.sum().backward()
     grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
     assert grads.keys() == reference_grads.keys()
@@ -183,7 +153,7 @@ def test_a_packed_batch_computes_what_its_paragraphs_compute_alone(tokenizer, to
     # The sparse path (the stage's default) decodes the targets only: the same per-token losses.
     model.sparse_prediction = True
     sparse = model(**batch)
-    torch.testing.assert_close(_token_losses(sparse.logits, labels[targets]), expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(token_losses(sparse.logits, labels[targets]), expected, rtol=0, atol=1e-5)
     torch.testing.assert_close(sparse.loss, expected.mean(), rtol=0, atol=1e-6)
 
     # The test can fail: the same rows with one 2D mask (attention across paragraphs) differ.
@@ -191,7 +161,7 @@ def test_a_packed_batch_computes_what_its_paragraphs_compute_alone(tokenizer, to
     leaky = model(
         input_ids=batch["input_ids"], attention_mask=(batch["input_ids"] != tokenizer.pad_token_id).long()
     )
-    assert (_token_losses(leaky.logits[targets], labels[targets]) - expected).abs().max() > 1e-1
+    assert (token_losses(leaky.logits[targets], labels[targets]) - expected).abs().max() > 1e-1
 
 
 @pytest.mark.parametrize("implementation", ["sdpa", "eager"])
@@ -372,7 +342,7 @@ def test_packed_features_need_the_attention_and_all_positions(tokenizer, tokeniz
 
 def test_the_flash_batch_is_transformers_flattening_of_the_paragraphs(tokenizer, tokenized):
     rows = PackingChunker(max_length=96).group(tokenized)
-    features = _premasked_rows(tokenizer, rows, seed=1)
+    features = premasked_rows(rows, tokenizer.mask_token_id, seed=1)
     attention = DocumentAttention(implementation="flash_attention_2", sliding_window=4)
     batch = MaskingCollator(
         tokenizer=tokenizer, masker=TokenMasker(), pad_to_multiple_of=16, attention=attention
@@ -413,7 +383,7 @@ def test_a_row_boundary_is_a_segment_boundary_when_flattened(tokenizer):
 def test_the_packed_and_alone_helper_of_the_gpu_tests_agrees_on_the_cpu(tokenizer, tokenized):
     """``packed_and_alone_logits`` (what the flash tests compare on a GPU) on the CPU's sdpa path."""
     rows = PackingChunker(max_length=96).group(tokenized)
-    features = _premasked_rows(tokenizer, rows, seed=2)[:1]  # one row: the helper reads row 0's logits
+    features = premasked_rows(rows, tokenizer.mask_token_id, seed=2)[:1]  # one row: the helper reads row 0's logits
     model = _model(tokenizer, "sdpa").eval()
     collate = MaskingCollator(
         tokenizer=tokenizer, masker=TokenMasker(), attention=DocumentAttention.from_config(model.config)
@@ -430,7 +400,7 @@ def test_the_flash_path_matches_paragraphs_alone_on_a_gpu(tokenizer, tokenized):
     if not flash_attn_installed():
         pytest.skip("flash-attn is not installed")
     rows = PackingChunker(max_length=96).group(tokenized)
-    features = _premasked_rows(tokenizer, rows, seed=2)
+    features = premasked_rows(rows, tokenizer.mask_token_id, seed=2)
     model = _model(tokenizer, "sdpa").to("cuda", torch.bfloat16)
     model.set_attn_implementation("flash_attention_2")  # on the GPU, in bf16: what flash-attn needs
     attention = DocumentAttention.from_config(model.config)

@@ -181,6 +181,66 @@ def packed_and_alone_logits(model: Any, collate: Any, features: list[dict[str, A
     return packed, alone
 
 
+def packing_tokenizer() -> Any:
+    """The packing tests' tokenizer: a 600-token BPE over random paragraphs, ids [UNK] 0,
+    [CLS] 1, [SEP] 2, [PAD] 3, [MASK] 4."""
+    from sec_cybert.core.encoders import train_bpe_tokenizer
+
+    return train_bpe_tokenizer(random_paragraphs(60, seed=1, low=4, high=40), vocab_size=600, model_max_length=512)
+
+
+def premasked_rows(rows: Iterable[dict[str, Any]], mask_token_id: int, seed: int) -> list[dict[str, Any]]:
+    """Packed rows with ~30 % of their tokens turned into the mask token and a label on every
+    non-special token (``word_ids`` >= 0): every such position's loss can be compared."""
+    import torch
+
+    from sec_cybert.datapath.masking import IGNORE_INDEX
+
+    rng = torch.Generator().manual_seed(seed)
+    features = []
+    for row in rows:
+        ids, words = torch.tensor(row["input_ids"]), torch.tensor(row["word_ids"])
+        corrupt = (torch.rand(ids.shape, generator=rng) < 0.3) & (words >= 0)
+        features.append(
+            {
+                "input_ids": ids.masked_fill(corrupt, mask_token_id).tolist(),
+                "labels": torch.where(words >= 0, ids, torch.full_like(ids, IGNORE_INDEX)).tolist(),
+                "position_ids": row["position_ids"],
+            }
+        )
+    return features
+
+
+def token_losses(logits: Any, labels: Any) -> Any:
+    """Each position's cross-entropy (ignored labels give 0), in float32."""
+    import torch
+
+    return torch.nn.functional.cross_entropy(logits.float(), labels, reduction="none")
+
+
+def each_document_alone(model: Any, features: list[dict[str, Any]], logits_of: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """What packed ``features`` must compute: each of their documents run alone through
+    ``logits_of(ids)`` (its logits, one row), then the target tokens' losses and logits, in the
+    rows' order, and ``model``'s gradients of the summed losses (zeroed first)."""
+    import torch
+
+    from sec_cybert.datapath.masking import IGNORE_INDEX
+
+    losses, logits = [], []
+    model.zero_grad()
+    for feature in features:
+        for start, end in document_spans(feature["position_ids"]):
+            labels = torch.tensor(feature["labels"][start:end])
+            alone = logits_of(feature["input_ids"][start:end])
+            targets = labels != IGNORE_INDEX
+            loss = token_losses(alone, labels.clamp(min=0))[targets]
+            loss.sum().backward()
+            losses.append(loss.detach())
+            logits.append(alone.detach()[targets])
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return torch.cat(losses), torch.cat(logits), grads
+
+
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
