@@ -252,7 +252,8 @@ _converters: dict[tuple[Any, bool], cattrs.Converter] = {}
 
 def converter_for(registry: Registry, *, omit_defaults: bool = False) -> cattrs.Converter:
     """The converter that builds and writes back the components ``registry`` names. Kept per set
-    of registrations: a registry is collected afresh for each use, and its hooks are made once."""
+    of registrations, so the pipelines of one process that see the same plugins (each collects its
+    registry once) share one converter, its hooks made once."""
     # Encoder factories are closures made anew with each registry: the plugin that registered them names them.
     named = tuple((r.kind, r.name, r.plugin, r.factory if r.kind in NAMED_BY_KIND else None) for r in registry)
     key = (named, omit_defaults)

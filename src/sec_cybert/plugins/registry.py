@@ -267,7 +267,7 @@ def describe_component(
     ``registry``: the one already collected (a pipeline's), else ``pm``'s is collected."""
     name = type(component).__name__
     try:
-        registration = (registry or get_registry(pm)).of_class(type(component))
+        registration = (registry if registry is not None else get_registry(pm)).of_class(type(component))
     except PluginError:
         return name  # the plugins cannot be read now; the class name still helps
     if registration is None:
